@@ -1,0 +1,96 @@
+"""Run profiles: how much compute a book build or search spends.
+
+* ``quick``: CI, the whole book in minutes (tiny budgets, one seed, Cora only,
+  a small GAT);
+* ``default``: the book on a 2-core CPU (Cora, CiteSeer, Amazon-Computers,
+  three seeds; GAT with PyG's example width, 8 heads x 8, because the paper's
+  8 x 256 takes minutes per run on a CPU);
+* ``paper``: the paper's budgets and Table I architectures on all five
+  datasets (GPU recommended).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from .data import canonical_name
+from .models import DEFAULT_GAT_HEADS, MODELS, PAPER_ARCHITECTURES
+
+DEFAULT_BIT_CHOICES = (1, 2, 3, 4, 5, 6, 7, 8, 16, 32)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Budgets of one profile (see the module docstring)."""
+
+    name: str
+    datasets: tuple[str, ...]
+    models: tuple[str, ...]
+    seeds: int
+    fp32_epochs: int
+    patience: int
+    finetune_epochs: int
+    search_budget: int
+    search_sample: int
+    search_iterations: int
+    granularity_samples: int
+    num_buckets: int
+    gat_hidden: int
+    gat_heads: int
+    bit_choices: tuple[int, ...] = DEFAULT_BIT_CHOICES
+
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds))
+
+    def architecture(self, model: str) -> dict[str, int]:
+        """Keyword arguments of :func:`sgquant.models.build_model` for ``model``."""
+        key = str(model).lower()
+        if key not in MODELS:
+            raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+        if key == "gat":
+            return {"hidden": self.gat_hidden, "heads": self.gat_heads}
+        hidden, layers = PAPER_ARCHITECTURES[key]
+        return {"hidden": hidden, "num_layers": layers}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    "quick": Profile(
+        name="quick", datasets=("Cora",), models=MODELS, seeds=1,
+        fp32_epochs=60, patience=30, finetune_epochs=3,
+        search_budget=8, search_sample=200, search_iterations=2,
+        granularity_samples=3, num_buckets=3, gat_hidden=8, gat_heads=2),
+    "default": Profile(
+        name="default", datasets=("Cora", "CiteSeer", "Amazon-Computers"), models=MODELS,
+        seeds=3, fp32_epochs=200, patience=100, finetune_epochs=10,
+        search_budget=40, search_sample=2000, search_iterations=4,
+        granularity_samples=8, num_buckets=3, gat_hidden=8, gat_heads=8),
+    "paper": Profile(
+        name="paper", datasets=("Cora", "CiteSeer", "PubMed", "Amazon-Computers", "Reddit"),
+        models=MODELS, seeds=5, fp32_epochs=200, patience=100, finetune_epochs=50,
+        search_budget=200, search_sample=10000, search_iterations=10,
+        granularity_samples=20, num_buckets=3,
+        gat_hidden=PAPER_ARCHITECTURES["gat"][0], gat_heads=DEFAULT_GAT_HEADS),
+}
+
+
+def get_profile(profile: "str | Profile", **overrides: Any) -> Profile:
+    """The named profile, optionally with some fields replaced."""
+    if isinstance(profile, Profile):
+        base = profile
+    else:
+        if profile not in PROFILES:
+            raise ValueError(
+                f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+        base = PROFILES[profile]
+    if not overrides:
+        return base
+    unknown = set(overrides) - set(base.to_dict())
+    if unknown:
+        raise ValueError(f"unknown profile field(s) {sorted(unknown)}; "
+                         f"fields are {', '.join(base.to_dict())}")
+    if "datasets" in overrides:
+        overrides["datasets"] = tuple(canonical_name(d) for d in overrides["datasets"])
+    return replace(base, **overrides)
