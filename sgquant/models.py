@@ -76,6 +76,7 @@ class QuantGNN(torch.nn.Module):
         self.buckets: Optional[DegreeBuckets] = None
         self.options = QuantOptions()
         self._bucket_index: list[Tensor] = []
+        self._input_cache: tuple = ()
 
     # ------------------------------------------------------------- structure
     @property
@@ -114,6 +115,7 @@ class QuantGNN(torch.nn.Module):
         self.assignment = assignment
         self.buckets = buckets
         self.options = options or QuantOptions()
+        self._input_cache = ()
         self._bucket_index = []
         if assignment is not None and assignment.num_buckets > 1:
             self._bucket_index = [
@@ -142,6 +144,37 @@ class QuantGNN(torch.nn.Module):
             if bits != FP32_BITS and idx.numel():
                 out = out.index_copy(0, idx, self._fq(h.index_select(0, idx), bits))
         return out
+
+    def quant_input(self, x: Tensor) -> tuple[Tensor, Optional[Tensor]]:
+        """The first layer's quantized input and the flat indices of its non-zeros.
+
+        The dataset's features do not change between epochs, so their quantized
+        copy is computed once per bit assignment and reused; when they are sparse
+        (most citation graphs' bag-of-words), dropout then touches only the
+        non-zeros (see :meth:`input_dropout`).
+        """
+        if x.requires_grad:
+            return self.quant_emb(x, 0), None
+        cache = self._input_cache
+        if cache and cache[0] is x and cache[1] == x._version:
+            return cache[2], cache[3]
+        xq = self.quant_emb(x, 0)
+        nonzero = xq.reshape(-1).nonzero().view(-1)
+        if nonzero.numel() > 0.5 * xq.numel():
+            nonzero = None
+        self._input_cache = (x, x._version, xq, nonzero)
+        return xq, nonzero
+
+    def input_dropout(self, x: Tensor, nonzero: Optional[Tensor], p: float) -> Tensor:
+        """Dropout of the first layer's input; with ``nonzero`` given only the
+        non-zero entries draw a mask (same distribution as ``F.dropout``, far
+        cheaper on sparse bag-of-words features)."""
+        if not self.training or p == 0.0 or nonzero is None:
+            return F.dropout(x, p, self.training)
+        flat = x.reshape(-1)
+        values = flat.index_select(0, nonzero)
+        keep = torch.empty_like(values).bernoulli_(1.0 - p).div_(1.0 - p)
+        return torch.zeros_like(flat).index_copy(0, nonzero, values * keep).view_as(x)
 
     def quant_att(self, alpha: Tensor, layer: int) -> Tensor:
         """Fake-quantize the edge coefficients of ``layer`` (0-based)."""
@@ -188,10 +221,12 @@ class GCN(QuantGNN):
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         self._check_graph(x, edge_index)
         ei, w = self.normalized_edges(edge_index, x.size(0))
-        h = x
+        h, nonzero = self.quant_input(x)
         for k, conv in enumerate(self.convs):
-            h = self.quant_emb(h, k)
-            h = F.dropout(h, self.dropout, self.training)
+            if k == 0:
+                h = self.input_dropout(h, nonzero, self.dropout)
+            else:
+                h = F.dropout(self.quant_emb(h, k), self.dropout, self.training)
             h = conv(h, ei, self.quant_att(w, k))
             if k < len(self.convs) - 1:
                 h = F.relu(h)
@@ -253,10 +288,12 @@ class GAT(QuantGNN):
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         self._check_graph(x, edge_index)
-        h = x
+        h, nonzero = self.quant_input(x)
         for k, conv in enumerate(self.convs):
-            h = self.quant_emb(h, k)
-            h = F.dropout(h, self.dropout, self.training)
+            if k == 0:
+                h = self.input_dropout(h, nonzero, self.dropout)
+            else:
+                h = F.dropout(self.quant_emb(h, k), self.dropout, self.training)
             conv.quantizer = partial(self.quant_att, layer=k)
             h = conv(h, edge_index)
             if k < len(self.convs) - 1:
@@ -311,9 +348,8 @@ class AGNN(QuantGNN):
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         self._check_graph(x, edge_index)
-        h = self.quant_emb(x, 0)
-        h = F.dropout(h, self.dropout, self.training)
-        h = F.relu(self.lin1(h))
+        h, nonzero = self.quant_input(x)
+        h = F.relu(self.lin1(self.input_dropout(h, nonzero, self.dropout)))
         for i, prop in enumerate(self.props):
             prop.quantizer = partial(self.quant_att, layer=i + 1)
             h = prop(self.quant_emb(h, i + 1), edge_index)
