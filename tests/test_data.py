@@ -451,3 +451,12 @@ def test_check_graph() -> None:
         b.check_graph(other, n)
     with pytest.raises(Exception):
         b.num_buckets = 4  # frozen
+
+
+def test_normalize_features_option(root: Path) -> None:
+    normed = load_dataset("Cora", root, normalize_features=True)
+    sums = normed.x.sum(dim=1)
+    assert torch.allclose(sums[sums > 0], torch.ones_like(sums[sums > 0]))
+    assert set(load_dataset("Cora", root).x.unique().tolist()) == {0.0, 1.0}
+    with pytest.raises(ValueError, match="normalize_features"):
+        load_dataset("Cora", root, normalize_features="yes")
