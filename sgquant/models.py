@@ -145,32 +145,38 @@ class QuantGNN(torch.nn.Module):
                 out = out.index_copy(0, idx, self._fq(h.index_select(0, idx), bits))
         return out
 
-    def quant_input(self, x: Tensor) -> tuple[Tensor, Optional[Tensor]]:
-        """The first layer's quantized input and the flat indices of its non-zeros.
+    def quant_input(self, x: Tensor) -> Tensor:
+        """The first layer's quantized input, cached.
 
         The dataset's features do not change between epochs, so their quantized
-        copy is computed once per bit assignment and reused; when they are sparse
-        (most citation graphs' bag-of-words), dropout then touches only the
-        non-zeros (see :meth:`input_dropout`).
+        copy is computed once per bit assignment and reused (the cache holds one
+        float32 copy of ``x``; :meth:`set_bits` clears it).
         """
         if x.requires_grad:
-            return self.quant_emb(x, 0), None
+            return self.quant_emb(x, 0)
         cache = self._input_cache
         if cache and cache[0] is x and cache[1] == x._version:
-            return cache[2], cache[3]
+            return cache[2]
         xq = self.quant_emb(x, 0)
-        nonzero = xq.reshape(-1).nonzero().view(-1)
-        if nonzero.numel() > 0.5 * xq.numel():
-            nonzero = None
-        self._input_cache = (x, x._version, xq, nonzero)
-        return xq, nonzero
+        self._input_cache = (x, x._version, xq, None)
+        return xq
 
-    def input_dropout(self, x: Tensor, nonzero: Optional[Tensor], p: float) -> Tensor:
-        """Dropout of the first layer's input; with ``nonzero`` given only the
-        non-zero entries draw a mask (same distribution as ``F.dropout``, far
-        cheaper on sparse bag-of-words features)."""
-        if not self.training or p == 0.0 or nonzero is None:
-            return F.dropout(x, p, self.training)
+    def input_dropout(self, x: Tensor, p: float) -> Tensor:
+        """Dropout of the first layer's input. When ``x`` is the cached input and
+        mostly zeros (citation graphs' bag-of-words), only its non-zero entries
+        draw a mask: the same distribution as ``F.dropout``, far cheaper."""
+        if not self.training or p == 0.0:
+            return x
+        cache = self._input_cache
+        if not cache or cache[2] is not x:
+            return F.dropout(x, p, True)
+        nonzero = cache[3]
+        if nonzero is None:
+            sparse = int(torch.count_nonzero(x)) <= 0.5 * x.numel()
+            nonzero = x.reshape(-1).nonzero().view(-1) if sparse else False
+            self._input_cache = (*cache[:3], nonzero)
+        if nonzero is False:
+            return F.dropout(x, p, True)
         flat = x.reshape(-1)
         values = flat.index_select(0, nonzero)
         keep = torch.empty_like(values).bernoulli_(1.0 - p).div_(1.0 - p)
@@ -221,10 +227,10 @@ class GCN(QuantGNN):
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         self._check_graph(x, edge_index)
         ei, w = self.normalized_edges(edge_index, x.size(0))
-        h, nonzero = self.quant_input(x)
+        h = self.quant_input(x)
         for k, conv in enumerate(self.convs):
             if k == 0:
-                h = self.input_dropout(h, nonzero, self.dropout)
+                h = self.input_dropout(h, self.dropout)
             else:
                 h = F.dropout(self.quant_emb(h, k), self.dropout, self.training)
             h = conv(h, ei, self.quant_att(w, k))
@@ -288,10 +294,10 @@ class GAT(QuantGNN):
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         self._check_graph(x, edge_index)
-        h, nonzero = self.quant_input(x)
+        h = self.quant_input(x)
         for k, conv in enumerate(self.convs):
             if k == 0:
-                h = self.input_dropout(h, nonzero, self.dropout)
+                h = self.input_dropout(h, self.dropout)
             else:
                 h = F.dropout(self.quant_emb(h, k), self.dropout, self.training)
             conv.quantizer = partial(self.quant_att, layer=k)
@@ -348,8 +354,8 @@ class AGNN(QuantGNN):
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         self._check_graph(x, edge_index)
-        h, nonzero = self.quant_input(x)
-        h = F.relu(self.lin1(self.input_dropout(h, nonzero, self.dropout)))
+        h = self.quant_input(x)
+        h = F.relu(self.lin1(self.input_dropout(h, self.dropout)))
         for i, prop in enumerate(self.props):
             prop.quantizer = partial(self.quant_att, layer=i + 1)
             h = prop(self.quant_emb(h, i + 1), edge_index)

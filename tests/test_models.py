@@ -140,25 +140,25 @@ def test_sparse_input_dropout_matches_dropout_semantics():
     torch.manual_seed(0)
     model = _small("gcn", in_dim=200).train()
     x = (torch.rand(500, 200) < 0.05).float()
-    xq, nonzero = model.quant_input(x)
-    assert nonzero is not None and nonzero.numel() == int(x.count_nonzero())
-    out = model.input_dropout(xq, nonzero, 0.5)
+    xq = model.quant_input(x)
+    out = model.input_dropout(xq, 0.5)
+    assert model._input_cache[3].numel() == int(x.count_nonzero())
     assert torch.all(out[x == 0] == 0)
     kept = out[x != 0]
     assert set(kept.unique().tolist()) <= {0.0, 2.0}
     assert 0.4 < (kept > 0).float().mean() < 0.6
     model.eval()
-    assert model.input_dropout(xq, nonzero, 0.5) is xq
+    assert model.input_dropout(xq, 0.5) is xq
 
 
 def test_input_cache_follows_in_place_changes():
     model = _small("gcn")
     model.set_bits(BitAssignment.uniform(2, 2))
     x = torch.rand(6, 5)
-    first, _ = model.quant_input(x)
-    assert model.quant_input(x)[0] is first
+    first = model.quant_input(x)
+    assert model.quant_input(x) is first
     x.mul_(3.0)
-    again, _ = model.quant_input(x)
+    again = model.quant_input(x)
     assert again is not first and again.max() > first.max()
     model.set_bits(BitAssignment.uniform(4, 2))
-    assert model.quant_input(x)[0] is not again
+    assert model.quant_input(x) is not again
