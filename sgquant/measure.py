@@ -112,12 +112,16 @@ def prepare(dataset: str, model: str, seed: int = 0, profile: "str | Profile" = 
 
 
 def measurement_key(setup: Setup, assignment: BitAssignment,
-                    options: Optional[QuantOptions] = None) -> dict:
+                    options: Optional[QuantOptions] = None,
+                    finetune_seed: Optional[int] = None) -> dict:
     opts = options or QuantOptions()
-    return {"kind": "measure", "fp32": setup.fp32_key(), "assignment": assignment.to_dict(),
-            "finetune_epochs": setup.profile.finetune_epochs,
-            "num_buckets": setup.buckets.num_buckets,
-            "rounding": opts.rounding, "clip_percentile": opts.clip_percentile}
+    key = {"kind": "measure", "fp32": setup.fp32_key(), "assignment": assignment.to_dict(),
+           "finetune_epochs": setup.profile.finetune_epochs,
+           "num_buckets": setup.buckets.num_buckets,
+           "rounding": opts.rounding, "clip_percentile": opts.clip_percentile}
+    if finetune_seed is not None and finetune_seed != setup.seed:
+        key["finetune_seed"] = finetune_seed
+    return key
 
 
 def memory_record(setup: Setup, assignment: BitAssignment) -> dict:
@@ -127,8 +131,13 @@ def memory_record(setup: Setup, assignment: BitAssignment) -> dict:
 
 def measure(setup: Setup, assignment: "BitAssignment | dict", *,
             options: Optional[QuantOptions] = None,
-            results: Optional[str] = None, use_cache: bool = True) -> dict:
+            results: Optional[str] = None, use_cache: bool = True,
+            finetune_seed: Optional[int] = None) -> dict:
     """Fine-tune ``assignment`` from the FP32 weights and score it (cached).
+
+    ``finetune_seed`` (default: the FP32 model's seed) seeds the fine-tuning
+    alone, so one configuration can be re-measured from the same FP32 weights
+    with other dropout draws (a confirmation of a borderline choice).
 
     Returns a flat record: ``val_acc`` (selects configurations), ``test_acc``
     (at the best-validation epoch), ``best_test_acc`` (the authors' protocol),
@@ -137,8 +146,12 @@ def measure(setup: Setup, assignment: "BitAssignment | dict", *,
     """
     assignment = as_assignment(assignment)
     assignment.check_shape(setup.num_layers, setup.buckets.num_buckets)
+    if finetune_seed is not None and (isinstance(finetune_seed, bool)
+                                      or not isinstance(finetune_seed, int) or finetune_seed < 0):
+        raise ValueError(f"finetune_seed must be a non-negative integer, got {finetune_seed!r}")
+    ft_seed = setup.seed if finetune_seed is None else finetune_seed
     cache = ResultCache(results)
-    key = measurement_key(setup, assignment, options)
+    key = measurement_key(setup, assignment, options, ft_seed)
     if use_cache:
         hit = cache.get("measure", key)
         if hit is not None:
@@ -149,9 +162,10 @@ def measure(setup: Setup, assignment: "BitAssignment | dict", *,
         result = finetune(model, setup.data, assignment, setup.fp32_state,
                           buckets=setup.buckets if assignment.num_buckets > 1 else None,
                           options=options, epochs=setup.profile.finetune_epochs,
-                          seed=setup.seed)
+                          seed=ft_seed)
     record = {
         "dataset": setup.dataset, "model": setup.model_name, "seed": setup.seed,
+        "finetune_seed": ft_seed,
         "assignment": assignment.to_dict(), "config_key": assignment.key(),
         **{f: getattr(result, f) for f in ("val_acc", "test_acc", "best_test_acc", "epoch")},
         "val_acc_before": result.history[0]["val"],
@@ -167,7 +181,8 @@ def measure(setup: Setup, assignment: "BitAssignment | dict", *,
 
 def measure_job(dataset: str, model: str, seed: int, profile: Profile, assignment: dict,
                 options: Optional[QuantOptions] = None, results: Optional[str] = None,
-                data_root: Optional[str] = None) -> dict:
+                data_root: Optional[str] = None, finetune_seed: Optional[int] = None) -> dict:
     """Picklable job for an executor: prepare (cached per process) and measure."""
     setup = prepare(dataset, model, seed, profile, results, data_root)
-    return measure(setup, assignment, options=options, results=results)
+    return measure(setup, assignment, options=options, results=results,
+                   finetune_seed=finetune_seed)
