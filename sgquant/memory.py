@@ -175,6 +175,65 @@ def feature_memory(layout: FeatureLayout, assignment: BitAssignment) -> MemoryRe
                         groups=groups, rows=rows)
 
 
+def batch_memory(layout: FeatureLayout, att_bits: "np.ndarray",
+                 emb_bits: "np.ndarray") -> dict:
+    """:func:`feature_memory` of ``n`` assignments at once (the same formula, vectorised).
+
+    ``att_bits`` is ``[n, L]`` (bits of each layer's ``att``), ``emb_bits`` ``[n, L, J]``
+    with ``J = 1`` (one group per layer) or the layout's number of buckets. Returns
+    arrays of length ``n``: ``bits_total, elements, bytes, fp32_bytes, groups,
+    average_bits, saving, paper_saving, memory_mb, fp32_memory_mb`` (equal to the
+    corresponding :class:`MemoryReport` fields).
+    """
+    import numpy as np
+
+    from .quantize import ALLOWED_BITS
+
+    att = np.asarray(att_bits)
+    emb = np.asarray(emb_bits)
+    L = layout.num_layers
+    if att.ndim != 2 or att.shape[1] != L:
+        raise ValueError(f"att_bits must have shape [n, {L}] (n assignments x layers), "
+                         f"got {att.shape}")
+    if emb.ndim != 3 or emb.shape[0] != att.shape[0] or emb.shape[1] != L:
+        raise ValueError(f"emb_bits must have shape [{att.shape[0]}, {L}, J] (assignments x "
+                         f"layers x degree buckets), got {emb.shape}")
+    J = emb.shape[2]
+    if J == 1:
+        sizes = np.array([layout.num_nodes], dtype=np.int64)
+    elif J == len(layout.bucket_sizes):
+        sizes = np.asarray(layout.bucket_sizes, dtype=np.int64)
+    else:
+        raise ValueError(f"emb_bits has {J} degree buckets but the layout was computed "
+                         f"with {len(layout.bucket_sizes)} (allowed: 1 or "
+                         f"{len(layout.bucket_sizes)})")
+    for name, bits in (("att_bits", att), ("emb_bits", emb)):
+        bad = ~np.isin(bits, ALLOWED_BITS)
+        if bad.any():
+            raise ValueError(f"{name} holds {int(bits[bad].flat[0])} bits; allowed: "
+                             f"{', '.join(map(str, ALLOWED_BITS))}")
+    att, emb = att.astype(np.int64), emb.astype(np.int64)
+    emb_count = sizes[None, :] * np.array([spec.in_dim for spec in layout.layers],
+                                          dtype=np.int64)[:, None]          # [L, J]
+    att_count = np.array([spec.num_edges * spec.heads for spec in layout.layers],
+                         dtype=np.int64)                                    # [L]
+    bits_total = (emb * emb_count).sum(axis=(1, 2)) + (att * att_count).sum(axis=1)
+    groups = (((emb != FP32_BITS) & (emb_count > 0)).sum(axis=(1, 2))
+              + ((att != FP32_BITS) & (att_count > 0)).sum(axis=1))
+    elements = int(emb_count.sum() + att_count.sum())
+    bits_total = bits_total.astype(np.float64)  # exact: integer sums below 2**53
+    nbytes = bits_total / 8 + GROUP_OVERHEAD_BYTES * groups
+    fp32_bytes = np.full(len(att), 4.0 * elements)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        average = bits_total / elements if elements else np.zeros(len(att))
+        saving = np.where(nbytes > 0, fp32_bytes / np.where(nbytes > 0, nbytes, 1), np.inf)
+        paper = np.where(average > 0, FP32_BITS / np.where(average > 0, average, 1), np.inf)
+    return {"bits_total": bits_total, "elements": np.full(len(att), elements, dtype=np.int64),
+            "bytes": nbytes, "fp32_bytes": fp32_bytes, "groups": groups.astype(np.int64),
+            "average_bits": average, "saving": saving, "paper_saving": paper,
+            "memory_mb": nbytes / MB, "fp32_memory_mb": fp32_bytes / MB}
+
+
 def model_memory(model: torch.nn.Module, edge_index: Tensor, num_nodes: int,
                  assignment: BitAssignment,
                  buckets: Optional[DegreeBuckets] = None) -> MemoryReport:

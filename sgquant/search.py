@@ -35,6 +35,16 @@ fine-tuned from the FP32 weights and scored on validation by
   optimistically with a small bagged ensemble. :data:`PAPER_STRATEGY` is the
   plain version, kept as an ablation.
 
+Confirmation (both searches, :func:`confirm_choice`): with 500 validation
+nodes, 0.5 points is 2.5 nodes, so the feasible configuration with the
+largest saving often passed by the luck of its one fine-tune (the winner's
+curse). After the budget is spent, the ``confirm_top`` feasible configurations
+with the largest savings are fine-tuned ``confirm_seeds`` more times from the
+same FP32 weights (other fine-tune seeds) and the chosen one is the largest
+saving whose *mean* validation accuracy stays within tolerance; its test
+accuracy is reported as the mean over these fine-tunes too. The extra
+fine-tunes are counted apart from the budget (``num_confirmations``).
+
 Measurements are independent jobs submitted to a :class:`concurrent.futures.Executor`
 (a "spawn" process pool by default, :class:`SerialExecutor` in-process); every
 record is cached, so rerunning an interrupted search measures nothing twice.
@@ -60,7 +70,7 @@ from tqdm import tqdm
 from .bits import BitAssignment, as_assignment
 from .cache import atomic_write_json, results_root
 from .measure import Setup, measure_job, memory_record, prepare
-from .memory import FeatureLayout, feature_memory
+from .memory import FeatureLayout, batch_memory, feature_memory
 from .models import MODELS, QuantOptions
 from .profiles import DEFAULT_BIT_CHOICES, PROFILES, Profile, get_profile
 from .quantize import ALLOWED_BITS, FP32_BITS, check_bits
@@ -88,6 +98,8 @@ __all__ = [
     "check_bit_choices",
     "check_tolerance",
     "check_strategy",
+    "confirm_choice",
+    "confirmation_seeds",
     "STRATEGY",
     "PAPER_STRATEGY",
     "add_cli",
@@ -310,27 +322,26 @@ def feature_frame(assignments: Sequence[BitAssignment], layout: FeatureLayout) -
 
 class FeatureCache:
     """:func:`config_features` of bit vectors of one space and layout, as a matrix
-    (columns :attr:`columns`), memoised per search."""
+    (columns :attr:`columns`), computed for a whole batch of vectors at once by
+    :func:`sgquant.memory.batch_memory` (the formula of ``feature_memory``)."""
 
     def __init__(self, space: SearchSpace, layout: FeatureLayout) -> None:
         self.space, self.layout = space, layout
         self.columns = list(space.fields) + list(FEATURE_EXTRAS)
-        self._memo: dict[bytes, np.ndarray] = {}
 
     def rows(self, vectors: np.ndarray) -> np.ndarray:
-        out = np.empty((len(vectors), len(self.columns)), dtype=np.float64)
-        nf = len(self.space.fields)
-        for i, v in enumerate(vectors):
-            key = v.tobytes()
-            row = self._memo.get(key)
-            if row is None:
-                report = feature_memory(self.layout, self.space.assignment(v))
-                row = np.concatenate([v.astype(np.float64),
-                                      [report.average_bits, report.mb, report.saving]])
-                self._memo[key] = row
-            out[i] = row
-        assert out.shape[1] == nf + len(FEATURE_EXTRAS)
+        _, att, emb, _, _ = _space_index(self.space)
+        v = np.asarray(vectors, dtype=np.int64).reshape(-1, len(self.space.fields))
+        mem = batch_memory(self.layout, v[:, att], v[:, np.asarray(emb, dtype=np.int64)])
+        out = np.empty((len(v), len(self.columns)), dtype=np.float64)
+        out[:, :v.shape[1]] = v
+        out[:, v.shape[1]:] = np.stack([mem["average_bits"], mem["memory_mb"],
+                                        mem["saving"]], axis=1)
         return out
+
+
+#: the name ``sgquant.experiments.autobit_latency`` uses
+_FeatureCache = FeatureCache
 
 
 # --------------------------------------------------------------- cost model
@@ -814,6 +825,17 @@ class SearchResult:
     chosen_best_test_acc: Optional[float]
     wall_seconds: float
     settings: dict = field(default_factory=dict)
+    #: the confirmation step (:func:`confirm_choice`): settings, one row per extra
+    #: fine-tune (``confirm_top = 0``: no confirmation, the chosen is the top feasible)
+    confirm_top: int = 0
+    confirm_seeds: int = 0
+    confirmations: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: means over the chosen configuration's 1 + ``confirm_seeds`` fine-tunes
+    #: (``None`` without confirmation: see the ``*_mean`` properties' fallback)
+    confirmed_val_acc: Optional[float] = None
+    confirmed_test_acc: Optional[float] = None
+    confirmed_best_test_acc: Optional[float] = None
+    confirm_seconds: float = 0.0
 
     @property
     def threshold(self) -> float:
@@ -848,8 +870,33 @@ class SearchResult:
         return self._chosen("average_bits")
 
     @property
+    def chosen_val_acc_mean(self) -> Optional[float]:
+        """Validation accuracy of the chosen configuration, mean over its fine-tunes
+        (the single search measurement when there was no confirmation)."""
+        return self.chosen_val_acc if self.confirmed_val_acc is None else self.confirmed_val_acc
+
+    @property
+    def chosen_test_acc_mean(self) -> Optional[float]:
+        """Test accuracy (at the best-validation epoch) of the chosen configuration,
+        mean over its 1 + ``confirm_seeds`` fine-tunes (``chosen_test_acc``, the
+        first fine-tune alone, when there was no confirmation)."""
+        return self.chosen_test_acc if self.confirmed_test_acc is None \
+            else self.confirmed_test_acc
+
+    @property
+    def chosen_best_test_acc_mean(self) -> Optional[float]:
+        return self.chosen_best_test_acc if self.confirmed_best_test_acc is None \
+            else self.confirmed_best_test_acc
+
+    @property
     def num_measured(self) -> int:
+        """Search measurements (the budget); confirmations are counted apart."""
         return int(len(self.records))
+
+    @property
+    def num_confirmations(self) -> int:
+        """Extra fine-tunes of the confirmation step (not part of the budget)."""
+        return int(len(self.confirmations))
 
     @property
     def num_failed(self) -> int:
@@ -875,8 +922,17 @@ class SearchResult:
                 "best_test_acc (authors' protocol)": self.chosen_best_test_acc,
                 "average_bits": self.chosen_average_bits, "saving": self.chosen_saving,
                 "paper_saving": self.chosen_paper_saving,
-                "memory_mb": self._chosen("memory_mb")},
+                "memory_mb": self._chosen("memory_mb"),
+                "finetunes": 1 + (0 if self.confirmed_val_acc is None else self.confirm_seeds),
+                "val_acc_mean": self.chosen_val_acc_mean,
+                "test_acc_mean": self.chosen_test_acc_mean,
+                "best_test_acc_mean (authors' protocol)": self.chosen_best_test_acc_mean},
             "num_measured": self.num_measured, "num_failed": self.num_failed,
+            "confirm_top": self.confirm_top, "confirm_seeds": self.confirm_seeds,
+            "num_confirmations": self.num_confirmations,
+            "confirm_seconds": self.confirm_seconds,
+            "confirmations": json.loads(self.confirmations.to_json(orient="records"))
+            if len(self.confirmations) else [],
             "records": json.loads(self.records.to_json(orient="records")),
             "best_so_far": self.best_so_far()["best_saving"].tolist(),
         }
@@ -890,8 +946,18 @@ class SearchResult:
             f"FP32: val {pct(self.fp32_val_acc)} / test {pct(self.fp32_test_acc)}; "
             f"tolerance {self.tolerance:g} points -> val >= {pct(self.threshold)}",
         ]
+        if self.confirm_top:
+            tried = (self.confirmations["config_key"].nunique()
+                     if len(self.confirmations) else 0)
+            lines.append(
+                f"confirmation: top {self.confirm_top} feasible re-fine-tuned with "
+                f"{self.confirm_seeds} more seed(s): {tried} configuration(s), "
+                f"{self.num_confirmations} extra fine-tunes ({self.confirm_seconds:.1f} s), "
+                "chosen = largest saving whose mean val is within tolerance")
         if self.chosen is None:
-            lines.append("no measured configuration is within tolerance: keep FP32 (saving 1x)")
+            lines.append("no measured configuration is within tolerance"
+                         + (" (and confirmed)" if self.confirm_top else "")
+                         + ": keep FP32 (saving 1x)")
         else:
             lines += [
                 f"chosen: {self.chosen}",
@@ -900,8 +966,16 @@ class SearchResult:
                 f"(paper's 32/avg bits: {self.chosen_paper_saving:.2f}x), "
                 f"memory {self._chosen('memory_mb'):.3f} MB",
                 f"  val {pct(self.chosen_val_acc)} / test {pct(self.chosen_test_acc)} "
-                f"(authors' best-test protocol: {pct(self.chosen_best_test_acc)})",
+                f"(authors' best-test protocol: {pct(self.chosen_best_test_acc)})"
+                + (" [first fine-tune]" if self.confirmed_val_acc is not None else ""),
             ]
+            if self.confirmed_val_acc is not None:
+                lines.append(
+                    f"  mean of {1 + self.confirm_seeds} fine-tunes: val "
+                    f"{pct(self.chosen_val_acc_mean)} / test {pct(self.chosen_test_acc_mean)} "
+                    f"(authors' protocol: {pct(self.chosen_best_test_acc_mean)}); "
+                    f"test vs FP32 {100 * (self.chosen_test_acc_mean - self.fp32_test_acc):+.2f}"
+                    " points")
         return "\n".join(lines)
 
     @classmethod
@@ -918,7 +992,24 @@ class SearchResult:
             chosen_test_acc=None if chosen is None else chosen["test_acc"],
             chosen_best_test_acc=None if chosen is None
             else chosen["best_test_acc (authors' protocol)"],
-            wall_seconds=payload["wall_seconds"], settings=payload.get("settings", {}))
+            wall_seconds=payload["wall_seconds"], settings=payload.get("settings", {}),
+            confirm_top=int(payload.get("confirm_top", 0)),
+            confirm_seeds=int(payload.get("confirm_seeds", 0)),
+            confirmations=pd.DataFrame(payload.get("confirmations") or []),
+            confirmed_val_acc=_confirmed(payload, chosen, "val_acc_mean"),
+            confirmed_test_acc=_confirmed(payload, chosen, "test_acc_mean"),
+            confirmed_best_test_acc=_confirmed(
+                payload, chosen, "best_test_acc_mean (authors' protocol)"),
+            confirm_seconds=float(payload.get("confirm_seconds", 0.0)))
+
+
+def _confirmed(payload: dict, chosen: Optional[dict], name: str) -> Optional[float]:
+    """A ``*_mean`` of a written result, ``None`` where it had no confirmation."""
+    if chosen is None or not payload.get("confirm_top") or chosen.get(name) is None:
+        return None
+    if int(chosen.get("finetunes", 1)) <= 1:
+        return None
+    return float(chosen[name])
 
 
 def curves(results: Iterable[SearchResult]) -> pd.DataFrame:
@@ -1001,6 +1092,41 @@ class _Run:
             self.executor.shutdown(wait=False, cancel_futures=True)
             self.executor = make_executor(self.workers)  # a fresh pool for the next round
 
+    def measure_finetunes(self, keys: Sequence[str], finetune_seeds: Sequence[int]
+                          ) -> list[dict]:
+        """Re-measure the configurations ``keys`` (already measured) once per
+        ``finetune_seeds`` (same FP32 weights, other fine-tuning seeds), through the
+        executor and the cache; one row per fine-tune, in (key, seed) order."""
+        setup = self.setup
+        by_key = {r["config_key"]: r for r in self.rows}
+        futures: dict[Future, dict] = {}
+        out: list[dict] = []
+        for key in keys:
+            a = as_assignment(by_key[key]["assignment"])
+            for fs in finetune_seeds:
+                row = {"config_key": key, "finetune_seed": int(fs), "status": "pending",
+                       "error": None, "val_acc": np.nan, "test_acc": np.nan,
+                       "best_test_acc": np.nan, "seconds": np.nan}
+                out.append(row)
+                try:
+                    fut = self.executor.submit(
+                        measure_job, setup.dataset, setup.model_name, setup.seed,
+                        setup.profile, a.to_dict(), self.options, self.results,
+                        self.data_root, finetune_seed=int(fs))
+                except Exception as exc:
+                    row.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+                    continue
+                futures[fut] = row
+        for fut in as_completed(futures):
+            row = futures[fut]
+            try:
+                rec = fut.result()
+                row.update(status="cached" if rec.get("cached") else "measured",
+                           **{k: float(rec[k]) for k in ("val_acc", "seconds", *_TEST_FIELDS)})
+            except Exception as exc:
+                row.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        return out
+
     def _fail(self, row: dict, exc: BaseException) -> None:
         row.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         self.bar.update(1)
@@ -1008,6 +1134,70 @@ class _Run:
     def accuracy(self) -> np.ndarray:
         return np.array([r["val_acc"] if r["status"] != "failed" else np.nan
                          for r in self.rows], dtype=np.float64)
+
+
+def confirmation_seeds(seed: int, confirm_seeds: int) -> list[int]:
+    """The fine-tune seeds of the confirmation of a search with ``seed``:
+    ``seed * 1000 + 1 + i`` for ``i < confirm_seeds`` (never ``seed`` itself,
+    the search measurements' fine-tune seed; disjoint across search seeds)."""
+    return [seed * 1000 + 1 + i for i in range(confirm_seeds)]
+
+
+def _check_confirm(confirm_top: Any, confirm_seeds: Any) -> tuple[int, int]:
+    top = _check_int(confirm_top, "confirm_top", low=0)
+    seeds = _check_int(confirm_seeds, "confirm_seeds", low=1)
+    if seeds > 999:
+        raise ValueError(f"confirm_seeds must be an integer in [1, 999], got {confirm_seeds!r}")
+    return top, seeds
+
+
+def confirm_choice(run: "_Run", records: pd.DataFrame, seed: int, confirm_top: int,
+                   confirm_seeds: int) -> tuple[Optional[pd.Series], pd.DataFrame, dict]:
+    r"""Step 6, against the winner's curse: the chosen configuration.
+
+    Without confirmation (``confirm_top = 0``) it is the feasible record with the
+    largest saving. Otherwise the ``confirm_top`` feasible records with the
+    largest savings are fine-tuned again with ``confirm_seeds`` more seeds
+    (:func:`confirmation_seeds`) and the chosen one is the largest saving whose
+    mean validation accuracy over its :math:`1 + ` ``confirm_seeds`` fine-tunes
+    is within tolerance (a failed fine-tune: not confirmed). If none is, the next
+    ``confirm_top`` feasible ones are tried (at most ``4 * confirm_top`` in all);
+    then ``None`` (keep FP32).
+
+    Returns (chosen record or ``None``, one row per extra fine-tune, the chosen's
+    mean val / test / best-test accuracies, empty without confirmation).
+    """
+    ok = records[records["feasible"]].sort_values(["saving", "val_acc", "order"],
+                                                  ascending=[False, False, True])
+    cols = ["rank", "config_key", "saving", "finetune_seed", "status", "error", "val_acc",
+            "test_acc", "best_test_acc", "seconds", "mean_val_acc", "confirmed"]
+    if not len(ok) or confirm_top == 0:
+        return (ok.iloc[0] if len(ok) else None), pd.DataFrame(columns=cols), {}
+    seeds = confirmation_seeds(seed, confirm_seeds)
+    limit = min(len(ok), 4 * confirm_top)
+    rows: list[dict] = []
+    for start in range(0, limit, confirm_top):
+        batch = ok.iloc[start:min(start + confirm_top, limit)]
+        extra = run.measure_finetunes(list(batch["config_key"]), seeds)
+        found = None
+        for rank, (_, top) in enumerate(batch.iterrows(), start=start + 1):
+            key = top["config_key"]
+            mine = [r for r in extra if r["config_key"] == key]
+            first = run.private[key]
+            vals = [float(top["val_acc"])] + [r["val_acc"] for r in mine]
+            good = all(r["status"] != "failed" for r in mine)
+            mean_val = float(np.mean(vals)) if good else np.nan
+            confirmed = bool(good and mean_val >= run.threshold - _EPS)
+            for r in mine:
+                rows.append({**r, "rank": rank, "saving": float(top["saving"]),
+                             "mean_val_acc": mean_val, "confirmed": confirmed})
+            if confirmed and found is None:
+                found = (top, {"val_acc": mean_val, **{
+                    f: float(np.mean([first[f]] + [r[f] for r in mine]))
+                    for f in _TEST_FIELDS}})
+        if found is not None:
+            return found[0], pd.DataFrame(rows, columns=cols), found[1]
+    return None, pd.DataFrame(rows, columns=cols), {}
 
 
 def _resolve_rounds(budget: int, n_mea: Optional[int], n_iter: Optional[int],
@@ -1045,8 +1235,10 @@ def _search(method: str, dataset: str, model: str, *, budget: Optional[int], tol
             data_root: Optional[str], options: Optional[QuantOptions], progress: bool,
             n_mea: Optional[int] = None, n_sample: Optional[int] = None,
             n_iter: Optional[int] = None, strategy: Optional[dict] = None,
-            xgb_params: Optional[dict] = None) -> SearchResult:
+            xgb_params: Optional[dict] = None, confirm_top: int = 3,
+            confirm_seeds: int = 2) -> SearchResult:
     _check_method(method)
+    confirm_top, confirm_seeds = _check_confirm(confirm_top, confirm_seeds)
     prof = get_profile(profile)
     tolerance = check_tolerance(tolerance)
     seed = _check_int(seed, "seed", low=0)
@@ -1112,25 +1304,30 @@ def _search(method: str, dataset: str, model: str, *, budget: Optional[int], tol
                                         seed=seed, fp32_accuracy=anchor, **step,
                                         **settings["xgb_params"])
                 run.measure_round(it, picks["vectors"], picks["sources"], picks["predicted"])
+        records = pd.DataFrame(run.rows)
+        confirm_start = time.perf_counter()
+        top, confirmations, means = confirm_choice(run, records, seed, confirm_top,
+                                                   confirm_seeds)
+        confirm_seconds = time.perf_counter() - confirm_start
     finally:
         bar.close()
         if owns:
             run.executor.shutdown(wait=True, cancel_futures=True)
-    records = pd.DataFrame(run.rows)
     chosen, test, best_test = None, None, None
-    ok = records[records["feasible"]]
-    if len(ok):
-        top = ok.sort_values(["saving", "val_acc", "order"],
-                             ascending=[False, False, True]).iloc[0]
+    if top is not None:
         chosen = as_assignment(top["assignment"])
         test = float(run.private[top["config_key"]]["test_acc"])
         best_test = float(run.private[top["config_key"]]["best_test_acc"])
+    settings.update(confirm_top=confirm_top, confirm_seeds=confirm_seeds)
     return SearchResult(
         method=method, dataset=setup.dataset, model=setup.model_name, seed=seed,
         profile=prof.name, tolerance=tolerance, budget=budget, bit_choices=choices,
         fp32_val_acc=float(setup.fp32["val_acc"]), fp32_test_acc=float(setup.fp32["test_acc"]),
         records=records, chosen=chosen, chosen_test_acc=test, chosen_best_test_acc=best_test,
-        wall_seconds=time.perf_counter() - start, settings=settings)
+        wall_seconds=time.perf_counter() - start, settings=settings,
+        confirm_top=confirm_top, confirm_seeds=confirm_seeds, confirmations=confirmations,
+        confirmed_val_acc=means.get("val_acc"), confirmed_test_acc=means.get("test_acc"),
+        confirmed_best_test_acc=means.get("best_test_acc"), confirm_seconds=confirm_seconds)
 
 
 def random_search(dataset: str, model: str, *, budget: Optional[int] = None,
@@ -1139,7 +1336,8 @@ def random_search(dataset: str, model: str, *, budget: Optional[int] = None,
                   executor: Optional[Executor] = None, workers: Optional[int] = None,
                   results: Optional[str] = None, data_root: Optional[str] = None,
                   options: Optional[QuantOptions] = None,
-                  progress: bool = True) -> SearchResult:
+                  progress: bool = True, confirm_top: int = 3,
+                  confirm_seeds: int = 2) -> SearchResult:
     """Measure ``budget`` (default: the profile's) uniformly random configurations
     and choose the largest saving within ``tolerance`` points of FP32 validation
     accuracy.
@@ -1147,11 +1345,17 @@ def random_search(dataset: str, model: str, *, budget: Optional[int] = None,
     ``seed`` selects the FP32 model (``measure.prepare``) and the sampler's
     stream; ``executor`` (default: a process pool of ``workers`` processes,
     ``workers=0``: in-process) runs the measurements.
+
+    Confirmation (:func:`confirm_choice`): the ``confirm_top`` feasible
+    configurations with the largest savings are fine-tuned ``confirm_seeds``
+    more times and the chosen one is the largest saving whose mean validation
+    accuracy stays within tolerance (``confirm_top=0``: the top feasible one).
+    These extra fine-tunes are not part of the ``budget``.
     """
     return _search("random", dataset, model, budget=budget, tolerance=tolerance, seed=seed,
                    profile=profile, bit_choices=bit_choices, executor=executor,
                    workers=workers, results=results, data_root=data_root, options=options,
-                   progress=progress)
+                   progress=progress, confirm_top=confirm_top, confirm_seeds=confirm_seeds)
 
 
 def cost_model_search(dataset: str, model: str, *, budget: Optional[int] = None,
@@ -1164,7 +1368,8 @@ def cost_model_search(dataset: str, model: str, *, budget: Optional[int] = None,
                       results: Optional[str] = None, data_root: Optional[str] = None,
                       options: Optional[QuantOptions] = None, progress: bool = True,
                       strategy: Optional[dict] = None,
-                      xgb_params: Optional[dict] = None) -> SearchResult:
+                      xgb_params: Optional[dict] = None, confirm_top: int = 3,
+                      confirm_seeds: int = 2) -> SearchResult:
     """The paper's cost-model search (steps 1-5, see the module docstring).
 
     The ``budget`` is split into a random first round and ``n_iter`` (default:
@@ -1174,14 +1379,15 @@ def cost_model_search(dataset: str, model: str, *, budget: Optional[int] = None,
     profile's ``search_sample``) fresh candidates. ``strategy`` overrides
     :data:`STRATEGY` (how candidates are generated and picked, see
     :func:`cost_model_step`; :data:`PAPER_STRATEGY` is the paper's plain
-    version), ``xgb_params`` the regressor's settings. Other arguments as
-    :func:`random_search`.
+    version), ``xgb_params`` the regressor's settings. Other arguments (and the
+    confirmation step, the same for both searches) as :func:`random_search`.
     """
     return _search("cost-model", dataset, model, budget=budget, tolerance=tolerance, seed=seed,
                    profile=profile, bit_choices=bit_choices, executor=executor,
                    workers=workers, results=results, data_root=data_root, options=options,
                    progress=progress, n_mea=n_mea, n_sample=n_sample, n_iter=n_iter,
-                   strategy=strategy, xgb_params=xgb_params)
+                   strategy=strategy, xgb_params=xgb_params, confirm_top=confirm_top,
+                   confirm_seeds=confirm_seeds)
 
 
 def search(dataset: str, model: str, method: str = "cost-model", **kwargs: Any) -> SearchResult:
@@ -1201,7 +1407,9 @@ def _run_cli(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = dict(budget=args.budget, tolerance=args.tolerance, seed=args.seed,
                                   profile=args.profile, bit_choices=args.bits,
                                   workers=args.workers, results=args.results,
-                                  progress=not args.no_progress)
+                                  progress=not args.no_progress,
+                                  confirm_top=args.confirm_top,
+                                  confirm_seeds=args.confirm_seeds)
     if args.method == "cost-model":
         kwargs.update(n_mea=args.n_mea, n_sample=args.n_sample, n_iter=args.n_iter,
                       strategy=None if args.strategy in (None, "sgquant") else PAPER_STRATEGY)
@@ -1246,6 +1454,12 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--strategy", default=None, choices=("sgquant", "paper"),
                    help="cost model: sgquant's candidate generation and picking (default) "
                         "or the paper's plain one (uniform candidates, one model)")
+    p.add_argument("--confirm-top", type=int, default=3,
+                   help="re-fine-tune the top N feasible configurations by saving and choose "
+                        "the largest saving whose mean val accuracy is within tolerance "
+                        "(default 3; 0: no confirmation, choose the top feasible one)")
+    p.add_argument("--confirm-seeds", type=int, default=2,
+                   help="extra fine-tune seeds per confirmed configuration (default 2)")
     p.add_argument("--workers", type=int, default=None,
                    help="measurement processes (default and maximum: the cores present; "
                         "0: in this process)")

@@ -222,19 +222,38 @@ def _check_result(result: SearchResult, budget: int) -> None:
     ok = recs[recs["status"] != "failed"]
     feasible = ok[ok["val_acc"] >= result.threshold - 1e-6]
     assert recs["feasible"].sum() == len(feasible)
-    if len(feasible):
-        assert result.chosen is not None
-        assert result.chosen_val_acc >= result.fp32_val_acc - result.tolerance / 100 - 1e-6
-        assert result.chosen_saving == feasible["saving"].max()
-        assert 0.0 <= result.chosen_test_acc <= 1.0
-    else:
-        assert result.chosen is None
+    conf = result.confirmations
+    if result.confirm_top == 0:
+        assert result.num_confirmations == 0
+        if len(feasible):
+            assert result.chosen is not None
+            assert result.chosen_val_acc >= result.threshold - 1e-6
+            assert result.chosen_saving == feasible["saving"].max()
+            assert 0.0 <= result.chosen_test_acc <= 1.0
+            assert result.chosen_test_acc_mean == result.chosen_test_acc
+        else:
+            assert result.chosen is None
+    else:  # the chosen one is feasible, confirmed, and no larger saving was confirmed
+        assert result.num_confirmations == len(conf)
+        if result.chosen is not None:
+            assert result.chosen.key() in set(feasible["config_key"])
+            mine = conf[conf["config_key"] == result.chosen.key()]
+            assert len(mine) == result.confirm_seeds and mine["confirmed"].all()
+            assert result.chosen_val_acc_mean >= result.threshold - 1e-6
+            assert result.chosen_val_acc_mean == pytest.approx(
+                np.mean([result.chosen_val_acc, *mine["val_acc"]]))
+            assert 0.0 <= result.chosen_test_acc_mean <= 1.0
+            assert not conf[conf["saving"] > result.chosen_saving]["confirmed"].any()
+        else:
+            assert len(feasible) == 0 or not conf["confirmed"].any()
     curve = result.best_so_far()
     assert len(curve) == budget and curve["best_saving"].is_monotonic_increasing
-    assert curve["best_saving"].iloc[-1] == (result.chosen_saving or 1.0)
+    assert curve["best_saving"].iloc[-1] == (feasible["saving"].max() if len(feasible) else 1.0)
     payload = json.loads(json.dumps(result.to_dict(), allow_nan=False))
     again = SearchResult.from_dict(payload)
     assert again.chosen == result.chosen and again.threshold == result.threshold
+    assert again.num_confirmations == result.num_confirmations
+    assert again.chosen_test_acc_mean == result.chosen_test_acc_mean
     assert result.dataset in result.summary()
 
 
@@ -260,7 +279,8 @@ def test_cost_model_and_random_search_end_to_end(tmp_path):
 
 
 def test_tolerance_decides_the_chosen_configuration(tmp_path):
-    kw = dict(budget=4, seed=0, executor=SerialExecutor(), results=tmp_path, **QUICK)
+    kw = dict(budget=4, seed=0, executor=SerialExecutor(), results=tmp_path, confirm_top=0,
+              **QUICK)
     loose = random_search("Cora", "gcn", tolerance=100.0, **kw)
     assert loose.records["feasible"].all()
     assert loose.chosen_saving == loose.records["saving"].max()
@@ -302,7 +322,7 @@ class CrashingExecutor(SerialExecutor):
 def test_a_crashing_measurement_is_recorded_and_the_search_goes_on(tmp_path):
     pool = CrashingExecutor({2, 5})
     result = cost_model_search("Cora", "gcn", budget=6, n_iter=2, n_sample=100, seed=2,
-                               executor=pool, results=tmp_path, **QUICK)
+                               executor=pool, results=tmp_path, confirm_top=0, **QUICK)
     _check_result(result, 6)
     status = result.records["status"].tolist()
     assert status[1] == status[4] == "failed" and status.count("failed") == 2
@@ -318,7 +338,7 @@ def test_cost_model_beats_random_search_on_a_known_landscape():
     from sgquant.measure import prepare
 
     class Oracle(SerialExecutor):
-        def submit(self, fn, dataset, model, seed, profile, assignment, *rest) -> Future:
+        def submit(self, fn, dataset, model, seed, profile, assignment, *rest, **kw) -> Future:
             fp32 = prepare(dataset, model, seed, profile).fp32["val_acc"]
             a = BitAssignment.from_dict(assignment)
             hidden = [b for f, b in a.flat().items() if not f.startswith("emb_L1")]
@@ -334,6 +354,168 @@ def test_cost_model_beats_random_search_on_a_known_landscape():
                   random_search("Cora", "gcn", **kw)):
             best[r.method].append(r.chosen_saving or 1.0)
     assert np.mean(best["cost-model"]) > np.mean(best["random"]) + 5.0, best
+
+
+# ------------------------------------------------------------ confirmation
+class RiggedExecutor(SerialExecutor):
+    """Serial, but every confirmation fine-tune (a job with a ``finetune_seed``) of a
+    configuration in ``sink`` returns validation accuracy 0 (a lucky search measurement)."""
+
+    def __init__(self, sink: set[str]) -> None:
+        super().__init__()
+        self.sink, self.finetune_seeds = sink, []
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        seed = kwargs.get("finetune_seed")
+        if seed is None:
+            return super().submit(fn, *args, **kwargs)
+        self.finetune_seeds.append(seed)
+
+        def rigged(*a, **k):
+            rec = fn(*a, **k)
+            if rec["config_key"] in self.sink:
+                rec = {**rec, "val_acc": 0.0}
+            return rec
+        return super().submit(rigged, *args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def confirm_setup(tmp_path_factory):
+    """A quick Cora cost-model search without confirmation (its measurements cached in a
+    results folder shared by the confirmation tests) and its feasible keys by saving."""
+    tmp_path = tmp_path_factory.mktemp("confirm")
+    kw = dict(budget=8, n_iter=1, n_sample=100, seed=1, results=tmp_path, **QUICK)
+    plain = cost_model_search("Cora", "gcn", executor=SerialExecutor(), confirm_top=0, **kw)
+    order = plain.records[plain.records["feasible"]].sort_values(
+        ["saving", "val_acc", "order"], ascending=[False, False, True])["config_key"].tolist()
+    assert len(order) >= 4, "the quick Cora search should find four feasible configurations"
+    return kw, plain, order
+
+
+def test_confirmation_refinetunes_the_top_feasible_with_distinct_seeds(confirm_setup):
+    from sgquant.measure import measure, prepare
+    from sgquant.search import confirmation_seeds
+    kw, plain, _ = confirm_setup
+    tmp_path = kw["results"]
+    pool = RiggedExecutor(set())
+    result = cost_model_search("Cora", "gcn", executor=pool, confirm_top=2, confirm_seeds=2,
+                               **kw)
+    _check_result(result, 8)
+    assert set(result.records["status"]) == {"cached"}  # the budget was measured by `plain`
+    feasible = plain.records[plain.records["feasible"]].sort_values(
+        ["saving", "val_acc", "order"], ascending=[False, False, True])
+    assert len(feasible) >= 2, "the quick Cora search should find two feasible configurations"
+    conf = result.confirmations
+    seeds = confirmation_seeds(1, 2)
+    assert seeds == [1001, 1002] and 1 not in seeds
+    assert conf["config_key"].tolist() == [k for k in feasible["config_key"][:2] for _ in seeds]
+    assert conf["finetune_seed"].tolist() == seeds * 2 and sorted(pool.finetune_seeds) == \
+        sorted(seeds * 2)
+    assert set(conf["status"]) == {"measured"} and result.num_confirmations == 4
+    assert result.num_measured == 8  # confirmations are not part of the budget
+    # each confirmation is its own cached measurement, fine-tuned with its own seed
+    setup = prepare("Cora", "gcn", 1, "quick", str(tmp_path))
+    for _, row in conf.iterrows():
+        rec = measure(setup, as_assignment_of(result, row["config_key"]), results=str(tmp_path),
+                      finetune_seed=int(row["finetune_seed"]))
+        assert rec["cached"] and rec["finetune_seed"] == row["finetune_seed"]
+        assert rec["val_acc"] == pytest.approx(row["val_acc"])
+    # nothing rigged: the top feasible configuration is confirmed when its mean holds
+    top = conf[conf["config_key"] == feasible["config_key"].iloc[0]]
+    if top["mean_val_acc"].iloc[0] >= result.threshold - 1e-6:
+        assert result.chosen.key() == feasible["config_key"].iloc[0]
+    summary = result.summary()
+    assert "confirmation: top 2" in summary and "4 extra fine-tunes" in summary
+    assert plain.num_confirmations == 0 and "confirmation" not in plain.summary()
+
+
+def as_assignment_of(result: SearchResult, key: str):
+    from sgquant.bits import as_assignment
+    row = result.records[result.records["config_key"] == key].iloc[0]
+    return as_assignment(row["assignment"])
+
+
+def test_a_configuration_whose_mean_falls_below_tolerance_is_not_chosen(confirm_setup):
+    kw, plain, order = confirm_setup
+    # the largest saving passed by luck: its other fine-tunes fail, the next one is chosen
+    rigged = cost_model_search("Cora", "gcn", executor=RiggedExecutor({order[0]}),
+                               confirm_top=2, confirm_seeds=1, **kw)
+    _check_result(rigged, 8)
+    conf = rigged.confirmations
+    assert not conf[conf["config_key"] == order[0]]["confirmed"].any()
+    assert rigged.chosen is not None and rigged.chosen.key() != order[0]
+    assert rigged.chosen_saving < plain.chosen_saving
+    # none of the top 2 holds: the next 2 are tried (4 at most), then FP32
+    lucky = set(order)
+    everything = cost_model_search("Cora", "gcn", executor=RiggedExecutor(lucky),
+                                   confirm_top=2, confirm_seeds=1, **kw)
+    _check_result(everything, 8)
+    assert everything.chosen is None and everything.chosen_test_acc_mean is None
+    assert everything.confirmations["config_key"].tolist() == order[:4]
+    assert "keep FP32" in everything.summary()
+    # one rigged configuration rejected, the next batch confirms
+    two = cost_model_search("Cora", "gcn", executor=RiggedExecutor(set(order[:1])),
+                            confirm_top=1, confirm_seeds=1, **kw)
+    assert two.confirmations["config_key"].tolist() == order[:2]
+    assert two.chosen is None or two.chosen.key() == order[1]
+
+
+def test_rerun_reuses_cached_confirmations(confirm_setup):
+    kw, _, _ = confirm_setup
+    kw = {**kw, "confirm_top": 2, "confirm_seeds": 3}  # seed 1003: new to this folder
+    first = cost_model_search("Cora", "gcn", executor=SerialExecutor(), **kw)
+    assert (first.confirmations["finetune_seed"] == 1003).any()
+    assert "measured" in set(first.confirmations["status"])
+    second = cost_model_search("Cora", "gcn", executor=SerialExecutor(), **kw)
+    assert set(second.records["status"]) == {"cached"}
+    assert set(second.confirmations["status"]) == {"cached"}
+    cols = ["config_key", "finetune_seed", "val_acc", "test_acc", "confirmed"]
+    pd.testing.assert_frame_equal(first.confirmations[cols], second.confirmations[cols])
+    assert first.chosen == second.chosen
+    assert first.chosen_test_acc_mean == second.chosen_test_acc_mean
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(confirm_top=-1), "confirm_top must be an integer >= 0"),
+    (dict(confirm_top=1.5), "confirm_top"),
+    (dict(confirm_seeds=0), "confirm_seeds must be an integer >= 1"),
+    (dict(confirm_seeds=1000), "confirm_seeds must be an integer in"),
+])
+def test_confirmation_settings_are_validated(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        random_search("Cora", "gcn", **{**QUICK, **kwargs})
+
+
+# ---------------------------------------------------------- batch memory
+@pytest.mark.parametrize("buckets", [1, 3])
+def test_batch_memory_equals_feature_memory(buckets):
+    from sgquant.memory import batch_memory
+    layouts = [CORA_LAYOUT,  # and one with an empty bucket and a layer without att
+               FeatureLayout((5, 0, 7), (LayerLayout(4, 0, 0), LayerLayout(8, 20, 2)), 10)]
+    rng = np.random.default_rng(buckets)
+    choices = np.array([1, 2, 3, 4, 8, 16, 32])
+    for layout in layouts:
+        L, n = layout.num_layers, 200
+        att = choices[rng.integers(0, len(choices), (n, L))]
+        emb = choices[rng.integers(0, len(choices), (n, L, buckets))]
+        att[0], emb[0] = 32, 32  # FP32: no group overhead
+        got = batch_memory(layout, att, emb)
+        for i in range(n):
+            rep = feature_memory(layout, BitAssignment.full(att[i].tolist(), emb[i].tolist()))
+            assert got["bits_total"][i] == rep.bits_total
+            assert got["groups"][i] == rep.groups and got["elements"][i] == rep.elements
+            for name, value in (("bytes", rep.bytes), ("fp32_bytes", rep.fp32_bytes),
+                                ("average_bits", rep.average_bits), ("saving", rep.saving),
+                                ("paper_saving", rep.paper_saving), ("memory_mb", rep.mb),
+                                ("fp32_memory_mb", rep.fp32_mb)):
+                assert got[name][i] == value, (name, i)
+        assert got["saving"][0] == 1.0 and got["groups"][0] == 0
+    with pytest.raises(ValueError, match="emb_bits has 2 degree buckets"):
+        batch_memory(CORA_LAYOUT, np.full((1, 2), 8), np.full((1, 2, 2), 8))
+    with pytest.raises(ValueError, match=r"att_bits must have shape \[n, 2\]"):
+        batch_memory(CORA_LAYOUT, np.full((1, 3), 8), np.full((1, 2, 1), 8))
+    with pytest.raises(ValueError, match="holds 33 bits"):
+        batch_memory(CORA_LAYOUT, np.full((1, 2), 8), np.full((1, 2, 1), 33))
 
 
 # --------------------------------------------------------------- validation
@@ -388,10 +570,13 @@ def test_cli_writes_json_and_exits_0(tmp_path, capsys):
     out = tmp_path / "result.json"
     code = main(["search", "--dataset", "Cora", "--model", "gcn", "--method", "random",
                  "--budget", "3", "--profile", "quick", "--workers", "0", "--no-progress",
-                 "--results", str(tmp_path / "cache"), "--output", str(out)])
+                 "--results", str(tmp_path / "cache"), "--output", str(out),
+                 "--confirm-top", "1", "--confirm-seeds", "1"])
     assert code == 0
     payload = json.loads(out.read_text())
     assert payload["method"] == "random" and payload["num_measured"] == 3
+    assert payload["confirm_top"] == 1 and payload["confirm_seeds"] == 1
+    assert payload["num_confirmations"] == len(payload["confirmations"]) <= 2
     assert len(payload["records"]) == 3 and payload["fp32"]["val_acc"] > 0.5
     printed = capsys.readouterr().out
     assert "FP32: val" in printed and str(out) in printed
@@ -403,6 +588,8 @@ def test_cli_writes_json_and_exits_0(tmp_path, capsys):
     (["--bits", "0", "4"], "bit choice 0"),
     (["--method", "random", "--n-mea", "2"], "--n-mea applies to --method cost-model"),
     (["--workers", "-2"], "workers"),
+    (["--confirm-top", "-1"], "confirm_top"),
+    (["--confirm-seeds", "0"], "confirm_seeds"),
     (["--method", "random", "--strategy", "paper"], "--strategy applies to --method cost-model"),
 ])
 def test_cli_bad_values_exit_2(argv, message, tmp_path, capsys):
