@@ -61,7 +61,8 @@ class BookResult:
         lines = [f"profile {self.profile}:"]
         lines += [f"  {name:24s} {sec:8.1f} s" for name, sec in self.chapters.items()]
         if self.html is not None:
-            lines.append(f"  {'HTML build':24s} {self.build_seconds:8.1f} s -> {self.html / 'index.html'}")
+            lines.append(f"  {'HTML build':24s} {self.build_seconds:8.1f} s -> "
+                         f"{self.html / 'index.html'}")
         total = sum(self.chapters.values()) + self.build_seconds
         lines.append(f"  {'total':24s} {total:8.1f} s")
         return "\n".join(lines)
@@ -400,7 +401,8 @@ def write_build_info(source: Path, result: BookResult, timings_file: Optional[Pa
         _md_table(["chapter", "profile", "seconds"],
                   [[k, v["profile"], f"{v['seconds']:.1f}"] for k, v in sorted(times.items())]),
         "", "**Software**:", "",
-        _md_table(["package", "version"], sorted(_versions().items(), key=lambda kv: kv[0] != "python")),
+        _md_table(["package", "version"],
+                  sorted(_versions().items(), key=lambda kv: kv[0] != "python")),
         "", "**Hardware**:", "",
         _md_table(["", ""], list(_hardware().items())),
         "", "**Profiles** (`sgquant.profiles`):", "",
@@ -544,7 +546,8 @@ def add_cli(subparsers: Any) -> None:
     r.add_argument("-p", "--parameter", dest="parameters", nargs=2, action="append",
                    metavar=("NAME", "VALUE"), help="set a parameter of the notebook")
     r.add_argument("-o", "--output", default=None, help="executed notebook (default: in --out-dir)")
-    r.add_argument("--out-dir", default="runs", help="folder for executed notebooks (default runs/)")
+    r.add_argument("--out-dir", default="runs",
+                   help="folder for executed notebooks (default runs/)")
     r.add_argument("--cell-timeout", type=int, default=DEFAULT_CELL_TIMEOUT,
                    help=f"seconds one notebook cell may run (default {DEFAULT_CELL_TIMEOUT})")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")

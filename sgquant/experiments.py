@@ -34,7 +34,7 @@ import pandas as pd
 
 from .bits import BitAssignment, as_assignment
 from .data import DATASETS, available_datasets, canonical_name, dataset_statistics, load_dataset
-from .measure import build_for, measure_job, prepare
+from .measure import measure_job, prepare
 from .memory import MB, FeatureLayout, LayerLayout, feature_layout, feature_memory
 from .models import DEFAULT_GAT_HEADS, MODELS, PAPER_ARCHITECTURES, build_model
 from .profiles import Profile, get_profile
@@ -42,12 +42,14 @@ from .quantize import FP32_BITS
 
 __all__ = [
     "GRANULARITIES", "PAPER_CLAIMS", "NOT_AVAILABLE", "NO_FILES", "NOT_IN_PROFILE", "PAPER_DIR",
-    "paper_table", "default_workers", "measurement_pool", "train_fp32_job", "resolve_datasets", "resolve_models", "resolve_seeds", "check_parameters",
+    "paper_table", "default_workers", "measurement_pool", "train_fp32_job",
+    "resolve_datasets", "resolve_models", "resolve_seeds", "check_parameters",
     "memory_breakdown", "architecture_table", "dataset_table",
     "overall_runs", "overall_table",
     "granularity_configs", "granularity_runs", "pareto_front", "granularity_comparison",
     "sensitivity_configs", "sensitivity_runs", "sensitivity_claims",
-    "AUTOBIT_METHODS", "autobit_runs", "autobit_curves", "autobit_summary", "autobit_latency", "measurement_seconds",
+    "AUTOBIT_METHODS", "autobit_runs", "autobit_curves", "autobit_summary", "autobit_latency",
+    "measurement_seconds",
     "rematching_tables", "rounding_summary", "run_info", "mean_std",
     "reading_memory", "reading_setup", "reading_overall", "reading_granularity",
     "reading_autobit", "reading_rematching",
@@ -100,7 +102,8 @@ def resolve_datasets(dataset: "str | Sequence[str] | None", profile: "str | Prof
 
 
 def resolve_models(model: "str | Sequence[str] | None", profile: "str | Profile") -> list[str]:
-    """``"all"`` / ``None``: the profile's models; else the named ones (``gcn``, ``agnn``, ``gat``)."""
+    """``"all"`` / ``None``: the profile's models; else the named ones
+    (``gcn``, ``agnn``, ``gat``)."""
     prof = get_profile(profile)
     if model is None or (isinstance(model, str) and model.strip().lower() == "all"):
         return list(prof.models)
@@ -121,7 +124,8 @@ def resolve_seeds(seeds: "int | Sequence[int] | None", profile: "str | Profile")
         return prof.seed_list()
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
         if seeds < 1:
-            raise ValueError(f"seeds must be >= 1 (number of seeds) or a list of seeds, got {seeds!r}")
+            raise ValueError(f"seeds must be >= 1 (number of seeds) or a list of seeds, "
+                             f"got {seeds!r}")
         return list(range(int(seeds)))
     if isinstance(seeds, str) or not isinstance(seeds, Iterable):
         raise ValueError(f"seeds must be a number of seeds, a list of seeds or None, got {seeds!r}")
@@ -218,8 +222,9 @@ def _paper_sizes() -> dict[str, dict]:
 def _layout_from_sizes(model: Any, nodes: int, edges: int) -> FeatureLayout:
     """Layout of ``model`` on a graph known only by its size (self-loops added
     to ``edges`` for layers that add them; the paper's edge counts have none)."""
-    layers = tuple(LayerLayout(s.in_dim, (edges + nodes if s.self_loops else edges) if s.heads else 0,
-                               s.heads) for s in model.layer_specs)
+    layers = tuple(
+        LayerLayout(s.in_dim, (edges + nodes if s.self_loops else edges) if s.heads else 0,
+                    s.heads) for s in model.layer_specs)
     return FeatureLayout((nodes,), layers, sum(p.numel() for p in model.parameters()))
 
 
@@ -322,8 +327,9 @@ def dataset_table(datasets: "str | Sequence[str] | None" = None,
     rows = []
     for name in names:
         p = paper[name]
-        row: dict[str, Any] = {"dataset": name, "paper_nodes": p["nodes"], "paper_edges": p["edges"],
-                               "paper_features": p["features"], "paper_classes": p["classes"]}
+        row: dict[str, Any] = {"dataset": name, "paper_nodes": p["nodes"],
+                               "paper_edges": p["edges"], "paper_features": p["features"],
+                               "paper_classes": p["classes"]}
         if name in present:
             s = dataset_statistics(load_dataset(name, data_root))
             row.update(status="computed from data", nodes=s["nodes"], edges=s["edges"],
@@ -338,7 +344,8 @@ def dataset_table(datasets: "str | Sequence[str] | None" = None,
             row.update(status=NO_FILES)
         rows.append(row)
     cols = ["dataset", "status", "nodes", "paper_nodes", "nodes_diff", "edges", "paper_edges",
-            "edges_diff", "undirected_edges", "undirected_diff", "features", "paper_features", "features_diff",
+            "edges_diff", "undirected_edges", "undirected_diff", "features", "paper_features",
+            "features_diff",
             "classes", "paper_classes", "classes_diff", "train", "val", "test", "isolated_nodes"]
     df = pd.DataFrame(rows).reindex(columns=cols)
     for col in cols[2:]:
@@ -355,7 +362,8 @@ def reading_setup(arch: pd.DataFrame, stats: pd.DataFrame) -> str:
         parts.append(f"{', '.join(same)} use the paper's Table I architecture")
     for r in diff.itertuples():
         heads = f", {int(r.heads)} heads" if r.heads and not pd.isna(r.heads) else ""
-        pheads = f", {int(r.paper_heads)} heads" if r.paper_heads and not pd.isna(r.paper_heads) else ""
+        pheads = (f", {int(r.paper_heads)} heads"
+                  if r.paper_heads and not pd.isna(r.paper_heads) else "")
         parts.append(f"{_MODEL_LABELS[r.model]} uses hidden {r.hidden}{heads} against the "
                      f"paper's {r.paper_hidden}{pheads} (the `paper` profile uses the paper's)")
     text = "; ".join(parts) + ". "
@@ -451,7 +459,8 @@ def _overall_pairs(names: list[str], models: list[str], prof: Profile, seed_list
                 setup = prepare(name, m, rec["seed"], prof)
                 rows.append({
                     "dataset": name, "model": m, "seed": rec["seed"], "status": "run",
-                    "fp32_val": _pct(setup.fp32["val_acc"]), "fp32_test": _pct(setup.fp32["test_acc"]),
+                    "fp32_val": _pct(setup.fp32["val_acc"]),
+                    "fp32_test": _pct(setup.fp32["test_acc"]),
                     "fp32_best_test": _pct(setup.fp32["best_test_acc"]),
                     "val": _pct(rec["val_acc"]), "test": _pct(rec["test_acc"]),
                     "best_test": _pct(rec["best_test_acc"]),
@@ -522,7 +531,8 @@ def reading_overall(table: pd.DataFrame) -> str:
         f"and {(ran['fp32_best_test'] - ran['fp32_test']).mean():.2f} more for FP32. ")
     lost = ran[~ran["found"].astype(bool)]
     if len(lost):
-        text += (f"For {', '.join(f'{r.dataset}/{_MODEL_LABELS[r.model]}' for r in lost.itertuples())} "
+        names = ", ".join(f"{r.dataset}/{_MODEL_LABELS[r.model]}" for r in lost.itertuples())
+        text += (f"For {names} "
                  "no measured configuration stayed within tolerance, so FP32 is kept (saving 1x). ")
     text += (
         "Absolute megabytes differ from the paper's because the paper does not say what its "
@@ -646,13 +656,15 @@ def granularity_comparison(front: pd.DataFrame) -> pd.DataFrame:
     for u in uni.itertuples():
         row = {"budget": f"uniform {int(round(u.average_bits))}-bit", "budget_mb": u.memory_mb}
         for g in GRANULARITIES:
-            sub = front[(front["granularity"] == g) & (front["memory_mb"] <= u.memory_mb * (1 + 1e-9))]
+            fits = front["memory_mb"] <= u.memory_mb * (1 + 1e-9)
+            sub = front[(front["granularity"] == g) & fits]
             row[g] = sub["error"].min() if len(sub) else math.nan
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def sensitivity_configs(layout: FeatureLayout, bits: Sequence[int] = (1, 2, 3, 4, 8)) -> pd.DataFrame:
+def sensitivity_configs(layout: FeatureLayout,
+                        bits: Sequence[int] = (1, 2, 3, 4, 8)) -> pd.DataFrame:
     """One field group at ``b`` bits, everything else FP32: ``component`` att / emb
     (all layers and buckets), ``topology`` bucket j's embedding rows (all layers),
     ``layer`` every feature of layer k."""
@@ -872,7 +884,8 @@ def autobit_summary(results: Sequence) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     out = []
     for method, sub in df.groupby("method", sort=False):
-        row = {"method": method, "searches": len(sub), "measurements": int(sub["measurements"].max())}
+        row = {"method": method, "searches": len(sub),
+               "measurements": int(sub["measurements"].max())}
         for col in ("saving", "paper_saving", "val", "test", "fp32_test", "wall_seconds"):
             row[col], row[f"{col}_std"] = mean_std(sub[col])
         out.append(row)
@@ -1061,7 +1074,8 @@ def reading_rematching(tables: dict) -> str:
                             "saves, as the paper claims. ")
             else:
                 text.append(
-                    f"It needs less than FP32 only at chunk sizes {', '.join(map(str, below)) or 'none'}"
+                    f"It needs less than FP32 only at chunk sizes "
+                    f"{', '.join(map(str, below)) or 'none'}"
                     f" of {', '.join(str(int(c)) for c in pk['chunk_size'])}: the paper's claim "
                     "that rematching adds little memory holds only when few rows are restored "
                     "at a time. ")
@@ -1074,7 +1088,8 @@ def reading_rematching(tables: dict) -> str:
         for target in sub["target"].unique():
             t = sub[sub["target"] == target].set_index("option")["val"]
             best = t.idxmax()
-            parts.append(f"{target}: paper's floor, min/max {t.get('floor, min/max', math.nan):.1f}%, "
+            paper = t.get("floor, min/max", math.nan)
+            parts.append(f"{target}: paper's floor, min/max {paper:.1f}%, "
                          f"best {best} {t.max():.1f}%")
         text.append(f"At {low} bit(s), validation accuracy after fine-tuning is "
                     + "; ".join(parts) + ". ")

@@ -7,7 +7,7 @@ DataFrame into what a chapter shows (a Styler renders as an HTML table).
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -16,9 +16,10 @@ import seaborn as sns
 
 __all__ = [
     "setup_style", "table", "pm", "short_config", "format_overall", "format_claims",
-    "format_rounding", "format_architectures", "format_datasets", "GRANULARITY_ORDER", "GRANULARITY_LABELS",
+    "format_rounding", "format_architectures", "format_datasets", "GRANULARITY_ORDER",
+    "GRANULARITY_LABELS",
     "plot_memory_breakdown", "plot_overall_saving", "plot_granularity", "plot_sensitivity",
-    "plot_autobit", "plot_latency", "plot_bars", "plot_peak_memory", "plot_rounding",
+    "plot_autobit", "plot_latency", "plot_peak_memory", "plot_rounding",
 ]
 
 GRANULARITY_ORDER = ("uniform", "component", "topology", "layer", "full")
@@ -26,6 +27,8 @@ GRANULARITY_LABELS = {"uniform": "uniform", "component": "CWQ (component)",
                       "topology": "TAQ (topology)", "layer": "LWQ (layer)",
                       "full": "full (SGQuant)", "fp32": "FP32"}
 _MODEL_LABELS = {"gcn": "GCN", "agnn": "AGNN", "gat": "GAT"}
+#: Text cells that are numbers ("1,234", "+5", "12.3x", "80.1 ± 0.2", "—", "yes") align right.
+_NUMERIC_TEXT = r"^[-+]?[\d.,]+(x| ± [\d.]+)?$|^—$|^yes$|^no$|^[\d /]+$"
 
 
 def setup_style() -> None:
@@ -51,11 +54,7 @@ def table(df: pd.DataFrame, caption: Optional[str] = None, precision: int = 2,
     ``precision`` digits (or per-column ``formats``), missing values as "—", no
     index, a caption; ``highlight``: a boolean column whose true rows are shaded."""
     data = df if columns is None else df[list(columns)].rename(columns=dict(columns))
-    shade = None
-    if highlight is not None:
-        shade = df[highlight].astype(bool).to_numpy()
-        if columns is not None and highlight in columns:
-            pass
+    shade = None if highlight is None else df[highlight].astype(bool).to_numpy()
     fmt = {}
     for col in data.columns:
         if formats and col in formats:
@@ -65,7 +64,7 @@ def table(df: pd.DataFrame, caption: Optional[str] = None, precision: int = 2,
     styler = data.style.format(fmt, na_rep="—").hide(axis="index")
     text_cols = [c for c in data.columns
                  if (pd.api.types.is_string_dtype(data[c]) or data[c].dtype == object)
-                 and not data[c].astype(str).str.match(r"^[-+]?[\d.,]+(x| ± [\d.]+)?$|^—$|^yes$|^no$|^[\d /]+$").all()]
+                 and not data[c].astype(str).str.match(_NUMERIC_TEXT).all()]
     other = [c for c in data.columns if c not in text_cols]
     if text_cols:
         styler = styler.set_properties(subset=text_cols, **{"text-align": "left"})
@@ -134,7 +133,8 @@ def format_architectures(arch: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for r in arch.itertuples():
         rows.append({("", "model"): _MODEL_LABELS.get(r.model, r.model),
-                     ("paper", "hidden"): num(r.paper_hidden), ("paper", "layers"): num(r.paper_layers),
+                     ("paper", "hidden"): num(r.paper_hidden),
+                     ("paper", "layers"): num(r.paper_layers),
                      ("paper", "heads"): num(r.paper_heads),
                      ("ours", "hidden"): num(r.hidden), ("ours", "layers"): num(r.layers),
                      ("ours", "heads"): num(r.heads),
@@ -159,14 +159,18 @@ def format_datasets(stats: pd.DataFrame) -> pd.DataFrame:
         rows.append({("", "dataset"): r.dataset, ("", "sizes"): status,
                      ("nodes", "ours"): num(r.nodes), ("nodes", "paper"): num(r.paper_nodes),
                      ("nodes", "diff"): diff(r.nodes_diff),
-                     ("edges", "directed"): num(r.edges), ("edges", "undirected"): num(r.undirected_edges),
+                     ("edges", "directed"): num(r.edges),
+                     ("edges", "undirected"): num(r.undirected_edges),
                      ("edges", "paper"): num(r.paper_edges),
                      ("edges", "diff (dir.)"): diff(r.edges_diff),
                      ("edges", "diff (undir.)"): diff(r.undirected_diff),
-                     ("features", "ours"): num(r.features), ("features", "paper"): num(r.paper_features),
-                     ("classes", "ours"): num(r.classes), ("classes", "paper"): num(r.paper_classes),
+                     ("features", "ours"): num(r.features),
+                     ("features", "paper"): num(r.paper_features),
+                     ("classes", "ours"): num(r.classes),
+                     ("classes", "paper"): num(r.paper_classes),
                      ("nodes per split", "train / val / test"):
-                         "—" if pd.isna(r.train) else f"{int(r.train)} / {int(r.val)} / {int(r.test)}"})
+                         "—" if pd.isna(r.train)
+                         else f"{int(r.train)} / {int(r.val)} / {int(r.test)}"})
     df = pd.DataFrame(rows)
     if len(df):
         df.columns = pd.MultiIndex.from_tuples(df.columns)
@@ -214,20 +218,6 @@ def _finish(fig: plt.Figure) -> plt.Figure:
     fig.tight_layout()
     plt.close(fig)
     return fig
-
-
-def plot_bars(df: pd.DataFrame, x: str, y: str, hue: Optional[str] = None, log: bool = False,
-              ylabel: Optional[str] = None, title: Optional[str] = None) -> plt.Figure:
-    """A plain grouped bar chart."""
-    fig, ax = plt.subplots(figsize=(7.5, 3.8))
-    sns.barplot(data=df, x=x, y=y, hue=hue, ax=ax, errorbar=None)
-    if log:
-        ax.set_yscale("log")
-    ax.set_ylabel(ylabel or y)
-    ax.set_xlabel("")
-    if title:
-        ax.set_title(title)
-    return _finish(fig)
 
 
 def plot_memory_breakdown(df: pd.DataFrame) -> plt.Figure:

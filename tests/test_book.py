@@ -75,7 +75,8 @@ def test_kernel_runs_this_interpreter():
     from jupyter_client.kernelspec import KernelSpecManager
 
     argv = KernelSpecManager().get_kernel_spec(B.kernel_name()).argv
-    assert argv[0] in ("python", "python3") or Path(argv[0]).resolve() == Path(sys.executable).resolve()
+    assert argv[0] in ("python", "python3") or \
+        Path(argv[0]).resolve() == Path(sys.executable).resolve()
 
 
 def test_external_references(tmp_path):

@@ -74,7 +74,8 @@ def test_memory_breakdown_uses_data_or_paper_sizes(cora):
         expected = 4 * (n * 500 + (e + n) * 8 + n * 2048 + (e + n)) / MB
         row = df[df["dataset"] == "PubMed"].iloc[0]
         assert row.feature_mb == pytest.approx(expected)
-        weights = sum(p.numel() for p in build_model("gat", 500, 3, hidden=256, heads=8).parameters())
+        net = build_model("gat", 500, 3, hidden=256, heads=8)
+        weights = sum(p.numel() for p in net.parameters())
         assert row.weight_mb == pytest.approx(4 * weights / MB)
     # features dominate more on the larger graphs (the paper's Fig. 1 point)
     share = df.set_index("dataset")["feature_share"]
