@@ -127,6 +127,14 @@ def format_overall(t: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
                                                           "chosen configuration"])
 
 
+
+def _two_level(rows: list[dict]) -> pd.DataFrame:
+    """A display frame whose ``(group, column)`` keys become two-level headers."""
+    df = pd.DataFrame(rows)
+    if len(df):
+        df.columns = pd.MultiIndex.from_tuples(df.columns)
+    return df
+
 def format_architectures(arch: pd.DataFrame) -> pd.DataFrame:
     """Table I (``experiments.architecture_table``) for display, two-level headers."""
     num = lambda v: "—" if v is None or pd.isna(v) else f"{int(v)}"  # noqa: E731
@@ -141,10 +149,7 @@ def format_architectures(arch: pd.DataFrame) -> pd.DataFrame:
                      ("ours", "quantized tensors"): num(r.quantized_fields),
                      ("ours", "weights on Cora"): f"{int(r.weights_on_cora):,}",
                      ("", "same as paper"): "yes" if r.same_as_paper else "no"})
-    df = pd.DataFrame(rows)
-    if len(df):
-        df.columns = pd.MultiIndex.from_tuples(df.columns)
-    return df
+    return _two_level(rows)
 
 
 def format_datasets(stats: pd.DataFrame) -> pd.DataFrame:
@@ -171,10 +176,7 @@ def format_datasets(stats: pd.DataFrame) -> pd.DataFrame:
                      ("nodes per split", "train / val / test"):
                          "—" if pd.isna(r.train)
                          else f"{int(r.train)} / {int(r.val)} / {int(r.test)}"})
-    df = pd.DataFrame(rows)
-    if len(df):
-        df.columns = pd.MultiIndex.from_tuples(df.columns)
-    return df
+    return _two_level(rows)
 
 
 def format_claims(claims: pd.DataFrame) -> pd.DataFrame:
@@ -192,10 +194,7 @@ def format_claims(claims: pd.DataFrame) -> pd.DataFrame:
                      (more, "fewest bits within tolerance"): fmt(r.min_bits_more),
                      (more, f"drop at {r.lowest_bits} bit(s)"): f"{r.drop_at_lowest_more:.2f}",
                      ("", "holds here"): "yes" if r.holds else "no"})
-    df = pd.DataFrame(rows)
-    if len(df):
-        df.columns = pd.MultiIndex.from_tuples(df.columns)
-    return df
+    return _two_level(rows)
 
 
 def format_rounding(summary: pd.DataFrame) -> pd.DataFrame:
