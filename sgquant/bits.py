@@ -19,15 +19,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from .quantize import FP32_BITS, check_bits
-
-GRANULARITIES = ("uniform", "component", "topology", "layer", "full")
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
+from .bitwidth import FP32_BITS, check_bits
+from .checks import check_int
 
 
 @dataclass(frozen=True)
@@ -95,12 +88,24 @@ class BitAssignment:
                 f"BitAssignment has {self.num_buckets} degree buckets per layer but the "
                 f"graph's degree buckets have {num_buckets}")
 
+    def check_buckets(self, buckets: Any) -> None:
+        """Raise ``ValueError`` unless ``buckets`` (a graph's ``DegreeBuckets`` or ``None``)
+        fit: a topology-aware assignment needs buckets with as many buckets per layer."""
+        if self.num_buckets == 1:
+            return
+        if buckets is None:
+            raise ValueError(f"the assignment has {self.num_buckets} degree buckets per layer: "
+                             "pass the graph's DegreeBuckets (buckets=...)")
+        if buckets.num_buckets != self.num_buckets:
+            raise ValueError(f"the assignment has {self.num_buckets} degree buckets per layer "
+                             f"but the DegreeBuckets have {buckets.num_buckets}")
+
     # ---------------------------------------------------- named constructors
     @classmethod
     def uniform(cls, bits: int, num_layers: int, num_buckets: int = 1) -> "BitAssignment":
         """One bit width for every feature."""
-        _positive_int(num_layers, "num_layers")
-        _positive_int(num_buckets, "num_buckets")
+        check_int(num_layers, "num_layers", minimum=1)
+        check_int(num_buckets, "num_buckets", minimum=1)
         return cls((bits,) * num_layers, ((bits,) * num_buckets,) * num_layers)
 
     @classmethod
@@ -112,8 +117,8 @@ class BitAssignment:
     def component_wise(cls, att_bits: int, emb_bits: int, num_layers: int,
                        num_buckets: int = 1) -> "BitAssignment":
         """CWQ: attention values and embeddings get different bits."""
-        _positive_int(num_layers, "num_layers")
-        _positive_int(num_buckets, "num_buckets")
+        check_int(num_layers, "num_layers", minimum=1)
+        check_int(num_buckets, "num_buckets", minimum=1)
         return cls((att_bits,) * num_layers, ((emb_bits,) * num_buckets,) * num_layers)
 
     @classmethod
@@ -123,7 +128,7 @@ class BitAssignment:
         the lowest-degree bucket). Attention keeps ``att_bits``, by default the
         largest of ``bucket_bits`` (TAQ alone does not exploit the attention's
         tolerance)."""
-        _positive_int(num_layers, "num_layers")
+        check_int(num_layers, "num_layers", minimum=1)
         buckets = tuple(bucket_bits)
         if not buckets:
             raise ValueError("topology_aware needs at least one bucket width, got []")
@@ -133,7 +138,7 @@ class BitAssignment:
     @classmethod
     def layer_wise(cls, layer_bits: Sequence[int], num_buckets: int = 1) -> "BitAssignment":
         """LWQ: every feature of layer ``k`` gets ``layer_bits[k]``."""
-        _positive_int(num_buckets, "num_buckets")
+        check_int(num_buckets, "num_buckets", minimum=1)
         layers = tuple(layer_bits)
         return cls(layers, tuple((b,) * num_buckets for b in layers))
 
@@ -164,10 +169,14 @@ class BitAssignment:
 
     @classmethod
     def from_json(cls, text: str) -> "BitAssignment":
+        if not isinstance(text, (str, bytes)):
+            raise ValueError(f"a BitAssignment JSON text is needed, got {type(text).__name__}")
         try:
             payload = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"malformed BitAssignment JSON: {exc}") from exc
+        except RecursionError:
+            raise ValueError("malformed BitAssignment JSON: nested too deeply") from None
         return cls.from_dict(payload)
 
     def key(self) -> str:
@@ -192,11 +201,6 @@ class BitAssignment:
             raise ValueError(
                 f"cannot expand a {self.num_buckets}-bucket assignment to {num_buckets} buckets")
         return BitAssignment(self.att_bits, tuple(row * num_buckets for row in self.emb_bits))
-
-    def average_bits(self, layout: "FeatureLayout") -> float:  # noqa: F821
-        """Bits per quantized element of a model's features (see :mod:`sgquant.memory`)."""
-        from .memory import feature_memory
-        return feature_memory(layout, self).average_bits
 
     def __str__(self) -> str:
         layers = "; ".join(

@@ -299,9 +299,7 @@ def _prepare_mode(net: QuantGNN, data: Data, buckets: Optional[DegreeBuckets], m
         x, ei = data.x, data.edge_index
 
         def clear() -> None:
-            for cache in ("_norm_cache", "_input_cache"):
-                if hasattr(net, cache):
-                    setattr(net, cache, ())
+            net.reset_cache()
 
         def run() -> Tensor:
             # the model's caches (GCN's normalised edges, the quantized input) are made
@@ -511,9 +509,9 @@ def peak_memory_table(dataset: Any = "Cora", model: str = "gcn",
     df.insert(0, "dataset", case.dataset)
     df.insert(1, "model", str(model).lower())
     df.insert(2, "assignment", str(asg))
-    df["average_bits"] = asg.average_bits(
+    df["average_bits"] = feature_memory(
         feature_layout(case.model, case.data.edge_index, case.data.num_nodes,
-                       _buckets_for(case, asg)))
+                       _buckets_for(case, asg)), asg).average_bits
     df["isolated"] = isolate
     df["threads"] = threads
     df["trained"] = case.trained
@@ -548,25 +546,22 @@ def _target_assignment(target: str, bits: int, net: QuantGNN) -> BitAssignment:
 
 
 def _fp32_features(net: QuantGNN, data: Data) -> list[tuple[str, int, Tensor]]:
-    """The tensors the FP32 model passes through its quantization points."""
+    """The tensors the FP32 model passes through its quantization points (captured
+    with forward hooks on the points)."""
     captured: list[tuple[str, int, Tensor]] = []
     net.set_bits(None)
-    emb, att = net.quant_emb, net.quant_att
-
-    def grab_emb(h: Tensor, layer: int) -> Tensor:
-        captured.append(("emb", layer, h.detach()))
-        return emb(h, layer)
-
-    def grab_att(alpha: Tensor, layer: int) -> Tensor:
-        captured.append(("att", layer, alpha.detach()))
-        return att(alpha, layer)
-
-    net.quant_emb, net.quant_att = grab_emb, grab_att
+    handles = []
+    for name, point in net.quant_points.items():
+        component, layer = name.split("_L")
+        handles.append(point.register_forward_hook(
+            lambda mod, inp, out, c=component, k=int(layer) - 1:
+            captured.append((c, k, inp[0].detach()))))
     try:
         with torch.no_grad():
             net(data.x, data.edge_index)
     finally:
-        del net.quant_emb, net.quant_att
+        for h in handles:
+            h.remove()
     return captured
 
 

@@ -60,22 +60,68 @@ def test_quantization_points_are_applied(name, tiny_graph):
 
 
 def test_attention_is_quantized(tiny_graph):
-    """Only the att component at 1 bit: GAT's attention takes <= 2 values per head."""
+    """Only the att component at 1 bit: GAT's attention takes <= 2 values per head,
+    seen through forward hooks on the quantization points (no method patching)."""
     model = _small("gat")
     seen = []
-    original = model.quant_att
-
-    def spy(alpha, layer):
-        out = original(alpha, layer)
-        seen.append(out.detach())
-        return out
-
-    model.quant_att = spy
+    handles = [model.quant_points[name].register_forward_hook(
+        lambda mod, inp, out: seen.append((mod.name, out.detach())))
+        for name in ("att_L1", "att_L2")]
     model.set_bits(BitAssignment.full([1, 1], [[32], [32]]))
     model(tiny_graph.x, tiny_graph.edge_index)
-    assert len(seen) == 2
-    for alpha in seen:
-        assert alpha.unique().numel() <= 2
+    assert [name for name, _ in seen] == ["att_L1", "att_L2"]
+    for _, alpha in seen:
+        for head in alpha.T:
+            assert head.unique().numel() <= 2
+    for h in handles:
+        h.remove()
+    assert "bits=1" in repr(model.quant_points["att_L1"])
+
+
+def test_quant_points_are_modules_without_state(tiny_graph):
+    """Points are registered modules (hookable, listed by named_modules) that add
+    nothing to the state dict, so FP32 checkpoints keep their keys."""
+    for name in MODELS:
+        model = _small(name)
+        names = {n for n, _ in model.named_modules()}
+        assert any(n.startswith("quant_points.emb_L1") for n in names)
+        assert not any("quant_points" in k or "quantizer" in k for k in model.state_dict())
+    assert set(_small("agnn").quant_points) == {"emb_L1", "emb_L2", "att_L2", "emb_L3",
+                                               "att_L3", "emb_L4"}
+
+
+def test_reset_cache_is_public(tiny_graph):
+    model = _small("gcn")
+    model.set_bits(BitAssignment.uniform(2, 2))
+    x, ei = tiny_graph.x, tiny_graph.edge_index
+    model(x, ei)
+    assert model._input_cache and model._norm_cache
+    model.reset_cache()
+    assert not model._input_cache and not model._norm_cache
+    # the normalisation cache is keyed by the edge tensor itself, not its address
+    first = model.normalized_edges(ei, 6)
+    assert model.normalized_edges(ei, 6)[0] is first[0]
+    assert model.normalized_edges(ei.clone(), 6)[0] is not first[0]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_eval_products_use_row_blocks(name):
+    """In eval, every row's output comes from a ROW_BLOCK-row product at a fixed
+    position, so evaluating any row range aligned at a multiple of ROW_BLOCK gives
+    the same floats as the whole (the contract packed inference relies on)."""
+    from sgquant.models import ROW_BLOCK, row_blocks
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(37, 5)
+    x = torch.randn(3 * ROW_BLOCK + 7, 37)
+    whole = row_blocks(lin, x)
+    assert torch.equal(torch.cat([row_blocks(lin, x[:ROW_BLOCK]), row_blocks(lin, x[ROW_BLOCK:])]),
+                       whole)
+    torch.testing.assert_close(whole, lin(x))
+    model = _small(name, in_dim=37)
+    lin_module = model.lin1 if name == "agnn" else model.convs[0].lin
+    model.eval()
+    assert torch.equal(lin_module(x), row_blocks(lambda b: torch.nn.functional.linear(
+        b, lin_module.weight, getattr(lin_module, "bias", None)), x))
 
 
 def test_topology_aware_uses_bucket_ranges(tiny_graph):
@@ -107,6 +153,9 @@ def test_errors(tiny_graph):
         build_model("gcn", 0, 2)
     with pytest.raises(ValueError, match="heads"):
         build_model("gat", 5, 2, heads=0)
+    for bad in (2.0, -0.1, 1.0, float("nan"), True):
+        with pytest.raises(ValueError, match="dropout must be a finite number >= 0.0 and < 1.0"):
+            build_model("gcn", 5, 2, dropout=bad)
     model = _small("gcn")
     with pytest.raises(ValueError, match="3 layers but the model has 2"):
         model.set_bits(BitAssignment.uniform(4, 3))
