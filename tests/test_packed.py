@@ -352,3 +352,52 @@ def test_graph_with_self_loops(cora, name):
     layout = feature_layout(model, data.edge_index, data.num_nodes)
     measured = runner.run(data.x, data.edge_index).measured_bytes
     assert abs(measured - feature_memory(layout, assignment).bytes) < 16
+
+
+# ------------------------------------------------------ other CPUs' float kernels
+_EQUIVALENCE_SCRIPT = r"""
+import torch
+from sgquant.bits import BitAssignment
+from sgquant.data import degree_buckets, load_dataset
+from sgquant.models import build_model
+from sgquant.packed import packed_forward
+torch.set_num_threads(1)
+cora = load_dataset("Cora")
+buckets = degree_buckets(cora.edge_index, cora.num_nodes, 3)
+bad = []
+for name in ("gcn", "agnn", "gat"):
+    torch.manual_seed(0)
+    kw = {"hidden": 8, "heads": 2} if name == "gat" else {}
+    model = build_model(name, cora.num_features, 7, **kw).eval()
+    L = model.num_layers
+    for a in (BitAssignment.uniform(4, L),
+              BitAssignment.full([1] * L, [[1, 3, 32]] + [[8, 2, 5]] * (L - 1))):
+        bk = buckets if a.num_buckets > 1 else None
+        model.set_bits(a, bk)
+        with torch.no_grad():
+            ref = model(cora.x, cora.edge_index)
+        model.set_bits(None)
+        for chunk, edge_chunk in ((1, 4096), (37, 37), (100, 1000)):
+            out = packed_forward(model, cora, a, bk, chunk_size=chunk, edge_chunk_size=edge_chunk)
+            if not torch.equal(out, ref):
+                bad.append(f"{name} {a} chunk {chunk}: {int((out != ref).sum())} logits differ")
+print("\n".join(bad) or "identical")
+"""
+
+
+@pytest.mark.parametrize("setting", ["ATEN_CPU_CAPABILITY=default", "ATEN_CPU_CAPABILITY=avx2",
+                                     "MKL_CBWR=COMPATIBLE"])
+def test_packed_equals_fake_quant_under_other_kernels(cora, setting):
+    """Float kernels differ by CPU (a test that passed on one machine failed on a
+    newcomer's): rerun the bit-identity check in a fresh process under another kernel
+    set (torch's dispatch level; an unsupported level falls back to a lower one) and
+    under MKL's compatibility path, which emulates another BLAS code path."""
+    import os
+    import subprocess
+    import sys
+    key, value = setting.split("=")
+    env = {**os.environ, key: value, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", _EQUIVALENCE_SCRIPT], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "identical", proc.stdout
