@@ -6,10 +6,20 @@ Both report two accuracies so the book can show the two protocols side by side:
   accuracy;
 * ``best_test_acc`` (the authors' scripts): the best test accuracy over all
   epochs, i.e. selected on the test set.
+
+Fine-tuning can distil the FP32 model (:class:`Distillation`): the loss adds the
+Kullback-Leibler divergence between the temperature-softened class distributions of the
+FP32 teacher and the quantized student on every node,
+
+.. math::
+    \mathcal{L} = (1 - w)\, \mathrm{CE}(z_s[\text{train}], y) + w\, T^2\,
+    \mathrm{KL}\big(\mathrm{softmax}(z_t / T) \,\Vert\, \mathrm{softmax}(z_s / T)\big),
+
+(Hinton et al., 2015); the teacher saw only the training labels, so no other label leaks.
+Tensors stay on the device of the model's parameters: put ``data`` there too.
 """
 from __future__ import annotations
 
-import copy
 import random
 import time
 from dataclasses import dataclass, field
@@ -18,11 +28,14 @@ from typing import Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 from torch_geometric.data import Data
 
 from .bits import BitAssignment
+from .checks import check_int, check_number, check_optional_int
 from .data import DegreeBuckets
-from .models import QuantGNN, QuantOptions
+from .models import QuantGNN
+from .quantize import QuantOptions
 
 #: Optimiser settings per model (DESIGN.md section 6; GAT as in PyG's example).
 HPARAMS = {
@@ -34,8 +47,7 @@ HPARAMS = {
 
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU runs are then bit-for-bit repeatable)."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = check_int(seed, "seed", minimum=0)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -85,27 +97,57 @@ def evaluate(model: QuantGNN, data: Data) -> dict[str, float]:
     return out
 
 
-def _positive(value, name: str, allow_zero: bool = False) -> None:
-    low = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+@dataclass(frozen=True)
+class Distillation:
+    """Distil the FP32 model's logits while fine-tuning: ``temperature`` :math:`T > 0`
+    softens both distributions, ``weight`` :math:`w \\in [0, 1]` mixes the KL term with
+    the cross-entropy on the training labels (see the module docstring)."""
+
+    temperature: float = 2.0
+    weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "temperature", check_number(
+            self.temperature, "distillation temperature", above=0.0))
+        object.__setattr__(self, "weight", check_number(
+            self.weight, "distillation weight", minimum=0.0, maximum=1.0))
+
+    def loss(self, student: Tensor, teacher: Tensor, data: Data) -> Tensor:
+        """The fine-tuning loss of ``student`` logits against the ``teacher``'s."""
+        ce = F.cross_entropy(student[data.train_mask], data.y[data.train_mask])
+        T = self.temperature
+        kl = F.kl_div(F.log_softmax(student / T, dim=-1), F.log_softmax(teacher / T, dim=-1),
+                      reduction="batchmean", log_target=True)
+        return (1.0 - self.weight) * ce + self.weight * T * T * kl
+
+
+@torch.no_grad()
+def teacher_logits(model: QuantGNN, data: Data, fp32_state: dict) -> Tensor:
+    """Logits of the FP32 model (``fp32_state`` loaded, no quantization, eval mode)."""
+    model.load_state_dict(fp32_state)
+    model.set_bits(None)
+    model.eval()
+    return model(data.x, data.edge_index).detach()
 
 
 def train_model(model: QuantGNN, data: Data, *, epochs: int = 200, lr: Optional[float] = None,
                 weight_decay: Optional[float] = None, patience: Optional[int] = 100,
-                seed: int = 0, evaluate_before: bool = False) -> TrainResult:
+                seed: int = 0, evaluate_before: bool = False,
+                distill: Optional[Distillation] = None,
+                teacher: Optional[Tensor] = None) -> TrainResult:
     """Train ``model`` (with whatever bits are set on it) on the training mask.
 
     Keeps the weights of the best-validation-accuracy epoch (ties: the lower
-    validation loss)
-    and stops after ``patience`` epochs without improvement (``None``: never).
-    With ``evaluate_before`` the untrained state counts as epoch 0 (used by
-    fine-tuning, so a configuration is never worse than no fine-tuning).
+    validation loss) and stops after ``patience`` epochs without improvement
+    (``None``: never). With ``evaluate_before`` the untrained state counts as epoch 0
+    (used by fine-tuning, so a configuration is never worse than no fine-tuning).
+    With ``distill`` the loss distils ``teacher`` logits (:class:`Distillation`).
     """
     _check_data(data)
-    _positive(epochs, "epochs", allow_zero=True)
-    if patience is not None:
-        _positive(patience, "patience")
+    epochs = check_int(epochs, "epochs", minimum=0)
+    patience = check_optional_int(patience, "patience", minimum=1)
+    if distill is not None and teacher is None:
+        raise ValueError("distillation needs the teacher's logits (teacher=...)")
     defaults = HPARAMS.get(getattr(model, "name", ""), HPARAMS["gcn"])
     lr = defaults["lr"] if lr is None else lr
     weight_decay = defaults["weight_decay"] if weight_decay is None else weight_decay
@@ -127,7 +169,7 @@ def train_model(model: QuantGNN, data: Data, *, epochs: int = 200, lr: Optional[
         if (acc["val"], -acc["val_loss"]) > (best["val"], -best["loss"]):
             best.update(val=acc["val"], loss=acc["val_loss"], test=acc["test"],
                         train=acc["train"], epoch=epoch,
-                        state=copy.deepcopy(model.state_dict()))
+                        state={k: v.detach().clone() for k, v in model.state_dict().items()})
             return True
         return False
 
@@ -137,7 +179,10 @@ def train_model(model: QuantGNN, data: Data, *, epochs: int = 200, lr: Optional[
         model.train()
         optimizer.zero_grad()
         out = model(data.x, data.edge_index)
-        loss = F.cross_entropy(out[data.train_mask], data.y[data.train_mask])
+        if distill is None:
+            loss = F.cross_entropy(out[data.train_mask], data.y[data.train_mask])
+        else:
+            loss = distill.loss(out, teacher, data)
         loss.backward()
         optimizer.step()
         consider(epoch)
@@ -155,15 +200,22 @@ def train_model(model: QuantGNN, data: Data, *, epochs: int = 200, lr: Optional[
 def finetune(model: QuantGNN, data: Data, assignment: BitAssignment, fp32_state: dict, *,
              buckets: Optional[DegreeBuckets] = None, options: Optional[QuantOptions] = None,
              epochs: int = 20, lr: Optional[float] = None, seed: int = 0,
-             patience: Optional[int] = None) -> TrainResult:
+             patience: Optional[int] = None, evaluate_before: bool = True,
+             distill: Optional[Distillation] = None,
+             teacher: Optional[Tensor] = None) -> TrainResult:
     """Quantization-aware fine-tuning from FP32 weights.
 
     Loads ``fp32_state``, sets ``assignment`` on the model (fake quantization with
     straight-through gradients) and trains for ``epochs`` epochs, keeping the
-    best-validation weights; epoch 0 is the quantized FP32 model itself.
+    best-validation weights. With ``evaluate_before`` (default) epoch 0, the quantized
+    FP32 model itself, competes too; without it, only fine-tuned epochs can be chosen
+    (so fine-tunes with different seeds are independent draws). ``distill`` distils the
+    FP32 model (``teacher`` logits, computed here from ``fp32_state`` if not given).
     The model keeps the assignment and the chosen weights afterwards.
     """
+    if distill is not None and teacher is None:
+        teacher = teacher_logits(model, data, fp32_state)
     model.load_state_dict(fp32_state)
     model.set_bits(assignment, buckets, options)
     return train_model(model, data, epochs=epochs, lr=lr, seed=seed, patience=patience,
-                       evaluate_before=True)
+                       evaluate_before=evaluate_before, distill=distill, teacher=teacher)
