@@ -39,7 +39,7 @@ from .bitwidth import ALLOWED_BITS, FP32_BITS, GROUP_OVERHEAD_BYTES, check_bits
 from .packing import PackedTensor, QuantizedTensor, pack_bits, unpack_bits
 
 __all__ = [
-    "ALLOWED_BITS", "FP32_BITS", "GROUP_OVERHEAD_BYTES", "ROUNDINGS",
+    "ALLOWED_BITS", "FP32_BITS", "GROUP_OVERHEAD_BYTES", "ROUNDINGS", "POINT_KINDS",
     "check_bits", "check_rounding", "check_clip_percentile",
     "QuantOptions", "RangeObserver", "observe_range", "codes",
     "QuantizedTensor", "PackedTensor", "quant_range", "linear_quantize", "fake_quantize",
@@ -86,18 +86,94 @@ def _check_tensor(x: object) -> Tensor:
     return x
 
 
+#: The kinds of quantization point a :class:`QuantOptions` can set apart.
+POINT_KINDS: tuple[str, ...] = ("input", "hidden", "att")
+
+
 @dataclass(frozen=True)
 class QuantOptions:
     """How features are quantized: the paper's floor rounding over the full min/max range
     by default; ``rounding="nearest"`` (half to even) and a clipped range
-    (``clip_percentile``, e.g. 99.0) are options."""
+    (``clip_percentile``, e.g. 99.0: the 1st to 99th percentiles) are options.
+
+    ``input``, ``hidden`` and ``att`` optionally give other options to one kind of
+    quantization point: the dataset's features (``emb_L1``), the hidden embeddings
+    (``emb_L2`` ...) and the edge coefficients (``att_L*``). A clipped range stores the same
+    float32 ``min`` and ``scale`` per group as the full one, so no option changes the
+    memory count.
+    """
 
     rounding: str = "floor"
     clip_percentile: Optional[float] = None
+    input: Optional["QuantOptions"] = None
+    hidden: Optional["QuantOptions"] = None
+    att: Optional["QuantOptions"] = None
 
     def __post_init__(self) -> None:
         check_rounding(self.rounding)
         object.__setattr__(self, "clip_percentile", check_clip_percentile(self.clip_percentile))
+        for kind in POINT_KINDS:
+            sub = getattr(self, kind)
+            if sub is None:
+                continue
+            if not isinstance(sub, QuantOptions):
+                raise ValueError(f"QuantOptions.{kind} must be QuantOptions or None, "
+                                 f"got {type(sub).__name__}")
+            if sub.has_overrides:
+                raise ValueError(f"QuantOptions.{kind} cannot itself hold per-kind options")
+
+    @property
+    def has_overrides(self) -> bool:
+        return any(getattr(self, k) is not None for k in POINT_KINDS)
+
+    def base(self) -> "QuantOptions":
+        """These options without per-kind overrides."""
+        return QuantOptions(self.rounding, self.clip_percentile)
+
+    def for_point(self, name: str) -> "QuantOptions":
+        """The options of the quantization point ``name`` (``emb_L1``, ``emb_L3``, ``att_L2``)."""
+        if name.startswith("att_"):
+            kind = "att"
+        elif name == "emb_L1":
+            kind = "input"
+        elif name.startswith("emb_L"):
+            kind = "hidden"
+        else:
+            raise ValueError(f"unknown quantization point {name!r}; points are named "
+                             "emb_L<k> or att_L<k>")
+        return getattr(self, kind) or self.base()
+
+    @property
+    def label(self) -> str:
+        """``"floor, min/max"``, ``"nearest, clip p99"`` ... (per-kind overrides appended)."""
+        def one(o: "QuantOptions") -> str:
+            rng = "min/max" if o.clip_percentile is None else f"clip p{o.clip_percentile:g}"
+            return f"{o.rounding}, {rng}"
+        parts = [one(self)] + [f"{k}: {one(getattr(self, k))}" for k in POINT_KINDS
+                               if getattr(self, k) is not None]
+        return "; ".join(parts)
+
+    def to_dict(self) -> dict:
+        """JSON-able form (``from_dict`` reads it back); per-kind keys only when set."""
+        out: dict = {"rounding": self.rounding, "clip_percentile": self.clip_percentile}
+        for k in POINT_KINDS:
+            if getattr(self, k) is not None:
+                out[k] = getattr(self, k).to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, payload: "dict | None") -> "QuantOptions":
+        if payload is None:
+            return cls()
+        if not isinstance(payload, dict):
+            raise ValueError(f"QuantOptions need a dict, got {type(payload).__name__}")
+        allowed = {"rounding", "clip_percentile", *POINT_KINDS}
+        unknown = set(payload) - allowed
+        if unknown:
+            raise ValueError(f"unknown QuantOptions key(s) {sorted(unknown)}; "
+                             f"keys are {', '.join(sorted(allowed))}")
+        kinds = {k: cls.from_dict(payload[k]) for k in POINT_KINDS if payload.get(k) is not None}
+        return cls(payload.get("rounding", "floor"), payload.get("clip_percentile"), **kinds)
 
 
 # ------------------------------------------------------------------------ range

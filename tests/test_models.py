@@ -211,3 +211,17 @@ def test_input_cache_follows_in_place_changes():
     assert again is not first and again.max() > first.max()
     model.set_bits(BitAssignment.uniform(4, 2))
     assert model.quant_input(x) is not again
+
+
+def test_points_take_their_kinds_options(tiny_graph):
+    from sgquant.quantize import QuantOptions
+    model = _small("gat")
+    opts = QuantOptions("floor", hidden=QuantOptions("nearest", 99.0), att=QuantOptions("nearest"))
+    model.set_bits(BitAssignment.uniform(2, 2), options=opts)
+    p = model.quant_points
+    assert p["emb_L1"].options == QuantOptions("floor")
+    assert p["emb_L2"].options == QuantOptions("nearest", 99.0)
+    assert p["att_L1"].options == p["att_L2"].options == QuantOptions("nearest")
+    out = model(tiny_graph.x, tiny_graph.edge_index)
+    model.set_bits(BitAssignment.uniform(2, 2))
+    assert not torch.equal(out, model(tiny_graph.x, tiny_graph.edge_index))

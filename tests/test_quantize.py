@@ -456,3 +456,23 @@ def test_non_finite_input_raises():
             linear_quantize(x, 4)
         with pytest.raises(ValueError, match="non-finite"):
             fake_quantize(x, 4)
+
+
+def test_quant_options_per_kind():
+    from sgquant.quantize import QuantOptions
+    plus = QuantOptions("nearest", None, hidden=QuantOptions("nearest", 99.0),
+                        att=QuantOptions("floor", 99.5))
+    assert plus.for_point("emb_L1") == QuantOptions("nearest")
+    assert plus.for_point("emb_L3") == QuantOptions("nearest", 99.0)
+    assert plus.for_point("att_L2") == QuantOptions("floor", 99.5)
+    assert QuantOptions.from_dict(plus.to_dict()) == plus
+    assert QuantOptions().to_dict() == {"rounding": "floor", "clip_percentile": None}
+    assert plus.label == "nearest, min/max; hidden: nearest, clip p99; att: floor, clip p99.5"
+    with pytest.raises(ValueError, match="unknown quantization point"):
+        plus.for_point("weight_L1")
+    with pytest.raises(ValueError, match="cannot itself hold"):
+        QuantOptions(att=plus)
+    with pytest.raises(ValueError, match="unknown QuantOptions key"):
+        QuantOptions.from_dict({"rounding": "floor", "lsq": True})
+    with pytest.raises(ValueError, match=r"\(50, 100\]"):
+        QuantOptions.from_dict({"hidden": {"clip_percentile": 40}})

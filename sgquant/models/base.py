@@ -226,9 +226,9 @@ class QuantGNN(torch.nn.Module):
                 if att is not None:
                     att.configure(None)
                 continue
-            emb.configure(assignment.emb_bits[k - 1], groups, self.options)
+            emb.configure(assignment.emb_bits[k - 1], groups, self.options.for_point(emb.name))
             if att is not None:
-                att.configure((assignment.att_bits[k - 1],), (), self.options)
+                att.configure((assignment.att_bits[k - 1],), (), self.options.for_point(att.name))
         self.reset_cache()
         return self
 
