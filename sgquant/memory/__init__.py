@@ -3,12 +3,12 @@
 from .counted import (GROUP_OVERHEAD_BYTES, MB, FeatureLayout, LayerLayout, MemoryReport,
                       average_bits, batch_memory, edges_aggregated, feature_layout,
                       feature_memory, model_memory)
-from .measured import (PassMemory, fix_mmap_threshold, isolated_main, measure_pass,
+from .measured import (PassMemory, cuda_peak, fix_mmap_threshold, isolated_main, measure_pass,
                        peak_rss_bytes, python_allocation_peak, reset_peak_rss, rss_bytes,
                        run_isolated, torch_allocation_peak, trim_heap)
 
 __all__ = ["GROUP_OVERHEAD_BYTES", "MB", "FeatureLayout", "LayerLayout", "MemoryReport",
            "average_bits", "batch_memory", "edges_aggregated", "feature_layout", "feature_memory",
-           "model_memory", "PassMemory", "fix_mmap_threshold", "isolated_main", "measure_pass",
+           "model_memory", "PassMemory", "cuda_peak", "fix_mmap_threshold", "isolated_main", "measure_pass",
            "peak_rss_bytes", "python_allocation_peak", "reset_peak_rss", "rss_bytes",
            "run_isolated", "torch_allocation_peak", "trim_heap"]

@@ -34,7 +34,7 @@ from typing import Any, Callable, Optional
 import torch
 
 __all__ = ["rss_bytes", "peak_rss_bytes", "reset_peak_rss", "trim_heap", "fix_mmap_threshold",
-           "PassMemory", "torch_allocation_peak", "python_allocation_peak", "measure_pass",
+           "PassMemory", "cuda_peak", "torch_allocation_peak", "python_allocation_peak", "measure_pass",
            "run_isolated", "isolated_main"]
 
 _STATUS = "/proc/self/status"
@@ -122,10 +122,39 @@ class PassMemory:
     reset_ok: bool
     torch_peak_bytes: Optional[int] = None
     numpy_peak_bytes: Optional[int] = None
+    #: on a GPU: the CUDA allocator's peak during the call above what it held before
+    cuda_peak_bytes: Optional[int] = None
 
     @property
     def pass_peak_bytes(self) -> int:
+        """The pass's peak: the CUDA allocator's on a GPU, else the RSS growth."""
+        if self.cuda_peak_bytes is not None:
+            return self.cuda_peak_bytes
         return max(self.rss_peak - self.rss_before, 0)
+
+
+class cuda_peak:
+    """Context manager: the CUDA caching allocator's peak of allocated bytes on ``device``
+    during the block, above what was allocated when it began (``.bytes`` afterwards;
+    ``None`` on a CPU device). Uses ``torch.cuda.reset_peak_memory_stats`` /
+    ``max_memory_allocated``, synchronising before and after."""
+
+    def __init__(self, device: "torch.device | str | None") -> None:
+        self.device = None if device is None else torch.device(device)
+        self.bytes: Optional[int] = None
+        self._before = 0
+
+    def __enter__(self) -> "cuda_peak":
+        if self.device is not None and self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._before = torch.cuda.memory_allocated(self.device)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.device is not None and self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.bytes = max(torch.cuda.max_memory_allocated(self.device) - self._before, 0)
 
 
 def torch_allocation_peak(fn: Callable[[], Any]) -> tuple[Any, Optional[int]]:
@@ -167,14 +196,15 @@ def python_allocation_peak(fn: Callable[[], Any]) -> tuple[Any, int]:
     return result, max(peak - start, 0)
 
 
-def measure_pass(fn: Callable[[], Any], *, warmup: bool = True,
-                 allocators: bool = False) -> tuple[Any, PassMemory]:
+def measure_pass(fn: Callable[[], Any], *, warmup: bool = True, allocators: bool = False,
+                 device: "torch.device | str | None" = None) -> tuple[Any, PassMemory]:
     """Run ``fn`` and measure its peak memory (see :class:`PassMemory`).
 
     ``warmup`` runs ``fn`` once first (BLAS buffers, lazy imports); ``allocators``
     adds two more runs, under torch's profiler and under tracemalloc. Calls
     :func:`fix_mmap_threshold` (process-wide) so that the RSS follows live memory;
-    :func:`run_isolated` gives cleaner figures still.
+    :func:`run_isolated` gives cleaner figures still. On a CUDA ``device`` the peak is
+    the CUDA allocator's (:class:`cuda_peak`).
     """
     fix_mmap_threshold()
     if warmup:
@@ -182,11 +212,12 @@ def measure_pass(fn: Callable[[], Any], *, warmup: bool = True,
     trim_heap()
     before = rss_bytes()
     ok = reset_peak_rss()
-    start = time.perf_counter()
-    result = fn()
-    seconds = time.perf_counter() - start
+    with cuda_peak(device) as gpu:
+        start = time.perf_counter()
+        result = fn()
+        seconds = time.perf_counter() - start
     peak = peak_rss_bytes()
-    record = PassMemory(seconds, before, peak, ok)
+    record = PassMemory(seconds, before, peak, ok, cuda_peak_bytes=gpu.bytes)
     if allocators:
         trim_heap()
         _, record.torch_peak_bytes = torch_allocation_peak(fn)
