@@ -6,6 +6,7 @@ HTML with Jupyter Book; it is the CI check that ``make book`` works.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from pathlib import Path
@@ -48,10 +49,33 @@ def test_chapter_templates_are_clean_and_parameterized():
         assert cells[0]["cell_type"] == "markdown" and "**Question.**" in first, path.name
         # ends with a generated reading, no hand-typed numbers
         assert "".join(cells[-2]["source"]).strip() == "## Reading", path.name
-        assert "E.reading_" in "".join(cells[-1]["source"]), path.name
+        assert "".join(cells[-1]["source"]).strip() == "chapter.reading()", path.name
         # notebooks only call the library: no model, training or quantizer code
         code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
         assert not re.search(r"\bimport torch\b|\bdef \w+\(|\bclass \w+", code), path.name
+
+
+def test_notebooks_are_thin_callers_of_their_chapter_module():
+    """Each notebook makes one chapter object of its own module, then only calls
+    its methods: labels, renames and captions live in the module."""
+    from sgquant.chapters import CHAPTERS
+
+    for path in B.chapters(REPO):
+        code = ["".join(c["source"]) for c in _cells(path) if c["cell_type"] == "code"
+                and "parameters" not in c["metadata"].get("tags", [])]
+        setup, *calls = code
+        module = CHAPTERS[path.stem]
+        assert f"chapter = C.{module}.Chapter(" in setup, path.name
+        chapter = getattr(importlib.import_module(f"sgquant.chapters.{module}"), "Chapter")
+        fields = chapter.__dataclass_fields__
+        for name, default in B.notebook_parameters(path).items():
+            assert f"{name}={name}" in setup, (path.name, name)  # reaches the chapter
+            same = default == fields[name].default or (  # the chapter's own default agrees
+                isinstance(default, list) and tuple(default) == fields[name].default)
+            assert same, (path.name, name, default, fields[name].default)
+        assert all(re.fullmatch(r"chapter\.\w+\(\)", c.strip()) for c in calls), path.name
+        for call in calls:
+            assert callable(getattr(chapter, call.strip()[len("chapter."):-2])), call
 
 
 def test_select_chapter():
