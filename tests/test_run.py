@@ -41,8 +41,8 @@ def test_readme_example_runs_offline_with_unavailable_dataset(tmp_path, capsys):
     if "PubMed" in available_datasets():
         pytest.skip("PubMed's files are complete here")
     out = tmp_path / "overall.ipynb"
-    code = cli.main(["run", "notebooks/03_overall.ipynb", "-p", "dataset", "PubMed",
-                     "-p", "model", "gcn", "-p", "profile", "quick", "-o", str(out),
+    code = cli.main(["run", str(REPO / "notebooks" / "03_overall.ipynb"), "-p", "dataset",
+                     "PubMed", "-p", "model", "gcn", "-p", "profile", "quick", "-o", str(out),
                      "--no-progress"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
