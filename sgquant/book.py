@@ -1,21 +1,20 @@
-"""``sgquant book`` and ``sgquant run``: execute the chapters with papermill, build the book.
+"""``sgquant book``: execute every chapter with papermill and build the HTML book.
 
     sgquant book [--profile quick|default|paper] [--only CHAPTER] [--out DIR]
-    sgquant run notebooks/03_overall.ipynb -p dataset CiteSeer -p model gat
 
-The chapter templates are ``notebooks/NN_name.ipynb`` (committed without outputs,
-one cell tagged ``parameters``). ``sgquant book`` executes them in order with
-papermill (passing ``profile``), writes the executed chapters to
-``book/chapters/NN_name.ipynb`` and builds the HTML book with Jupyter Book 1.x
-(``_config.yml``, ``_toc.yml``; Jupyter Book does not execute anything). Results
-are cached (``$SGQUANT_RESULTS``), so a rerun only builds. With ``--out DIR`` the
-book's sources are copied to ``DIR`` and everything generated (executed chapters,
-``DIR/_build/html``) goes there, leaving the checkout untouched.
+``sgquant book`` executes the chapter templates ``notebooks/NN_name.ipynb`` in
+order with papermill (:mod:`sgquant.execution`, passing ``profile``), writes the
+executed chapters to ``book/chapters/NN_name.ipynb`` and builds the HTML book with
+Jupyter Book 1.x (``_config.yml``, ``_toc.yml``; Jupyter Book does not execute
+anything). Results are cached (``$SGQUANT_RESULTS``), so a rerun only builds. With
+``--out DIR`` the book's sources are copied to ``DIR`` and everything generated
+(executed chapters, ``DIR/_build/html``) goes there, leaving the checkout
+untouched; ``DIR`` must be new, empty or an earlier ``--out`` build (marked by
+:data:`BOOK_MARKER`), so that no file sgquant did not write is overwritten.
 """
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import re
@@ -27,25 +26,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from .checks import check_int, check_optional_int
+from .execution import (DEFAULT_CELL_TIMEOUT, ChapterInterrupted, PaperNotebookError,
+                        add_cell_timeout_argument, add_run_cli, chapters, execute_chapter,
+                        exit_code, kernel_name, notebook_parameters, parse_value, repo_root,
+                        select_chapter, validate_parameters, writable_folder)
+
 __all__ = [
-    "CHAPTER_DIR", "BOOK_FILES", "PaperNotebookError", "BookResult",
-    "repo_root", "chapters", "select_chapter", "notebook_parameters", "parse_value",
-    "validate_parameters", "kernel_name", "execute_chapter", "stage_sources",
-    "build_html", "external_references", "write_build_info", "build_book", "add_cli",
+    "CHAPTER_DIR", "BOOK_FILES", "BOOK_MARKER", "PaperNotebookError", "ChapterInterrupted",
+    "BookResult", "repo_root", "chapters", "select_chapter", "notebook_parameters",
+    "parse_value", "validate_parameters", "kernel_name", "execute_chapter",
+    "check_book_folder", "stage_sources", "build_html", "external_references",
+    "write_build_info", "build_book", "add_cli",
 ]
 
 #: Where executed chapters go, relative to the book's source root.
 CHAPTER_DIR = Path("book") / "chapters"
-#: Files and folders of the book besides the chapters (copied by ``--out``).
-BOOK_FILES = ("_config.yml", "_toc.yml", "CITATION.cff", "book/intro.md",
-              "book/reproducibility.md", "book/_static")
-#: Generous per-cell limit (seconds): a chapter's search cell can run for long.
-DEFAULT_CELL_TIMEOUT = 6 * 3600
-_CHAPTER_RE = re.compile(r"^(\d\d)_([a-z0-9_]+)\.ipynb$")
-
-
-class PaperNotebookError(RuntimeError):
-    """A chapter failed while executing (the partly executed notebook is kept)."""
+#: Files and folders of the book besides the chapters and its pages ``book/*.md``
+#: (copied by ``--out``).
+BOOK_FILES = ("_config.yml", "_toc.yml", "CITATION.cff", "book/_static")
+#: The file that marks a folder as written by ``sgquant book --out``.
+BOOK_MARKER = ".sgquant-book"
 
 
 @dataclass
@@ -68,200 +69,29 @@ class BookResult:
         return "\n".join(lines)
 
 
-# ------------------------------------------------------------ the checkout
-def repo_root(start: "str | os.PathLike | None" = None) -> Path:
-    """The checkout holding ``_config.yml`` and ``notebooks/``: ``start``, the
-    current folder, or the folder above the installed package."""
-    candidates = [Path(start)] if start else [Path.cwd(), Path(__file__).resolve().parents[1]]
-    for c in candidates:
-        if (c / "_config.yml").is_file() and (c / "notebooks").is_dir():
-            return c.resolve()
-    raise ValueError(
-        f"no book sources (_config.yml and notebooks/) in {', '.join(map(str, candidates))}: "
-        "run sgquant book from a checkout of the repository")
-
-
-def chapters(root: "str | os.PathLike | None" = None) -> list[Path]:
-    """The chapter templates ``notebooks/NN_name.ipynb``, in order."""
-    folder = repo_root(root) / "notebooks"
-    return sorted(p for p in folder.glob("*.ipynb") if _CHAPTER_RE.match(p.name))
-
-
-def select_chapter(name: str, root: "str | os.PathLike | None" = None) -> Path:
-    """The chapter named by its number (``3``, ``03``), name (``03_overall``,
-    ``overall``) or file name."""
-    all_ = chapters(root)
-    key = Path(str(name)).name.removesuffix(".ipynb").lower()
-    for p in all_:
-        num, rest = _CHAPTER_RE.match(p.name).groups()
-        if key in (p.stem, num, rest) or (key.isdigit() and int(key) == int(num)):
-            return p
-    raise ValueError(f"unknown chapter {name!r}; choose one of "
-                     f"{', '.join(p.stem for p in all_)} (or its number)")
-
-
-# -------------------------------------------------------------- parameters
-def notebook_parameters(path: "str | os.PathLike") -> dict[str, Any]:
-    """The parameters declared in a notebook's ``parameters`` cell, with defaults
-    (:func:`papermill.inspect_notebook`)."""
-    import papermill
-
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"notebook {str(path)!r} does not exist")
-    info = papermill.inspect_notebook(str(path))
-    if not info:
-        raise ValueError(f"{path} has no cell tagged 'parameters'")
-    out = {}
-    for name, spec in info.items():
-        try:
-            out[name] = ast.literal_eval(spec["default"])
-        except (ValueError, SyntaxError):
-            out[name] = spec["default"]
-    return out
-
-
-def parse_value(text: str) -> Any:
-    """A command-line value: a Python literal (``3``, ``0.5``, ``None``, ``[1, 2]``),
-    ``true``/``false``/``null``, or else the string itself."""
-    low = text.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("null", "none"):
-        return None
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def _single_dataset(path: Path) -> bool:
-    """Whether a chapter trains on one dataset (so its files must be present);
-    multi-dataset chapters list a missing dataset as "not run" instead."""
-    meta = json.loads(path.read_text()).get("metadata", {}).get("sgquant", {})
-    return bool(meta.get("single_dataset"))
-
-
-def validate_parameters(path: "str | os.PathLike", parameters: dict[str, Any]) -> dict[str, Any]:
-    """Check ``parameters`` against the notebook's ``parameters`` cell and their
-    values (dataset, model, profile, seeds, workers ...); raise ``ValueError``
-    naming the bad one. Returns the parameters with defaults filled in."""
-    from .data import DatasetUnavailableError, available_datasets
-    from .experiments import check_parameters
-
-    path = Path(path)
-    declared = notebook_parameters(path)
-    unknown = [k for k in parameters if k not in declared]
-    if unknown:
-        raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for {path.name}; "
-                         f"its parameters are {', '.join(declared)}")
-    merged = {**declared, **parameters}
-    checked = check_parameters(**{k: merged.get(k) for k in ("dataset", "model", "profile", "seeds")
-                                  if k in merged})
-    for key in ("workers",):
-        v = merged.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
-            raise ValueError(f"{key} must be an integer >= 0 or None, got {v!r}")
-    for key in ("tolerance",):
-        v = merged.get(key)
-        if key in merged and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
-            raise ValueError(f"{key} must be a number >= 0, got {v!r}")
-    for key in ("budget", "samples"):
-        v = merged.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise ValueError(f"{key} must be an integer >= 1 or None, got {v!r}")
-    from .quantize import check_bits
-    for key in ("bits", "chunk_sizes"):
-        if key not in merged:
-            continue
-        values = merged[key]
-        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__") or not values:
-            raise ValueError(f"{key} must be a non-empty list, e.g. [1, 2, 4], got {values!r}")
-        for v in values:
-            if key == "bits":
-                check_bits(v)
-            elif isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"chunk_sizes must be integers >= 1, got {v!r}")
-    if "peak_bits" in merged:
-        check_bits(merged["peak_bits"])
-    if _single_dataset(path) and "dataset" in merged:
-        names = checked["datasets"]
-        if len(names) != 1:
-            raise ValueError(f"{path.name} takes one dataset, got {merged['dataset']!r}")
-        if "model" in merged and len(checked["models"]) != 1:
-            raise ValueError(f"{path.name} takes one model (gcn, agnn or gat), "
-                             f"got {merged['model']!r}")
-        if names[0] not in available_datasets():
-            from .data import load_dataset
-            try:  # downloads on a networked machine
-                load_dataset(names[0])
-            except DatasetUnavailableError as exc:
-                raise ValueError(str(exc)) from None
-    return merged
-
-
-# ----------------------------------------------------------------- kernel
-def kernel_name() -> str:
-    """A kernel that runs this interpreter: ``python3`` when it resolves to
-    ``sys.executable`` (a ``python`` argv is replaced by it), else a ``sgquant``
-    kernelspec installed into this environment."""
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-
-    def runs_here(name: str) -> bool:
-        try:
-            argv = KernelSpecManager().get_kernel_spec(name).argv
-        except NoSuchKernel:
-            return False
-        exe = argv[0] if argv else ""
-        if exe in ("python", "python3", f"python{sys.version_info[0]}.{sys.version_info[1]}"):
-            return True  # jupyter_client launches sys.executable for these
-        try:
-            return os.path.samefile(exe, sys.executable)
-        except OSError:
-            return False
-
-    if runs_here("python3"):
-        return "python3"
-    if not runs_here("sgquant"):
-        from ipykernel.kernelspec import install
-        install(kernel_name="sgquant", display_name="Python (sgquant)", prefix=sys.prefix)
-    return "sgquant"
-
-
-# -------------------------------------------------------------- execution
-def execute_chapter(template: "str | os.PathLike", output: "str | os.PathLike",
-                    parameters: Optional[dict] = None, *,
-                    cell_timeout: Optional[int] = DEFAULT_CELL_TIMEOUT,
-                    cwd: "str | os.PathLike | None" = None, progress: bool = False) -> float:
-    """Run one chapter with papermill; return its wall time in seconds.
-
-    Raises :class:`PaperNotebookError` (with the failing cell's error) if a cell
-    fails; the partly executed notebook is left at ``output``.
-    """
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    try:
-        papermill.execute_notebook(
-            str(template), str(output), parameters=parameters or {}, kernel_name=kernel_name(),
-            progress_bar=progress, log_output=False, cwd=str(cwd or output.parent),
-            execution_timeout=cell_timeout, start_timeout=180,
-            # the kernel's own start-up warnings (e.g. about its local TCP transport)
-            # are not the chapter's output
-            extra_arguments=["--IPKernelApp.log_level=ERROR"])
-    except PapermillExecutionError as exc:
-        raise PaperNotebookError(
-            f"{Path(template).name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue} "
-            f"(partly executed notebook: {output})") from None
-    return time.perf_counter() - start
+def check_book_folder(dest: "str | os.PathLike") -> Path:
+    """Refuse (``ValueError`` naming it) a ``--out`` folder that is a file, cannot
+    be written, or holds files but is not an earlier ``sgquant book --out`` build
+    (no :data:`BOOK_MARKER`): the build would overwrite files sgquant did not write."""
+    dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise ValueError(f"--out {dest} is a file, not a folder")
+    if dest.is_dir() and not (dest / BOOK_MARKER).is_file() and any(dest.iterdir()):
+        raise ValueError(f"--out {dest} is not empty and is not an earlier sgquant book build "
+                         f"(no {BOOK_MARKER} file): refusing to overwrite its files; give a new "
+                         "or empty folder")
+    return writable_folder(dest, "the book (--out)")
 
 
 def stage_sources(root: Path, dest: Path) -> None:
-    """Copy the book's sources (:data:`BOOK_FILES`) from ``root`` to ``dest``."""
-    for rel in BOOK_FILES:
+    """Copy the book's sources (:data:`BOOK_FILES` and every page ``book/*.md``)
+    from ``root`` to ``dest`` (checked by :func:`check_book_folder`, then marked
+    with :data:`BOOK_MARKER`)."""
+    dest = check_book_folder(dest)
+    (dest / BOOK_MARKER).write_text(
+        "Written by `sgquant book --out`: a later build may overwrite the files here.\n")
+    pages = sorted(p.relative_to(root).as_posix() for p in (root / "book").glob("*.md"))
+    for rel in (*BOOK_FILES, *pages):
         src, dst = root / rel, dest / rel
         if not src.exists():
             continue
@@ -443,13 +273,13 @@ def build_book(profile: str = "default", only: Optional[str] = None,
     from .profiles import get_profile
 
     prof = get_profile(profile).name
-    if workers is not None and (isinstance(workers, bool) or workers < 0):
-        raise ValueError(f"workers must be an integer >= 0, got {workers!r}")
+    workers = check_optional_int(workers, "workers", minimum=0)
+    cell_timeout = check_optional_int(cell_timeout, "cell_timeout", minimum=1)
     src_root = repo_root(root)
     templates = [select_chapter(only, src_root)] if only else chapters(src_root)
     source = src_root if out is None else Path(out).resolve()
     if source != src_root:
-        stage_sources(src_root, source)
+        check_book_folder(source)
     chapter_dir = source / CHAPTER_DIR
     parameters: dict[str, Any] = {"profile": prof}
     if workers is not None:
@@ -463,6 +293,8 @@ def build_book(profile: str = "default", only: Optional[str] = None,
             raise ValueError(
                 f"chapters {', '.join(missing)} were never executed into {chapter_dir}: "
                 "run sgquant book without --only first, or use --out DIR for a partial book")
+    if source != src_root:
+        stage_sources(src_root, source)
     _run_chapters(templates, chapter_dir, parameters, cell_timeout, progress, result)
     write_build_info(source, result)
     if build:
@@ -476,47 +308,15 @@ def build_book(profile: str = "default", only: Optional[str] = None,
 
 # -------------------------------------------------------------------- CLI
 def _book_cli(args: argparse.Namespace) -> int:
-    result = build_book(args.profile, args.only, args.out, workers=args.workers,
-                        build=not args.no_build, cell_timeout=args.cell_timeout,
-                        progress=not args.no_progress)
-    print(result.summary())
-    return 0
-
-
-def _parse_pairs(pairs: Optional[list[list[str]]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in pairs or []:
-        out[name] = parse_value(value)
-    return out
-
-
-def _run_cli(args: argparse.Namespace) -> int:
-    template = Path(args.notebook)
-    if not template.is_file():
-        try:
-            template = select_chapter(args.notebook)
-        except ValueError:
-            raise ValueError(f"notebook {args.notebook!r} does not exist") from None
-    params = _parse_pairs(args.parameters)
-    validate_parameters(template, params)
-    if args.output:
-        output = Path(args.output)
-    else:
-        tag = "-".join(f"{k}={v}" for k, v in params.items()).replace("/", "_")
-        name = template.stem + (f"-{tag}" if tag else "") + ".ipynb"
-        output = Path(args.out_dir) / name
-    try:
-        seconds = execute_chapter(template, output, params, cell_timeout=args.cell_timeout,
-                                  progress=not args.no_progress)
-    except PaperNotebookError as exc:
-        print(f"sgquant run: error: {exc}", file=sys.stderr)
-        return 1
-    print(f"executed {template.name} in {seconds:.1f} s -> {output}")
-    return 0
+    check_int(args.cell_timeout, "--cell-timeout (seconds)", minimum=1)
+    return exit_code("book", lambda: build_book(
+        args.profile, args.only, args.out, workers=args.workers, build=not args.no_build,
+        cell_timeout=args.cell_timeout, progress=not args.no_progress).summary())
 
 
 def add_cli(subparsers: Any) -> None:
-    """Register ``sgquant book`` and ``sgquant run``."""
+    """Register ``sgquant book`` and ``sgquant run``
+    (:func:`sgquant.execution.add_run_cli`)."""
     from .profiles import PROFILES
 
     b = subparsers.add_parser(
@@ -529,26 +329,12 @@ def add_cli(subparsers: Any) -> None:
     b.add_argument("--only", default=None, metavar="CHAPTER",
                    help="run only this chapter (number or name, e.g. 03 or overall)")
     b.add_argument("--out", default=None, metavar="DIR",
-                   help="write executed chapters and the HTML under DIR (sources copied there)")
+                   help="write executed chapters and the HTML under DIR (sources copied "
+                        "there); DIR must be new, empty or an earlier --out build")
     b.add_argument("--workers", type=int, default=None,
                    help="measurement processes per chapter (default: all cores; 0: in-process)")
-    b.add_argument("--cell-timeout", type=int, default=DEFAULT_CELL_TIMEOUT,
-                   help=f"seconds one notebook cell may run (default {DEFAULT_CELL_TIMEOUT})")
+    add_cell_timeout_argument(b)
     b.add_argument("--no-build", action="store_true", help="execute chapters, skip the HTML")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.set_defaults(func=_book_cli)
-
-    r = subparsers.add_parser(
-        "run", help="run one chapter with other parameters",
-        description="Execute one chapter notebook with papermill, e.g. "
-                    "sgquant run notebooks/03_overall.ipynb -p dataset CiteSeer -p model gat")
-    r.add_argument("notebook", help="chapter notebook (path, number or name)")
-    r.add_argument("-p", "--parameter", dest="parameters", nargs=2, action="append",
-                   metavar=("NAME", "VALUE"), help="set a parameter of the notebook")
-    r.add_argument("-o", "--output", default=None, help="executed notebook (default: in --out-dir)")
-    r.add_argument("--out-dir", default="runs",
-                   help="folder for executed notebooks (default runs/)")
-    r.add_argument("--cell-timeout", type=int, default=DEFAULT_CELL_TIMEOUT,
-                   help=f"seconds one notebook cell may run (default {DEFAULT_CELL_TIMEOUT})")
-    r.add_argument("--no-progress", action="store_true", help="no progress bar")
-    r.set_defaults(func=_run_cli)
+    add_run_cli(subparsers)

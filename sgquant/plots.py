@@ -1,12 +1,11 @@
 """Figures and display tables of the book (seaborn / matplotlib / pandas Styler).
 
-Each ``plot_*`` function draws one DataFrame of :mod:`sgquant.experiments` and
+Each ``plot_*`` function draws one DataFrame of a chapter (:mod:`sgquant.chapters`) and
 returns the :class:`matplotlib.figure.Figure`; ``table`` and ``format_*`` turn a
 DataFrame into what a chapter shows (a Styler renders as an HTML table).
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping, Optional
 
 import matplotlib.pyplot as plt
@@ -17,16 +16,20 @@ import seaborn as sns
 __all__ = [
     "setup_style", "table", "pm", "short_config", "format_overall", "format_claims",
     "format_rounding", "format_architectures", "format_datasets", "GRANULARITY_ORDER",
-    "GRANULARITY_LABELS",
+    "GRANULARITY_LABELS", "MODEL_LABELS", "SHORT_DATASET_NAMES",
     "plot_memory_breakdown", "plot_overall_saving", "plot_granularity", "plot_sensitivity",
     "plot_autobit", "plot_latency", "plot_peak_memory", "plot_rounding",
 ]
 
+#: The granularities of Fig. 7, coarsest first, and how the book names them.
 GRANULARITY_ORDER = ("uniform", "component", "topology", "layer", "full")
 GRANULARITY_LABELS = {"uniform": "uniform", "component": "CWQ (component)",
                       "topology": "TAQ (topology)", "layer": "LWQ (layer)",
                       "full": "full (SGQuant)", "fp32": "FP32"}
-_MODEL_LABELS = {"gcn": "GCN", "agnn": "AGNN", "gat": "GAT"}
+#: How the book names the models.
+MODEL_LABELS = {"gcn": "GCN", "agnn": "AGNN", "gat": "GAT"}
+#: Dataset names shortened where space is tight (figure axes).
+SHORT_DATASET_NAMES = {"Amazon-Computers": "Computers"}
 #: Text cells that are numbers ("1,234", "+5", "12.3x", "80.1 ± 0.2", "—", "yes") align right.
 _NUMERIC_TEXT = r"^[-+]?[\d.,]+(x| ± [\d.]+)?$|^—$|^yes$|^no$|^[\d /]+$"
 
@@ -38,13 +41,14 @@ def setup_style() -> None:
                          "axes.titleweight": "bold"})
 
 
-def pm(mean: Any, std: Any, digits: int = 2) -> str:
-    """``"mean ± std"`` (``"mean"`` alone when std is NaN, ``"—"`` when mean is)."""
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+def pm(mean: Any, std: Any, digits: int = 2, suffix: str = "") -> str:
+    """``"mean ± std"`` (``"mean"`` alone when std is NaN, ``"—"`` when mean is);
+    ``suffix`` follows the mean (e.g. ``"x"``)."""
+    if mean is None or pd.isna(mean):
         return "—"
-    if std is None or (isinstance(std, float) and math.isnan(std)):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    if std is None or pd.isna(std):
+        return f"{mean:.{digits}f}{suffix}"
+    return f"{mean:.{digits}f}{suffix} ± {std:.{digits}f}"
 
 
 def table(df: pd.DataFrame, caption: Optional[str] = None, precision: int = 2,
@@ -93,7 +97,7 @@ def format_overall(t: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
     authors = "authors' protocol (best test over epochs)"
     for r in t.itertuples():
         ran = r.status == "run"
-        base = {("", "dataset"): r.dataset, ("", "model"): _MODEL_LABELS.get(r.model, r.model),
+        base = {("", "dataset"): r.dataset, ("", "model"): MODEL_LABELS.get(r.model, r.model),
                 ("", "status"): f"run, {int(r.seeds)} seed{'s' if r.seeds > 1 else ''}"
                 if ran else r.status}
         dash = "—"
@@ -101,23 +105,23 @@ def format_overall(t: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
                     (ours, "FP32"): pm(r.fp32_test, r.fp32_test_std) if ran else dash,
                     (ours, "SGQuant"): pm(r.test, r.test_std) if ran else dash,
                     (ours, "drop"): pm(r.acc_drop, r.acc_drop_std) if ran else dash,
-                    ("paper", "FP32"): f"{r.paper_fp32_acc:.2f}",
-                    ("paper", "SGQuant"): f"{r.paper_acc:.2f}",
-                    ("paper", "drop"): f"{r.paper_acc_drop:.2f}",
+                    ("paper", "FP32"): pm(r.paper_fp32_acc, None),
+                    ("paper", "SGQuant"): pm(r.paper_acc, None),
+                    ("paper", "drop"): pm(r.paper_acc_drop, None),
                     (authors, "FP32"): pm(r.fp32_best_test, r.fp32_best_test_std) if ran else dash,
                     (authors, "SGQuant"): pm(r.best_test, r.best_test_std) if ran else dash})
         mem.append({**base,
                     ("average bits", "ours"): f"{r.average_bits:.2f}" if ran else dash,
-                    ("average bits", "paper"): f"{r.paper_average_bits:.2f}",
+                    ("average bits", "paper"): pm(r.paper_average_bits, None),
                     ("FP32 MB", "ours"): f"{r.fp32_memory_mb:.2f}" if ran else dash,
-                    ("FP32 MB", "paper"): f"{r.paper_fp32_mb:.2f}",
+                    ("FP32 MB", "paper"): pm(r.paper_fp32_mb, None),
                     ("SGQuant MB", "ours"): f"{r.memory_mb:.3f}" if ran else dash,
-                    ("SGQuant MB", "paper"): f"{r.paper_mb:.2f}",
+                    ("SGQuant MB", "paper"): pm(r.paper_mb, None),
                     ("saving", "ours"): f"{r.ours_saving:.2f}x" if ran else dash,
                     ("saving", "ours, 32/avg bits"): f"{r.ours_paper_saving:.2f}x" if ran else dash,
-                    ("saving", "paper"): f"{r.paper_saving:.2f}x"})
+                    ("saving", "paper"): pm(r.paper_saving, None, suffix="x")})
         if ran:
-            chosen.append({"dataset": r.dataset, "model": _MODEL_LABELS.get(r.model, r.model),
+            chosen.append({"dataset": r.dataset, "model": MODEL_LABELS.get(r.model, r.model),
                            "within tolerance": "yes" if r.found else "no (FP32 kept)",
                            "chosen configuration": short_config(r.chosen)})
     acc_df, mem_df = pd.DataFrame(acc), pd.DataFrame(mem)
@@ -127,7 +131,6 @@ def format_overall(t: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
                                                           "chosen configuration"])
 
 
-
 def _two_level(rows: list[dict]) -> pd.DataFrame:
     """A display frame whose ``(group, column)`` keys become two-level headers."""
     df = pd.DataFrame(rows)
@@ -135,12 +138,14 @@ def _two_level(rows: list[dict]) -> pd.DataFrame:
         df.columns = pd.MultiIndex.from_tuples(df.columns)
     return df
 
+
 def format_architectures(arch: pd.DataFrame) -> pd.DataFrame:
-    """Table I (``experiments.architecture_table``) for display, two-level headers."""
+    """Table I (:func:`sgquant.chapters.setup.architecture_table`) for display,
+    two-level headers."""
     num = lambda v: "—" if v is None or pd.isna(v) else f"{int(v)}"  # noqa: E731
     rows = []
     for r in arch.itertuples():
-        rows.append({("", "model"): _MODEL_LABELS.get(r.model, r.model),
+        rows.append({("", "model"): MODEL_LABELS.get(r.model, r.model),
                      ("paper", "hidden"): num(r.paper_hidden),
                      ("paper", "layers"): num(r.paper_layers),
                      ("paper", "heads"): num(r.paper_heads),
@@ -153,7 +158,7 @@ def format_architectures(arch: pd.DataFrame) -> pd.DataFrame:
 
 
 def format_datasets(stats: pd.DataFrame) -> pd.DataFrame:
-    """Table II (``experiments.dataset_table``) for display: ours, the paper's and
+    """Table II (:func:`sgquant.chapters.setup.dataset_table`) for display: ours, the paper's and
     the difference (ours - paper) under two-level headers (``unavailable*``: the
     dataset's files are absent, only the paper's numbers are shown)."""
     num = lambda v: "—" if v is None or pd.isna(v) else f"{int(v):,}"  # noqa: E731
@@ -180,8 +185,8 @@ def format_datasets(stats: pd.DataFrame) -> pd.DataFrame:
 
 
 def format_claims(claims: pd.DataFrame) -> pd.DataFrame:
-    """The paper's observations (``experiments.sensitivity_claims``) for display,
-    with two-level column headers."""
+    """The paper's observations (:func:`sgquant.chapters.granularity.sensitivity_claims`)
+    for display, with two-level column headers."""
     fewer, more = "said to need fewer bits", "said to need more bits"
     fmt = lambda b: "none" if pd.isna(b) else f"{int(b)}"  # noqa: E731
     rows = []
@@ -244,7 +249,7 @@ def plot_memory_breakdown(df: pd.DataFrame) -> plt.Figure:
         ax.set_xticks(x, [d + (" *" if s != "loaded data" else "")
                           for d, s in zip(sub["dataset"], sub["source"])], rotation=15)
         ax.set_ylabel("FP32 memory (MB, log scale)")
-        ax.set_title(f"{_MODEL_LABELS.get(m, m)} (paper's Table I size)")
+        ax.set_title(f"{MODEL_LABELS.get(m, m)} (paper's Table I size)")
         ax.margins(y=0.15)
         ax.legend(loc="upper left", fontsize=8)
     return _finish(fig)
@@ -256,8 +261,8 @@ def plot_overall_saving(t: pd.DataFrame) -> plt.Figure:
     ran = t[t["status"] == "run"]
     rows = []
     for r in ran.itertuples():
-        short = {"Amazon-Computers": "Computers"}.get(r.dataset, r.dataset)
-        label = f"{short}\n{_MODEL_LABELS.get(r.model, r.model)}"
+        short = SHORT_DATASET_NAMES.get(r.dataset, r.dataset)
+        label = f"{short}\n{MODEL_LABELS.get(r.model, r.model)}"
         rows += [{"pair": label, "saving": r.ours_saving, "source": "ours (with min/scale)"},
                  {"pair": label, "saving": r.ours_paper_saving, "source": "ours, 32/avg bits"},
                  {"pair": label, "saving": r.paper_saving, "source": "paper"}]

@@ -6,6 +6,7 @@ HTML with Jupyter Book; it is the CI check that ``make book`` works.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from pathlib import Path
@@ -48,10 +49,33 @@ def test_chapter_templates_are_clean_and_parameterized():
         assert cells[0]["cell_type"] == "markdown" and "**Question.**" in first, path.name
         # ends with a generated reading, no hand-typed numbers
         assert "".join(cells[-2]["source"]).strip() == "## Reading", path.name
-        assert "E.reading_" in "".join(cells[-1]["source"]), path.name
+        assert "".join(cells[-1]["source"]).strip() == "chapter.reading()", path.name
         # notebooks only call the library: no model, training or quantizer code
         code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
         assert not re.search(r"\bimport torch\b|\bdef \w+\(|\bclass \w+", code), path.name
+
+
+def test_notebooks_are_thin_callers_of_their_chapter_module():
+    """Each notebook makes one chapter object of its own module, then only calls
+    its methods: labels, renames and captions live in the module."""
+    from sgquant.chapters import CHAPTERS
+
+    for path in B.chapters(REPO):
+        code = ["".join(c["source"]) for c in _cells(path) if c["cell_type"] == "code"
+                and "parameters" not in c["metadata"].get("tags", [])]
+        setup, *calls = code
+        module = CHAPTERS[path.stem]
+        assert f"chapter = C.{module}.Chapter(" in setup, path.name
+        chapter = getattr(importlib.import_module(f"sgquant.chapters.{module}"), "Chapter")
+        fields = chapter.__dataclass_fields__
+        for name, default in B.notebook_parameters(path).items():
+            assert f"{name}={name}" in setup, (path.name, name)  # reaches the chapter
+            same = default == fields[name].default or (  # the chapter's own default agrees
+                isinstance(default, list) and tuple(default) == fields[name].default)
+            assert same, (path.name, name, default, fields[name].default)
+        assert all(re.fullmatch(r"chapter\.\w+\(\)", c.strip()) for c in calls), path.name
+        for call in calls:
+            assert callable(getattr(chapter, call.strip()[len("chapter."):-2])), call
 
 
 def test_select_chapter():
@@ -131,11 +155,40 @@ def test_book_rejects_bad_options(tmp_path, capsys):
 
 def test_partial_book_in_checkout_needs_other_chapters(tmp_path):
     import shutil
-    shutil.copytree(REPO / "notebooks", tmp_path / "notebooks")
     B.stage_sources(REPO, tmp_path)
+    shutil.copytree(REPO / "notebooks", tmp_path / "notebooks")
     with pytest.raises(ValueError, match="never executed"):
         B.build_book("quick", only="02", root=tmp_path, progress=False)
     assert not (tmp_path / "book" / "chapters").exists()  # refused before running anything
+
+
+def test_book_out_never_overwrites_a_folder_it_did_not_write(tmp_path, capsys):
+    """``--out`` into a folder holding the user's own ``_config.yml`` and
+    ``book/intro.md`` overwrote them; now it is refused before anything runs."""
+    mine = tmp_path / "mine"
+    (mine / "book").mkdir(parents=True)
+    (mine / "_config.yml").write_text("title: my own book\n")
+    (mine / "book" / "intro.md").write_text("# my intro\n")
+    code = cli.main(["book", "--profile", "quick", "--only", "01", "--out", str(mine),
+                     "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert str(mine) in err and B.BOOK_MARKER in err
+    assert (mine / "_config.yml").read_text() == "title: my own book\n"
+    assert (mine / "book" / "intro.md").read_text() == "# my intro\n"
+    assert sorted(p.name for p in mine.iterdir()) == ["_config.yml", "book"]
+    # a file is not a folder; an earlier build (marked) and an empty folder are fine
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="not a folder"):
+        B.check_book_folder(tmp_path / "file")
+    staged = tmp_path / "staged"
+    B.stage_sources(REPO, staged)
+    assert (staged / B.BOOK_MARKER).is_file() and (staged / "_config.yml").is_file()
+    pages = sorted(p.name for p in (REPO / "book").glob("*.md"))
+    assert pages and sorted(p.name for p in (staged / "book").glob("*.md")) == pages
+    B.stage_sources(REPO, staged)  # a rerun into its own earlier build
+    (tmp_path / "empty").mkdir()
+    assert B.check_book_folder(tmp_path / "empty") == tmp_path / "empty"
 
 
 # ------------------------------------------------------------- whole book
@@ -166,6 +219,7 @@ def test_quick_book(quick_book):
     if "PubMed" not in available_datasets():
         overall = (html / "book" / "chapters" / "03_overall.html").read_text()
         assert "not run: data unavailable" in overall
+    assert (out / B.BOOK_MARKER).is_file()
     # executed chapters are kept beside the HTML; the templates stay clean
     assert all((out / "book" / "chapters" / f"{n}.ipynb").is_file() for n in EXPECTED)
     assert not any(c.get("outputs") for p in B.chapters(REPO) for c in _cells(p)

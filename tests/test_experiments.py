@@ -1,4 +1,5 @@
-"""Unit tests of sgquant.experiments (the book's tables and figures) and sgquant.plots."""
+"""Unit tests of the book's tables and figures (sgquant.chapters, through the old
+sgquant.experiments names) and sgquant.plots."""
 from __future__ import annotations
 
 import math
@@ -10,6 +11,7 @@ import pytest
 from sgquant import experiments as E
 from sgquant import plots as P
 from sgquant.bits import BitAssignment
+from sgquant.chapters.memory_breakdown import layout_from_sizes
 from sgquant.memory import MB, FeatureLayout, LayerLayout, feature_memory
 from sgquant.models import build_model
 
@@ -88,7 +90,7 @@ def test_layout_from_sizes_matches_feature_layout(cora):
     from sgquant.memory import feature_layout
     net = build_model("gcn", cora.num_features, 7)
     exact = feature_layout(net, cora.edge_index, cora.num_nodes)
-    sized = E._layout_from_sizes(net, cora.num_nodes, int(cora.edge_index.size(1)))
+    sized = layout_from_sizes(net, cora.num_nodes, int(cora.edge_index.size(1)))
     fp32 = BitAssignment.fp32(2)
     # Cora has no self-loops, so adding N self-loops is what GCN aggregates over
     assert feature_memory(sized, fp32).bytes == feature_memory(exact, fp32).bytes

@@ -1,0 +1,286 @@
+"""What every chapter shares: its parameters, the measurement pool, and the
+:class:`Chapter` base class a notebook drives.
+
+A chapter's parameters are those of its notebook's ``parameters`` cell
+(``dataset``, ``model``, ``profile``, ``seeds`` and the chapter's own, such as
+``tolerance`` or ``bits``); :func:`check_parameters` validates them all, for
+``sgquant run`` before anything executes and for the chapter itself.
+Measurements run on one executor per chapter (:func:`measurement_pool`), as
+picklable jobs (:func:`sgquant.measure.measure_job`, :func:`train_fp32_job`).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+from concurrent.futures import Executor
+from typing import Any, ClassVar, Iterable, Iterator, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..checks import (check_int, check_int_list, check_number, check_optional_int)
+from ..data import available_datasets, canonical_name, load_dataset
+from ..measure import measure_job, prepare
+from ..models import MODELS
+from ..profiles import Profile, get_profile
+from ..quantize import check_bits
+
+__all__ = [
+    "NOT_AVAILABLE", "NOT_IN_PROFILE", "NO_FILES",
+    "resolve_datasets", "resolve_models", "resolve_seeds", "check_parameters",
+    "dataset_available", "require_dataset", "mean_std", "percent", "run_info",
+    "default_workers", "measurement_pool", "train_fp32_job", "pretrain", "run_jobs",
+    "markdown", "BaseChapter", "SingleDatasetChapter",
+]
+
+NOT_AVAILABLE = "not run: data unavailable"
+NOT_IN_PROFILE = "not run: not in this profile"
+NO_FILES = "files unavailable: paper's numbers only"
+
+
+# ------------------------------------------------------------------ parameters
+def _is_all(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip().lower() == "all")
+
+
+def resolve_datasets(dataset: "str | Sequence[str] | None", profile: "str | Profile") -> list[str]:
+    """``"all"`` / ``None``: the profile's datasets; else canonical names of a
+    name, a comma-separated string or a list (unknown names raise ``ValueError``)."""
+    if _is_all(dataset):
+        return list(get_profile(profile).datasets)
+    items = dataset.split(",") if isinstance(dataset, str) else list(dataset)
+    out = [canonical_name(d.strip() if isinstance(d, str) else d) for d in items]
+    return list(dict.fromkeys(out))
+
+
+def resolve_models(model: "str | Sequence[str] | None", profile: "str | Profile") -> list[str]:
+    """``"all"`` / ``None``: the profile's models; else the named ones
+    (``gcn``, ``agnn``, ``gat``)."""
+    if _is_all(model):
+        return list(get_profile(profile).models)
+    items = model.split(",") if isinstance(model, str) else list(model)
+    out = []
+    for m in items:
+        key = str(m).strip().lower()
+        if key not in MODELS:
+            raise ValueError(f"unknown model {m!r}; choose one of {', '.join(MODELS)} or 'all'")
+        out.append(key)
+    return list(dict.fromkeys(out))
+
+
+def resolve_seeds(seeds: "int | Sequence[int] | None", profile: "str | Profile") -> list[int]:
+    """``None``: the profile's seeds; an int ``n``: seeds ``0..n-1``; a list: those
+    seeds (non-negative, duplicates dropped)."""
+    if seeds is None:
+        return get_profile(profile).seed_list()
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+        return list(range(check_int(seeds, "seeds (a number of seeds or a list of seeds)",
+                                    minimum=1)))
+    return list(dict.fromkeys(check_int_list(seeds, "seeds", minimum=0)))
+
+
+def _check_bits_list(values: Any, name: str) -> list[int]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable) or not values:
+        raise ValueError(f"{name} must be a non-empty list, e.g. [1, 2, 4], got {values!r}")
+    return [check_bits(v) for v in values]
+
+
+#: Checks of the chapter parameters other than dataset, model, profile and seeds.
+_CHECKS = {
+    "workers": lambda v: check_optional_int(v, "workers", minimum=0),
+    "tolerance": lambda v: check_number(v, "tolerance", minimum=0),
+    "search_seed": lambda v: check_int(v, "search_seed", minimum=0),
+    "budget": lambda v: check_optional_int(v, "budget", minimum=1),
+    "samples": lambda v: check_optional_int(v, "samples", minimum=1),
+    "bits": lambda v: _check_bits_list(v, "bits"),
+    "chunk_sizes": lambda v: check_int_list(v, "chunk_sizes", minimum=1),
+    "peak_bits": check_bits,
+}
+
+
+def check_parameters(*, dataset: Any = None, model: Any = None, profile: Any = "default",
+                     seeds: Any = None, **others: Any) -> dict:
+    """Validate a chapter's parameters (raises ``ValueError`` naming the bad value).
+
+    Returns the profile's name and the resolved ``datasets``, ``models`` and
+    ``seeds``; the other known parameters (``workers``, ``tolerance``,
+    ``search_seed``, ``budget``, ``samples``, ``bits``, ``chunk_sizes``,
+    ``peak_bits``) are checked, unknown ones ignored."""
+    prof = get_profile(profile)
+    checked = {"profile": prof.name, "datasets": resolve_datasets(dataset, prof),
+               "models": resolve_models(model, prof), "seeds": resolve_seeds(seeds, prof)}
+    for name, value in others.items():
+        if name in _CHECKS:
+            _CHECKS[name](value)
+    return checked
+
+
+def dataset_available(name: str, data_root: Optional[str] = None) -> bool:
+    """Whether ``name``'s files are here or can be fetched (a networked machine
+    downloads them now; offline the answer is immediate)."""
+    try:
+        require_dataset(name, data_root)
+    except ValueError:  # sgquant.data.DatasetUnavailableError is a ValueError
+        return False
+    return True
+
+
+def require_dataset(name: str, data_root: Optional[str] = None) -> None:
+    """Raise :class:`sgquant.data.DatasetUnavailableError` (one line naming the
+    folder and the files to put there) unless ``name`` can be loaded."""
+    if canonical_name(name) not in available_datasets(data_root):
+        load_dataset(name, data_root)  # downloads on a networked machine, or raises
+
+
+# ------------------------------------------------------------------ numbers
+def mean_std(values: Iterable[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (``ddof=1``; NaN for one value)."""
+    arr = np.asarray([v for v in values if v is not None and not pd.isna(v)], dtype=float)
+    if arr.size == 0:
+        return math.nan, math.nan
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else math.nan
+
+
+def percent(x: Any) -> float:
+    """A fraction as a percentage (NaN for a missing value)."""
+    return math.nan if x is None or pd.isna(x) else 100.0 * float(x)
+
+
+def run_info(profile: "str | Profile", **parameters: Any) -> pd.DataFrame:
+    """The profile's budgets and a chapter's parameters, as a two-column table."""
+    prof = get_profile(profile)
+    rows = [{"setting": k, "value": str(v)} for k, v in parameters.items()]
+    rows += [{"setting": f"profile.{k}", "value": str(v)} for k, v in prof.to_dict().items()]
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------ measuring
+def default_workers(profile: "str | Profile", workers: Optional[int] = None) -> int:
+    """Measurement processes: ``workers`` if given; else 0 (in this process) for the
+    ``quick`` profile, whose tiny budgets cost less than starting a process pool, and
+    every core otherwise."""
+    if workers is not None:
+        return check_optional_int(workers, "workers", minimum=0)
+    return 0 if get_profile(profile).name == "quick" else (os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def measurement_pool(profile: "str | Profile", workers: Optional[int] = None) -> Iterator[Executor]:
+    """One executor for all the measurements of a chapter
+    (:func:`sgquant.search.make_executor` with :func:`default_workers`). On an
+    error or an interrupt, jobs not started yet are cancelled."""
+    from ..search import make_executor
+
+    pool = make_executor(default_workers(profile, workers))
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def train_fp32_job(dataset: str, model: str, seed: int, profile: Profile) -> dict:
+    """Picklable job: train (or read from the cache) one FP32 model; its summary
+    (accuracies ...) and ``num_layers``."""
+    setup = prepare(dataset, model, seed, profile)
+    return {**setup.fp32, "num_layers": setup.num_layers}
+
+
+def pretrain(pool: Executor, items: Iterable[tuple[str, str, int]],
+             prof: Profile) -> dict[tuple[str, str, int], dict]:
+    """Train the FP32 models of ``(dataset, model, seed)`` items in parallel on
+    ``pool`` before any search or fine-tuning needs them (cached on disk); their
+    :func:`train_fp32_job` summaries by item."""
+    keys = list(dict.fromkeys(items))
+    futures = [pool.submit(train_fp32_job, d, m, s, prof) for d, m, s in keys]
+    return {key: fut.result() for key, fut in zip(keys, futures)}
+
+
+def run_jobs(jobs: list[tuple[dict, tuple]], executor: Executor) -> list[dict]:
+    """Run ``measure_job(*args)`` for each ``(meta, args)`` on ``executor``; return
+    ``{**meta, **record}`` in the order given (a failed job raises)."""
+    futures = [executor.submit(measure_job, *args) for _, args in jobs]
+    return [{**meta, **fut.result()} for (meta, _), fut in zip(jobs, futures)]
+
+
+# ------------------------------------------------------------------ chapters
+def markdown(text: str) -> Any:
+    """``text`` as a notebook's Markdown output."""
+    from IPython.display import Markdown
+
+    return Markdown(text)
+
+
+@dataclasses.dataclass
+class BaseChapter:
+    """A chapter with its notebook's parameters: validated when made (a
+    ``ValueError`` names the bad one), then each method shows one table, figure
+    or the reading (computations are cached on the object).
+
+    ``single_dataset`` chapters take one dataset and one model and refuse a
+    dataset whose data is unavailable with its one-line
+    :class:`~sgquant.data.DatasetUnavailableError`; the others list it as
+    :data:`NOT_AVAILABLE`. ``unused`` parameters are not listed by
+    :meth:`configuration`.
+    """
+
+    dataset: Any = "all"
+    model: Any = "all"
+    profile: str = "default"
+    seeds: Any = None
+
+    single_dataset: ClassVar[bool] = False
+    unused: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        from .. import plots
+
+        params = self.parameters()
+        checked = check_parameters(**params)
+        self.prof = get_profile(checked["profile"])
+        self.datasets, self.models = checked["datasets"], checked["models"]
+        self.seed_list = checked["seeds"]
+        if self.single_dataset:
+            if len(self.datasets) != 1:
+                raise ValueError(f"this chapter takes one dataset, got {self.dataset!r}")
+            if len(self.models) != 1:
+                raise ValueError(f"this chapter takes one model (gcn, agnn or gat), "
+                                 f"got {self.model!r}")
+            require_dataset(self.datasets[0])
+        plots.setup_style()
+
+    def parameters(self) -> dict[str, Any]:
+        """The notebook parameters this chapter was made with."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @property
+    def dataset_name(self) -> str:
+        """The canonical name of a single-dataset chapter's dataset."""
+        return self.datasets[0]
+
+    @property
+    def model_name(self) -> str:
+        """The model of a single-dataset chapter (``gcn``, ``agnn`` or ``gat``)."""
+        return self.models[0]
+
+    def configuration(self) -> Any:
+        """The run's parameters and the profile's budgets, as a table."""
+        from .. import plots
+
+        shown = {k: v for k, v in self.parameters().items()
+                 if k not in ("profile", "workers") + self.unused}
+        return plots.table(run_info(self.profile, **shown),
+                           caption="Run configuration (parameters and profile budgets)")
+
+
+@dataclasses.dataclass
+class SingleDatasetChapter(BaseChapter):
+    """A chapter on one (dataset, model), Cora and GCN unless told otherwise."""
+
+    dataset: Any = "Cora"
+    model: Any = "gcn"
+
+    single_dataset = True

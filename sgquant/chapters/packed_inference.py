@@ -1,0 +1,503 @@
+r"""Chapter 6's measurements of packed inference: what storing features bit-packed
+and rematching them (dequantizing before each multiply) cost in memory.
+
+The paper counts bits (:func:`sgquant.memory.feature_memory`) but never stores
+features in fewer bytes, and leaves open how much memory rematching costs at run
+time. Each function returns a tidy :class:`pandas.DataFrame`:
+
+* :func:`packed_vs_analytic`: bytes held by the packed features of
+  :class:`~sgquant.packed.PackedRunner` (sum of ``nbytes``) against the analytic
+  figure, and the agreement of packed with fake-quant predictions;
+* :func:`peak_memory_table`: measured peak memory (and time) of one inference pass,
+  FP32 against fake-quant against packed at several chunk sizes.
+
+Real datasets go through :func:`sgquant.measure.prepare` (FP32 weights trained once
+and cached); the ``*-synthetic`` names of :data:`SYNTHETIC` are size-alike random
+graphs (:func:`synthetic_graph`) with untrained, seeded weights, for memory only.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Sequence, Union
+
+import pandas as pd
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+
+from ..bits import BitAssignment, as_assignment
+from ..checks import check_choice, check_int
+from ..data import DegreeBuckets, degree_buckets
+from ..measure import Setup, build_for, prepare, single_thread
+from ..memory import average_bits, feature_layout, feature_memory, measure_pass, run_isolated
+from ..models import QuantGNN, QuantOptions
+from ..packed import DEFAULT_CHUNK_SIZE, PackedRunner, check_chunk_size
+from ..profiles import Profile, get_profile
+
+__all__ = ["SYNTHETIC", "MODES", "synthetic_graph", "fp32_model", "packed_vs_analytic",
+           "peak_memory_table", "peak_job"]
+
+#: Size-alike synthetic stand-ins (PubMed is incomplete offline, Reddit absent).
+#: Reddit in PyG: 232,965 nodes, 114.6M directed edges (mean in-degree ~492), 602
+#: features, 41 classes.
+SYNTHETIC: dict[str, dict[str, int]] = {
+    "PubMed-synthetic": {"num_nodes": 19717, "num_edges": 88648, "num_features": 500,
+                         "num_classes": 3},
+    "Reddit-synthetic": {"num_nodes": 232965, "num_edges": 114615892, "num_features": 602,
+                         "num_classes": 41},
+}
+
+#: Inference modes compared by :func:`peak_memory_table`.
+MODES = ("fp32", "fake_quant", "chunked_fp32", "packed")
+
+
+# ----------------------------------------------------------------- synthetic graphs
+def synthetic_graph(num_nodes: int, num_edges: int, num_features: int, num_classes: int, *,
+                    seed: int = 0, degree_sigma: float = 1.0, homophily: float = 0.8,
+                    chunk: int = 1 << 22) -> Data:
+    r"""A degree-corrected stochastic block model with a heavy-tailed degree profile.
+
+    Node :math:`v` gets a class :math:`c_v` (uniform) and a weight
+    :math:`\theta_v \sim \mathrm{LogNormal}(0, \sigma)`. ``num_edges / 2`` pairs
+    :math:`(u, w)` are drawn with :math:`u \propto \theta`; with probability
+    ``homophily`` :math:`w \propto \theta` within :math:`c_u`, else among all nodes.
+    Both directions are stored (``num_edges`` directed edges, self-loops dropped,
+    duplicates kept: a multigraph). Features: class centroid + standard normal noise
+    (float32, dense like Reddit's). Masks: 60/20/20 random split. Deterministic for
+    a seed.
+    """
+    for name, value in (("num_nodes", num_nodes), ("num_edges", num_edges),
+                        ("num_features", num_features), ("num_classes", num_classes)):
+        check_int(value, name, minimum=1)
+    gen = torch.Generator().manual_seed(seed)
+    n = num_nodes
+    y = torch.randint(0, num_classes, (n,), generator=gen)
+    theta = torch.randn(n, generator=gen).mul_(degree_sigma).exp_().double()
+    order = torch.argsort(y, stable=True)  # nodes grouped by class
+    cum = torch.cumsum(theta[order], 0)
+    counts = torch.bincount(y, minlength=num_classes)
+    ends = torch.cumsum(counts, 0)
+    starts = ends - counts
+    class_lo = torch.where(starts > 0, cum[(starts - 1).clamp(min=0)], torch.zeros(1).double())
+    class_mass = cum[(ends - 1).clamp(min=0)] - class_lo
+    total = cum[-1]
+    pairs = max(num_edges // 2, 1)
+    src_parts, dst_parts = [], []
+    for s in range(0, pairs, chunk):
+        m = min(chunk, pairs - s)
+        u = order[torch.searchsorted(cum, torch.rand(m, generator=gen, dtype=torch.float64)
+                                     * total).clamp(max=n - 1)]
+        cu = y[u]
+        within = torch.rand(m, generator=gen) < homophily
+        r = torch.rand(m, generator=gen, dtype=torch.float64)
+        target = torch.where(within, class_lo[cu] + r * class_mass[cu], r * total)
+        w = order[torch.searchsorted(cum, target).clamp(max=n - 1)]
+        keep = u != w
+        src_parts.append(u[keep])
+        dst_parts.append(w[keep])
+    src, dst = torch.cat(src_parts), torch.cat(dst_parts)
+    del src_parts, dst_parts
+    edge_index = torch.stack([torch.cat([src, dst]), torch.cat([dst, src])])
+    del src, dst
+    centroids = torch.randn(num_classes, num_features, generator=gen)
+    x = torch.empty(n, num_features)
+    for s in range(0, n, 1 << 14):
+        e = min(n, s + (1 << 14))
+        x[s:e] = centroids[y[s:e]] + torch.randn(e - s, num_features, generator=gen)
+    perm = torch.randperm(n, generator=gen)
+    masks = [torch.zeros(n, dtype=torch.bool) for _ in range(3)]
+    cut = [0, int(0.6 * n), int(0.8 * n), n]
+    for mask, a, b in zip(masks, cut[:-1], cut[1:]):
+        mask[perm[a:b]] = True
+    data = Data(x=x, edge_index=edge_index, y=y, train_mask=masks[0], val_mask=masks[1],
+                test_mask=masks[2])
+    data.name = f"synthetic-n{n}-e{edge_index.size(1)}"
+    return data
+
+
+def _synthetic_spec(dataset: Any) -> Optional[dict]:
+    if isinstance(dataset, Mapping):
+        return dict(dataset)
+    if isinstance(dataset, str):
+        for key, spec in SYNTHETIC.items():
+            if dataset.lower() == key.lower():
+                return dict(spec)
+    return None
+
+
+def _dataset_label(dataset: Any) -> str:
+    if isinstance(dataset, Mapping):
+        return f"synthetic(n={dataset['num_nodes']}, e={dataset['num_edges']})"
+    spec = _synthetic_spec(dataset)
+    if spec is not None:
+        return next(k for k in SYNTHETIC if k.lower() == str(dataset).lower())
+    return str(dataset)
+
+
+# ------------------------------------------------------------------------ cases
+@dataclass
+class _Case:
+    """A graph, its degree buckets and a fresh model with the FP32 weights."""
+
+    dataset: str
+    data: Data
+    buckets: DegreeBuckets
+    model: QuantGNN
+    trained: bool
+
+
+def _profile_of(profile: Union[str, Profile, Mapping]) -> Profile:
+    if isinstance(profile, Mapping):
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in profile.items()}
+        return Profile(**fields)
+    return get_profile(profile)
+
+
+def fp32_model(setup: Setup) -> QuantGNN:
+    """A fresh copy of ``setup``'s trained FP32 model, in eval mode (the cached
+    ``setup.model`` is shared: quantizing a copy leaves it as it is)."""
+    net = build_for(setup.data, setup.model_name, setup.profile)
+    net.load_state_dict(setup.fp32_state)
+    return net.eval()
+
+
+def _case(dataset: Any, model: str, seed: int, profile: Union[str, Profile, Mapping],
+          results: Optional[str] = None, data_root: Optional[str] = None) -> _Case:
+    prof = _profile_of(profile)
+    spec = _synthetic_spec(dataset)
+    if spec is not None:
+        data = synthetic_graph(**spec, seed=seed)
+        buckets = degree_buckets(data.edge_index, data.num_nodes, prof.num_buckets)
+        torch.manual_seed(seed)
+        net = build_for(data, str(model).lower(), prof)
+        trained = False
+    else:
+        setup = prepare(dataset, model, seed, prof, results, data_root)
+        data, buckets = setup.data, setup.buckets
+        net = fp32_model(setup)  # set_bits below quantizes this copy only
+        trained = True
+    net.eval()
+    return _Case(_dataset_label(dataset), data, buckets, net, trained)
+
+
+def _named_assignments(assignments: Any, num_layers: int) -> list[tuple[str, BitAssignment]]:
+    if assignments is None:
+        return [(f"uniform {b}-bit", BitAssignment.uniform(b, num_layers)) for b in (1, 2, 4, 8)]
+    if isinstance(assignments, (BitAssignment, str)) or (
+            isinstance(assignments, Mapping) and set(assignments) == {"att_bits", "emb_bits"}):
+        a = as_assignment(assignments)
+        return [(str(a), a)]
+    items = assignments.items() if isinstance(assignments, Mapping) else enumerate(assignments)
+    out = []
+    for name, value in items:
+        if isinstance(value, int) and not isinstance(value, bool):
+            out.append((f"uniform {value}-bit", BitAssignment.uniform(value, num_layers)))
+        else:
+            a = as_assignment(value)
+            out.append((str(name) if isinstance(name, str) else str(a), a))
+    return out
+
+
+def _buckets_for(case: _Case, assignment: BitAssignment) -> Optional[DegreeBuckets]:
+    return case.buckets if assignment.num_buckets > 1 else None
+
+
+# --------------------------------------------------------------- packed vs analytic
+def packed_vs_analytic(dataset: Any = "Cora", model: str = "gcn", assignments: Any = None, *,
+                       seed: int = 0, profile: Union[str, Profile] = "quick",
+                       chunk_size: int = DEFAULT_CHUNK_SIZE,
+                       options: Optional[QuantOptions] = None,
+                       results: Optional[str] = None,
+                       data_root: Optional[str] = None) -> pd.DataFrame:
+    """Measured packed bytes against :func:`sgquant.memory.feature_memory`.
+
+    For each assignment (default uniform 1/2/4/8 bits; a dict ``name -> assignment``,
+    a list of assignments or of bit widths also work) runs packed inference on the
+    FP32 weights and reports ``measured_bytes`` (sum of the packed groups' ``nbytes``),
+    ``analytic_bytes``, their relative difference ``rel_diff``, ``fp32_bytes`` and the
+    measured ``saving``, plus ``pred_agreement`` (share of nodes whose packed argmax
+    equals the fake-quant model's) and ``max_logit_diff``.
+    """
+    chunk_size = check_chunk_size(chunk_size)
+    case = _case(dataset, model, seed, profile, results, data_root)
+    data, net = case.data, case.model
+    opts = options or QuantOptions()
+    rows = []
+    for name, assignment in _named_assignments(assignments, net.num_layers):
+        assignment.check_shape(net.num_layers, case.buckets.num_buckets)
+        buckets = _buckets_for(case, assignment)
+        layout = feature_layout(net, data.edge_index, data.num_nodes, buckets)
+        report = feature_memory(layout, assignment)
+        runner = PackedRunner(net, assignment, buckets=buckets, options=opts,
+                              chunk_size=chunk_size)
+        result = runner.run(data.x, data.edge_index)
+        net.set_bits(assignment, buckets, opts)
+        with torch.no_grad():
+            ref = net(data.x, data.edge_index)
+        net.set_bits(None)
+        measured = result.measured_bytes
+        rows.append({
+            "dataset": case.dataset, "model": str(model).lower(), "assignment": name,
+            "average_bits": report.average_bits, "elements": report.elements,
+            "measured_elements": result.elements, "groups": report.groups,
+            "analytic_bytes": report.bytes, "measured_bytes": measured,
+            "rel_diff": (measured - report.bytes) / report.bytes,
+            "fp32_bytes": report.fp32_bytes, "saving": report.fp32_bytes / measured,
+            "paper_saving": report.paper_saving,
+            "pred_agreement": float((result.logits.argmax(1) == ref.argmax(1)).float().mean()),
+            "max_logit_diff": float((result.logits - ref).abs().max()),
+            "trained": case.trained, "config_key": assignment.key(),
+        })
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------ peak memory
+def _tiny_graph(num_features: int, seed: int = 0) -> Data:
+    g = torch.Generator().manual_seed(seed)
+    n = 64
+    ei = torch.randint(0, n, (2, 256), generator=g)
+    ei = torch.cat([ei, ei.flip(0)], 1)
+    return Data(x=torch.rand(n, num_features, generator=g), edge_index=ei)
+
+
+def _pred_hash(logits: Tensor) -> str:
+    pred = logits.argmax(1).to(torch.int32).contiguous().numpy()
+    return hashlib.sha1(pred.tobytes()).hexdigest()[:16]
+
+
+def _prepare_mode(net: QuantGNN, data: Data, buckets: Optional[DegreeBuckets], mode: str,
+                  assignment: BitAssignment, options: QuantOptions, chunk_size: int,
+                  edge_chunk_size: Optional[int], drop_float_input: bool,
+                  sampled: Optional[dict] = None) -> dict:
+    """What a pass of ``mode`` holds before it starts, and the pass itself.
+    ``sampled`` (``num_neighbors``, ``batch_size``): neighbour-sampled mini-batches
+    (packed modes only)."""
+    if sampled is not None and mode in ("fp32", "fake_quant"):
+        raise ValueError(f"sampled inference runs the packed path: use mode 'chunked_fp32' "
+                         f"as its FP32 baseline, got mode {mode!r}")
+    if mode in ("fp32", "fake_quant"):
+        if mode == "fp32":
+            net.set_bits(None)
+        else:
+            net.set_bits(assignment, buckets, options)
+        x, ei = data.x, data.edge_index
+
+        def run() -> Tensor:
+            # the model's caches (GCN's normalised edges, the quantized input) are made
+            # by the pass and dropped after it, so that no pass inherits another's
+            net.reset_cache()
+            with torch.no_grad():
+                out = net(x, ei)
+            net.reset_cache()
+            return out
+        return {"run": run, "input_bytes": int(x.numel()) * 4}
+    asg = BitAssignment.fp32(net.num_layers) if mode == "chunked_fp32" else assignment
+    bk = buckets if asg.num_buckets > 1 else None
+    runner = PackedRunner(net, asg, buckets=bk, options=options, chunk_size=chunk_size,
+                          edge_chunk_size=edge_chunk_size)
+    xp = runner.pack_input(data.x, data.edge_index)
+    if drop_float_input:
+        data.num_nodes = int(data.x.size(0))
+        data.x = None  # the features are held packed only
+    ei = data.edge_index
+    if sampled is not None:
+        from ..packed import sampled_packed_forward
+
+        def run() -> Tensor:
+            return sampled_packed_forward(
+                net, data, asg, num_neighbors=sampled["num_neighbors"],
+                batch_size=sampled.get("batch_size", 1024), buckets=bk, options=options,
+                chunk_size=chunk_size, edge_chunk_size=edge_chunk_size, packed_input=xp,
+                seed=sampled.get("seed", 0))
+        return {"run": run, "input_bytes": int(xp.nbytes)}
+
+    def run() -> Tensor:
+        return runner.run(xp, ei).logits
+    return {"run": run, "input_bytes": int(xp.nbytes)}
+
+
+def _drop_caches() -> None:
+    """Forget the in-process caches of datasets and FP32 setups (their float32 copies
+    of the features would otherwise stay resident)."""
+    from .. import measure
+    from ..data import clear_dataset_cache
+
+    clear_dataset_cache()
+    # measure.clear_setup_cache is the public way (search and measurement layer);
+    # until it is there, the lru_cache behind measure.prepare
+    clear = getattr(measure, "clear_setup_cache", None) or measure._prepare_cached.cache_clear
+    clear()
+
+
+def peak_job(dataset: Any, model: str, mode: str, assignment: dict, *, chunk_size: int,
+             edge_chunk_size: Optional[int] = None, seed: int = 0,
+             profile: Union[str, Mapping] = "quick", options: Optional[dict] = None,
+             results: Optional[str] = None, data_root: Optional[str] = None,
+             sampled: Optional[dict] = None) -> dict:
+    """Job for :func:`sgquant.memory.run_isolated`: one inference pass of ``mode``
+    (one of :data:`MODES`) in a fresh process (JSON-able arguments only).
+    ``sampled={"num_neighbors": [...], "batch_size": b}`` runs neighbour-sampled
+    mini-batches (:func:`sgquant.packed.sampled_packed_forward`)."""
+    check_choice(mode, "mode", MODES)
+    asg = as_assignment(assignment)
+    opts = QuantOptions(**(options or {}))
+    prof = _profile_of(profile)
+    state: dict = {}
+
+    def warmup() -> None:
+        spec = _synthetic_spec(dataset)
+        if spec is None:
+            from ..data import load_dataset
+            nf = load_dataset(dataset, data_root).num_features
+            classes = 2
+            _drop_caches()
+        else:
+            nf, classes = spec["num_features"], spec["num_classes"]
+        tiny = _tiny_graph(nf, seed)
+        tiny.y = torch.arange(tiny.num_nodes) % classes
+        net = build_for(tiny, str(model).lower(), prof).eval()
+        bk = degree_buckets(tiny.edge_index, tiny.num_nodes, max(asg.num_buckets, 1))
+        go = _prepare_mode(net, tiny, bk if asg.num_buckets > 1 else None, mode, asg, opts,
+                           chunk_size, edge_chunk_size, drop_float_input=True,
+                           sampled=sampled)
+        go["run"]()
+
+    def load() -> dict:
+        case = _case(dataset, model, seed, prof, results, data_root)
+        go = _prepare_mode(case.model, case.data, _buckets_for(case, asg), mode, asg, opts,
+                           chunk_size, edge_chunk_size, drop_float_input=True,
+                           sampled=sampled)
+        state.update(num_nodes=case.data.num_nodes, num_edges=int(case.data.edge_index.size(1)))
+        del case
+        _drop_caches()  # only the pass's own references to the graph remain
+        return go
+
+    def run(go: dict) -> dict:
+        logits = go["run"]()
+        return {"input_bytes": go["input_bytes"], "pred_hash": _pred_hash(logits), **state}
+
+    return {"warmup": warmup, "load": load, "run": run,
+            "info": {"mode": mode, "chunk_size": chunk_size,
+                     "edge_chunk_size": edge_chunk_size or chunk_size,
+                     "sampled": sampled is not None}}
+
+
+def _in_process(dataset, model, mode, asg, opts, chunk_size, edge_chunk_size, case,
+                allocators: bool) -> dict:
+    go = _prepare_mode(case.model, case.data, _buckets_for(case, asg), mode, asg, opts,
+                       chunk_size, edge_chunk_size, drop_float_input=False)
+    logits, mem = measure_pass(go["run"], warmup=True, allocators=allocators)
+    return {"mode": mode, "chunk_size": chunk_size,
+            "edge_chunk_size": edge_chunk_size or chunk_size,
+            "input_bytes": go["input_bytes"], "pass_peak_bytes": mem.pass_peak_bytes,
+            "reset_ok": mem.reset_ok, "seconds": mem.seconds,
+            "torch_peak_bytes": mem.torch_peak_bytes, "numpy_peak_bytes": mem.numpy_peak_bytes,
+            "pred_hash": _pred_hash(logits), "num_nodes": case.data.num_nodes,
+            "num_edges": int(case.data.edge_index.size(1))}
+
+
+def peak_memory_table(dataset: Any = "Cora", model: str = "gcn",
+                      assignment: Union[BitAssignment, dict, str, int, None] = None,
+                      chunk_sizes: Sequence[int] = (1, 64, 1024, 16384), *,
+                      modes: Sequence[str] = MODES, edge_chunk_size: Optional[int] = None,
+                      seed: int = 0, profile: Union[str, Profile] = "quick",
+                      options: Optional[QuantOptions] = None, isolate: Optional[bool] = None,
+                      allocators: bool = False, threads: int = 1, timeout: float = 600.0,
+                      results: Optional[str] = None,
+                      data_root: Optional[str] = None) -> pd.DataFrame:
+    r"""Measured peak memory and time of one inference pass per mode and chunk size.
+
+    Modes (:data:`MODES`): ``fp32`` (the PyG model, no quantization), ``fake_quant``
+    (the PyG model with ``assignment``: float32 copies of quantized tensors),
+    ``chunked_fp32`` (the chunked path of :class:`~sgquant.packed.PackedRunner` with
+    every field at 32 bits: separates chunking from packing) and ``packed`` (at each
+    of ``chunk_sizes``; ``chunked_fp32`` uses the largest). ``assignment`` defaults to
+    uniform 4 bits; an ``int`` means uniform at that width.
+
+    Columns: ``input_bytes`` (the input features as held: float32, or packed),
+    ``pass_peak_bytes`` (RSS high-water mark during the pass above the RSS before it:
+    every temporary, hidden features and coefficients included),
+    ``inference_bytes = input_bytes + pass_peak_bytes``, ``ratio_vs_fp32`` and
+    ``ratio_vs_chunked_fp32`` (of ``inference_bytes``; graph structure and weights are
+    excluded, as they are the same in every mode; the PyG model's FP32 pass also pays
+    for PyG's ``E x d`` message tensors, which the chunked path never builds, so
+    ``chunked_fp32`` isolates what packing alone saves), ``rematch_chunk_bytes`` (one
+    chunk of float32 rows of the widest layer input, the analytic size of the
+    rematching buffer), ``seconds``,
+    ``pred_hash`` (identical for ``fake_quant`` and ``packed`` when predictions agree).
+    With ``isolate`` (default: every profile but ``quick``) each row runs in a fresh
+    process (:func:`sgquant.memory.run_isolated`), which adds ``total_bytes`` (peak
+    RSS above the interpreter: graph, weights, features and temporaries) and
+    ``ru_maxrss_bytes``. ``allocators`` (in-process only) adds the torch-allocation
+    and tracemalloc peaks.
+    """
+    prof = get_profile(profile)
+    for m in modes:
+        check_choice(m, "mode", MODES)
+    chunks = sorted({check_chunk_size(c) for c in chunk_sizes})
+    if not chunks:
+        raise ValueError("chunk_sizes needs at least one chunk size, got []")
+    if edge_chunk_size is not None:
+        check_chunk_size(edge_chunk_size, "edge_chunk_size")
+    isolate = prof.name != "quick" if isolate is None else bool(isolate)
+    case = _case(dataset, model, seed, prof, results, data_root)  # trains/caches FP32 once
+    L = case.model.num_layers
+    if assignment is None:
+        asg = BitAssignment.uniform(4, L)
+    elif isinstance(assignment, int) and not isinstance(assignment, bool):
+        asg = BitAssignment.uniform(assignment, L)
+    else:
+        asg = as_assignment(assignment)
+    asg.check_shape(L, case.buckets.num_buckets)
+    opts = options or QuantOptions()
+    widest = max(spec.in_dim for spec in case.model.layer_specs)
+    plan: list[tuple[str, int]] = []
+    for mode in modes:
+        if mode == "packed":
+            plan += [(mode, c) for c in chunks]
+        elif mode == "chunked_fp32":
+            plan.append((mode, chunks[-1]))
+        else:
+            plan.append((mode, 0))
+    rows = []
+    for mode, chunk in plan:
+        cs = max(chunk, 1)
+        if isolate:
+            kwargs = {"dataset": dataset, "model": model, "mode": mode,
+                      "assignment": asg.to_dict(), "chunk_size": cs,
+                      "edge_chunk_size": edge_chunk_size, "seed": seed,
+                      "profile": prof.to_dict(),
+                      "options": {"rounding": opts.rounding,
+                                  "clip_percentile": opts.clip_percentile},
+                      "results": results, "data_root": data_root}
+            rec = run_isolated(f"{__name__}:peak_job", kwargs, timeout=timeout,
+                               threads=threads)
+        else:
+            with single_thread() if threads == 1 else contextlib.nullcontext():
+                rec = _in_process(dataset, model, mode, asg, opts, cs, edge_chunk_size, case,
+                                  allocators)
+        rec = {k: v for k, v in rec.items() if k not in ("rss_base", "rss_ready", "rss_peak")}
+        rec["chunk_size"] = chunk if chunk else None
+        if chunk == 0:
+            rec["edge_chunk_size"] = None
+        rec["rematch_chunk_bytes"] = (min(chunk, case.data.num_nodes) * widest * 4
+                                      if chunk else None)
+        rows.append(rec)
+    df = pd.DataFrame(rows)
+    df["inference_bytes"] = df["input_bytes"] + df["pass_peak_bytes"]
+    for mode, column in (("fp32", "ratio_vs_fp32"), ("chunked_fp32", "ratio_vs_chunked_fp32")):
+        base = df.loc[df["mode"] == mode, "inference_bytes"]
+        df[column] = (float(base.iloc[0]) / df["inference_bytes"]) if len(base) else math.nan
+    df.insert(0, "dataset", case.dataset)
+    df.insert(1, "model", str(model).lower())
+    df.insert(2, "assignment", str(asg))
+    df["average_bits"] = average_bits(
+        feature_layout(case.model, case.data.edge_index, case.data.num_nodes,
+                       _buckets_for(case, asg)), asg)
+    df["isolated"] = isolate
+    df["threads"] = threads
+    df["trained"] = case.trained
+    return df

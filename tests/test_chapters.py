@@ -1,0 +1,227 @@
+"""The chapters package: its structure, the Chapter classes the notebooks drive,
+and the walks each chapter takes through the library."""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sgquant import chapters as C
+from sgquant import plots as P
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "sgquant"
+#: The modules of the chapters and the book tool.
+OWN = sorted([*PACKAGE.glob("chapters/*.py"), PACKAGE / "paper" / "__init__.py",
+              PACKAGE / "plots.py", PACKAGE / "book.py", PACKAGE / "execution.py",
+              PACKAGE / "experiments.py", PACKAGE / "rematch.py"])
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _top_level_imports(path: Path) -> list[tuple[str, list[str]]]:
+    """``(module, names)`` of the imports at the top level of ``path`` (absolute names)."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    out = []
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            base = base[:len(base) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            out.append((module, [a.name for a in node.names]))
+        elif isinstance(node, ast.Import):
+            out += [(a.name, []) for a in node.names]
+    return out
+
+
+# ------------------------------------------------------------------ structure
+def test_modules_are_small_and_import_no_private_names():
+    for path in OWN:
+        assert len(path.read_text().splitlines()) < 600, path
+        for module, names in _top_level_imports(path):
+            private = [n for n in names if n.startswith("_") and n != "__version__"]
+            assert not (module.startswith("sgquant") and private), (path, module, private)
+
+
+def test_no_import_cycles():
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        deps = set()
+        for module, names in _top_level_imports(path):
+            if module.startswith("sgquant"):
+                deps.add(module)
+                deps |= {f"{module}.{n}" for n in names}  # "from . import x" is a module
+        graph[_module_name(path)] = deps
+    graph = {k: {d for d in v if d in graph and d != k} for k, v in graph.items()}
+
+    def visit(node: str, stack: list[str], done: set[str]) -> None:
+        assert node not in stack, " -> ".join(stack + [node])
+        if node in done:
+            return
+        for dep in graph[node]:
+            visit(dep, stack + [node], done)
+        done.add(node)
+
+    done: set[str] = set()
+    for node in graph:
+        visit(node, [], done)
+
+
+def test_chapter_modules_load_on_first_use():
+    """A measurement worker imports only what its job needs: not matplotlib."""
+    code = ("import sys, sgquant.chapters.common, sgquant.chapters as C; "
+            "print('matplotlib' in sys.modules, 'sgquant.chapters.overall' in sys.modules); "
+            "C.overall; print('sgquant.chapters.overall' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO, check=True).stdout.split()
+    assert out == ["False", "False", "True"]
+    assert set(C.CHAPTERS.values()) <= set(dir(C))
+
+
+def test_labels_are_defined_once():
+    from sgquant import experiments as E
+    from sgquant.chapters import granularity
+
+    assert E.GRANULARITY_LABELS is P.GRANULARITY_LABELS
+    assert granularity.GRANULARITIES is P.GRANULARITY_ORDER
+    sources = "\n".join(p.read_text() for p in PACKAGE.rglob("*.py"))
+    assert len(re.findall(r'"gcn": "GCN"', sources)) == 1
+    assert len(re.findall(r'"CWQ \(component\)"', sources)) == 1
+
+
+def test_old_import_paths_keep_working():
+    from sgquant import experiments as E
+    from sgquant import rematch as R
+
+    for name in E.__all__:
+        assert hasattr(E, name), name
+    for name in R.__all__:
+        assert hasattr(R, name), name
+    assert not hasattr(R, "rematching_table")  # dead code, removed
+    assert R.peak_job is C.packed_inference.peak_job
+    assert E.reading_overall is C.overall.reading_overall
+
+
+# ------------------------------------------------------------------ chapters
+def test_chapter_checks_its_parameters():
+    with pytest.raises(ValueError, match="tolerance"):
+        C.overall.Chapter(profile="quick", tolerance=-1)
+    with pytest.raises(ValueError, match="one dataset"):
+        C.autobit.Chapter(dataset="Cora,CiteSeer", profile="quick")
+    with pytest.raises(ValueError, match="one model"):
+        C.granularity.Chapter(model="all", profile="quick")
+    with pytest.raises(ValueError, match="chunk_sizes"):
+        C.rematching.Chapter(profile="quick", chunk_sizes=[0])
+    with pytest.raises(ValueError, match="fast"):
+        C.setup.Chapter(profile="fast")
+
+
+def test_single_dataset_chapter_refuses_unavailable_data():
+    from sgquant.data import DatasetUnavailableError
+
+    if C.common.dataset_available("PubMed"):
+        pytest.skip("PubMed's files are complete here")
+    for module in (C.granularity, C.autobit, C.rematching):
+        with pytest.raises(DatasetUnavailableError, match="PubMed"):
+            module.Chapter(dataset="PubMed", profile="quick")
+
+
+def test_configuration_lists_the_chapters_parameters(cora):
+    shown = C.overall.Chapter(dataset="Cora", model="gcn", profile="quick").configuration()
+    settings = list(shown.data["setting"])
+    assert settings[:5] == ["dataset", "model", "seeds", "tolerance", "search_seed"]
+    assert "workers" not in settings and "profile.search_budget" in settings
+    breakdown = C.memory_breakdown.Chapter(profile="quick").configuration().data["setting"]
+    assert list(breakdown[:2]) == ["dataset", "model"] and "seeds" not in set(breakdown)
+
+
+def test_overall_chapter_lists_unavailable_data(cora):
+    if C.common.dataset_available("PubMed"):
+        pytest.skip("PubMed's files are complete here")
+    chapter = C.overall.Chapter(dataset="PubMed", model="gcn", profile="quick", workers=0)
+    assert set(chapter.runs["status"]) <= {C.common.NOT_AVAILABLE, C.common.NOT_IN_PROFILE}
+    pub = chapter.table3.set_index(["dataset", "model"]).loc[("PubMed", "gcn")]
+    assert pub.status == C.common.NOT_AVAILABLE
+    assert "not run: data unavailable" in chapter.runs_table().data
+    assert "No (dataset, model) pair was run" in chapter.reading().data
+    assert chapter.accuracy_table().to_html().count(C.common.NOT_AVAILABLE) >= 1
+
+
+def test_overall_reads_fp32_accuracy_from_the_record(cora):
+    from sgquant.measure import prepare
+
+    runs = C.overall.overall_runs("Cora", "gcn", "quick", include_missing=False, workers=0)
+    fp32 = prepare("Cora", "gcn", 0, "quick").fp32
+    row = runs.iloc[0]
+    assert row.status == "run"
+    assert row.fp32_best_test == pytest.approx(100 * fp32["best_test_acc"])
+    assert row.fp32_test == pytest.approx(100 * fp32["test_acc"])
+    assert row.fp32_val == pytest.approx(100 * fp32["val_acc"])
+
+
+def test_overall_table_keeps_pairs_the_paper_does_not_have():
+    rows = [{"dataset": "Coauthor-CS", "model": "gcn", "seed": 0, "status": "run",
+             "fp32_val": 90.0, "fp32_test": 91.0, "fp32_best_test": 92.0, "val": 89.5,
+             "test": 90.0, "best_test": 91.0, "average_bits": 2.0, "fp32_memory_mb": 16.0,
+             "memory_mb": 1.0, "saving": 16.0, "paper_saving": 16.0, "weight_mb": 0.2,
+             "chosen": "BitAssignment(L1: att 2, emb 2)", "chosen_json": "{}", "found": True}]
+    t = C.overall.overall_table(pd.DataFrame(rows))
+    assert len(t) == 16 and t.iloc[-1]["dataset"] == "Coauthor-CS"
+    assert math.isnan(t.iloc[-1]["paper_saving"]) and t.iloc[-1]["acc_drop"] == 1.0
+    acc, mem, _ = P.format_overall(t)
+    last = mem.iloc[-1]
+    assert last[("saving", "paper")] == "—" and last[("saving", "ours")] == "16.00x"
+    text = C.overall.reading_overall(t)
+    assert "16.0x" in text and "The paper reports" not in text
+
+
+def test_rounding_table_prepares_each_seed_once(monkeypatch, cora, tmp_path):
+    from sgquant.chapters import rematching
+
+    calls = []
+    real = rematching.prepare
+
+    def counting(*args, **kwargs):
+        calls.append(args[:3])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rematching, "prepare", counting)
+    df = rematching.rounding_table("Cora", "gcn", (1, 4), targets=("uniform",),
+                                   profile="quick", results=str(tmp_path))
+    assert calls == [("Cora", "gcn", 0)]
+    assert len(df) == 2 * len(rematching.ROUNDING_OPTIONS)
+    setup = real("Cora", "gcn", 0, "quick", str(tmp_path))
+    assert setup.model.assignment is None  # the shared FP32 model is never quantized
+    err = df.set_index(["target", "bits", "rounding", "range"])["rel_error"]
+    assert err[("uniform", 1, "floor", "min/max")] > err[("uniform", 4, "floor", "min/max")] > 0
+
+
+def test_strategy_fields_take_the_searchs_own_strategy():
+    from sgquant.chapters.autobit import strategy_fields
+    from sgquant.search import PAPER_STRATEGY, STRATEGY
+
+    fields, anchored = strategy_fields(dict(STRATEGY))
+    assert anchored is True and "fp32_anchor" not in fields
+    assert fields == {k: v for k, v in dict(STRATEGY).items() if k != "fp32_anchor"}
+    assert strategy_fields(PAPER_STRATEGY)[1] is False
+
+    @dataclasses.dataclass(frozen=True)
+    class Strategy:
+        generations: int = 1
+        fp32_anchor: bool = True
+
+    assert strategy_fields(Strategy()) == ({"generations": 1}, True)
+    assert strategy_fields(None) == ({}, False)
+    with pytest.raises(ValueError, match="strategy"):
+        strategy_fields(42)

@@ -1,0 +1,233 @@
+"""``sgquant run``: executing one chapter, its output file, Ctrl-C, and bad input.
+
+The runs that start a kernel use the quick profile and the cheapest chapters
+(a few seconds each); the bad-input tests check that nothing was executed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sgquant import cli
+from sgquant import execution as X
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(capsys, *args: str) -> tuple[int, str]:
+    code = cli.main(["run", *args, "--no-progress"])
+    return code, capsys.readouterr().err.strip()
+
+
+def _one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, (needle, err)
+
+
+# ------------------------------------------------- the README's offline example
+def test_readme_example_runs_offline_with_unavailable_dataset(tmp_path, capsys):
+    """03 on PubMed (incomplete offline): the chapter runs and lists PubMed as
+    "not run: data unavailable" (it crashed with KeyError: ['chosen_json'])."""
+    from sgquant.data import available_datasets
+    if "PubMed" in available_datasets():
+        pytest.skip("PubMed's files are complete here")
+    out = tmp_path / "overall.ipynb"
+    code = cli.main(["run", str(REPO / "notebooks" / "03_overall.ipynb"), "-p", "dataset",
+                     "PubMed", "-p", "model", "gcn", "-p", "profile", "quick", "-o", str(out),
+                     "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    text = out.read_text()
+    assert "not run: data unavailable" in text and '"output_type": "error"' not in text
+
+
+@pytest.mark.parametrize("chapter", ["04", "05", "06"])
+def test_single_dataset_chapters_refuse_unavailable_data(tmp_path, capsys, chapter):
+    from sgquant.chapters.common import dataset_available
+    if dataset_available("PubMed"):
+        pytest.skip("PubMed's files are complete here")
+    code, err = _run(capsys, chapter, "-p", "dataset", "PubMed", "--out-dir", str(tmp_path))
+    _one_line_error(code, err, "PubMed")
+    assert not any(tmp_path.iterdir())  # refused before executing
+
+
+# ------------------------------------------------------------ output notebook
+def test_default_output_name_is_bounded_and_distinct():
+    many = {"seeds": list(range(120)), "profile": "quick"}
+    path = X.default_output("notebooks/02_setup.ipynb", many, "runs")
+    assert len(path.name) <= 120 and path.name.startswith("02_setup-seeds=0,1,2,3")
+    other = X.default_output("notebooks/02_setup.ipynb", {**many, "profile": "default"}, "runs")
+    assert other != path  # the readable part is cut, the hash is not
+    assert X.default_output("notebooks/02_setup.ipynb", dict(many), "runs") == path
+    assert X.default_output("notebooks/02_setup.ipynb", {}, "runs").name == "02_setup.ipynb"
+    assert "/" not in X.default_output("x.ipynb", {"dataset": "a/b c.npz"}, "r").name
+
+
+def test_run_with_120_seeds_writes_its_default_output(tmp_path, capsys):
+    """``-p seeds [0, ..., 119]`` failed with ENAMETOOLONG from the default name."""
+    seeds = "[" + ", ".join(map(str, range(120))) + "]"
+    code = cli.main(["run", "02", "-p", "seeds", seeds, "-p", "profile", "quick",
+                     "--out-dir", str(tmp_path), "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0
+    written = list(tmp_path.glob("02_setup-*.ipynb"))
+    assert len(written) == 1 and str(written[0]) in out
+
+
+def test_run_refuses_bad_outputs_before_executing(tmp_path, capsys):
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    code, err = _run(capsys, "02", "-o", str(folder))
+    _one_line_error(code, err, str(folder), "folder")
+    assert not any(folder.iterdir())
+    mine = tmp_path / "mine.ipynb"
+    mine.write_text("my notes")
+    code, err = _run(capsys, "02", "-o", str(mine))
+    _one_line_error(code, err, str(mine), "not a notebook executed by sgquant")
+    assert mine.read_text() == "my notes"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    code, err = _run(capsys, "02", "-o", str(blocker / "out.ipynb"))
+    _one_line_error(code, err, str(blocker), "is a file")
+    template = REPO / "notebooks" / "02_setup.ipynb"
+    code, err = _run(capsys, str(template), "-o", str(template))
+    _one_line_error(code, err, "template")
+
+
+def test_run_refuses_an_unwritable_output_folder(tmp_path, capsys):
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("this user can write into read-only folders (root)")
+        code, err = _run(capsys, "02", "-o", str(folder / "out.ipynb"))
+        _one_line_error(code, err, str(folder))
+    finally:
+        folder.chmod(0o755)
+
+
+def test_check_output_refuses_an_unwritable_place():
+    """Also as root: nothing can be created under /proc."""
+    if not Path("/proc").is_dir():
+        pytest.skip("no /proc here")
+    with pytest.raises(ValueError, match="/proc"):
+        X.check_output("/proc/sgquant-test.ipynb", REPO / "notebooks" / "02_setup.ipynb")
+
+
+# ----------------------------------------------------------------- bad input
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_cell_timeout_must_be_positive(tmp_path, capsys, value):
+    code, err = _run(capsys, "02", "--cell-timeout", value, "--out-dir", str(tmp_path))
+    _one_line_error(code, err, "--cell-timeout", value)
+    assert not any(tmp_path.iterdir())
+    assert cli.main(["book", "--cell-timeout", value, "--out", str(tmp_path / "b")]) == 2
+    assert "--cell-timeout" in capsys.readouterr().err and not (tmp_path / "b").exists()
+    with pytest.raises(ValueError, match="cell_timeout"):
+        X.execute_chapter(REPO / "notebooks" / "02_setup.ipynb", tmp_path / "x.ipynb",
+                          cell_timeout=int(value))
+
+
+def test_deeply_nested_values_name_the_parameter(tmp_path, capsys):
+    nested = "[" * 10_000 + "]" * 10_000
+    code, err = _run(capsys, "01", "-p", "seeds", nested, "--out-dir", str(tmp_path))
+    _one_line_error(code, err, "seeds")
+    assert len(err) < 300  # the value is shortened, not printed whole
+    code, err = _run(capsys, "06", "-p", "bits", "1+" * 10_000 + "1", "--out-dir", str(tmp_path))
+    _one_line_error(code, err, "bits", "nested too deeply")
+    assert not any(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="chunk_sizes"):
+        X.parse_value("-" * 100_000 + "1", "chunk_sizes")
+    assert X.parse_value("[[1, 2], [3]]", "x") == [[1, 2], [3]]
+    assert X.parse_value("'[quoted]'", "x") == "[quoted]"
+
+
+def test_run_checks_search_seed(tmp_path, capsys):
+    code, err = _run(capsys, "03", "-p", "search_seed", "x", "--out-dir", str(tmp_path))
+    _one_line_error(code, err, "search_seed")
+
+
+# ------------------------------------------------------------------- Ctrl-C
+def _slow_notebook(path: Path) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("seconds = 120")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# slow"), params,
+                nbformat.v4.new_code_cell("print('before')"),
+                nbformat.v4.new_code_cell("import time\ntime.sleep(seconds)"),
+                nbformat.v4.new_code_cell("print('after')")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, str(path))
+
+
+def _status(path: Path, index: int) -> str:
+    try:
+        cell = json.loads(path.read_text())["cells"][index]
+    except (OSError, ValueError, IndexError):
+        return ""
+    return cell.get("metadata", {}).get("papermill", {}).get("status", "")
+
+
+def test_ctrl_c_marks_the_notebook_interrupted(tmp_path):
+    """SIGINT to the process group (what Ctrl-C does) while a cell sleeps: one line,
+    exit 130, and the notebook says which cell was interrupted and which never ran
+    (it printed ZMQ/DeadKernel tracebacks and marked every cell completed)."""
+    template, out = tmp_path / "slow.ipynb", tmp_path / "out" / "slow-run.ipynb"
+    _slow_notebook(template)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sgquant.cli", "run", str(template), "-o", str(out),
+         "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while _status(out, 3) != "running":
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.2)
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "interrupted" in lines[0] and str(out) in lines[0], stderr
+    assert "Traceback" not in stderr and "ZMQ" not in stderr
+    nb = json.loads(out.read_text())
+    assert nb["metadata"]["papermill"]["status"] == "interrupted"
+    assert nb["metadata"]["papermill"]["exception"] is True
+    by_source = {"".join(c["source"]): c["metadata"].get("papermill", {}).get("status")
+                 for c in nb["cells"]}
+    assert by_source["print('before')"] == "completed"
+    assert by_source["import time\ntime.sleep(seconds)"] == "interrupted"
+    assert by_source["print('after')"] == "not executed"
+
+
+def test_mark_interrupted_without_a_started_cell(tmp_path):
+    import nbformat
+
+    path = tmp_path / "nb.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("1")]
+    nb.cells[0].metadata["papermill"] = {"status": "completed", "start_time": None}
+    nb.metadata["papermill"] = {}
+    nbformat.write(nb, str(path))
+    assert X.mark_interrupted(path) is None
+    again = json.loads(path.read_text())
+    assert again["cells"][0]["metadata"]["papermill"]["status"] == "not executed"
+    assert again["metadata"]["papermill"]["status"] == "interrupted"
+    assert X.mark_interrupted(tmp_path / "missing.ipynb") is None
