@@ -11,10 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from data_helpers import SHARED
-from data_helpers import copy_raw as _copy_raw
-from data_helpers import need_shared
-from data_helpers import snapshot as _snapshot
+from data_helpers import SHARED, copy_raw, need_shared, snapshot
 from sgquant import data as D
 from sgquant.data import (
     DATASETS,
@@ -47,7 +44,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for folder in NEEDED.values():
         if not (SHARED / folder / "raw").is_dir():
             pytest.skip(f"{SHARED / folder / 'raw'} is absent")
-        _copy_raw(folder, r)
+        copy_raw(folder, r)
     return r
 
 
@@ -142,7 +139,7 @@ def test_raw_files() -> None:
 
 def test_available_datasets(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     need_shared()
-    _copy_raw("Cora", tmp_path)
+    copy_raw("Cora", tmp_path)
     assert available_datasets(tmp_path) == ["Cora"]
     monkeypatch.setenv("SGQUANT_DATA_MIRROR", str(SHARED))
     assert available_datasets(tmp_path) == ["Cora", "CiteSeer", "Amazon-Computers"]
@@ -151,6 +148,19 @@ def test_available_datasets(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     assert {"Coauthor-CS", "Coauthor-Physics"} <= set(others) and "WikiCS" not in others
     monkeypatch.setenv("SGQUANT_DATA", str(tmp_path))
     assert "Cora" in available_datasets()
+
+
+def test_is_available(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    need_shared()
+    assert not D.is_available("Coauthor-CS", tmp_path)
+    monkeypatch.setenv("SGQUANT_DATA_MIRROR", str(SHARED))
+    assert D.is_available("cs", tmp_path) and not D.is_available("WikiCS", tmp_path)
+    torch.save({"x": torch.ones(2, 1)}, tmp_path / "g.pt")
+    assert D.is_available(tmp_path / "g.pt")  # content is checked by loading it
+    assert not D.is_available(str(tmp_path / "absent.pt"))
+    assert not any(tmp_path.glob("CS"))  # nothing copied
+    with pytest.raises(ValueError, match="Unknown dataset"):
+        D.is_available("nope")
 
 
 # --- loading -----------------------------------------------------------------
@@ -257,7 +267,7 @@ def test_pubmed_with_mirror_fails_fast_and_clearly(
     need_shared()
     if (SHARED / "PubMed" / "raw" / "ind.pubmed.allx").exists():
         pytest.skip("the mirror has ind.pubmed.allx; PubMed would load")
-    before = _snapshot(SHARED)
+    before = snapshot(SHARED)
     monkeypatch.setenv("SGQUANT_DATA_MIRROR", str(SHARED))
     start = time.perf_counter()
     with pytest.raises(DatasetUnavailableError) as info:
@@ -275,7 +285,7 @@ def test_pubmed_with_mirror_fails_fast_and_clearly(
     assert sorted(os.listdir(raw)) == sorted(f for f in raw_files("pubmed") if "allx" not in f)
     assert not (tmp_path / "PubMed" / "processed").exists()
     assert all(os.stat(raw / f).st_mode & stat.S_IWUSR for f in os.listdir(raw))
-    assert _snapshot(SHARED) == before
+    assert snapshot(SHARED) == before
     # and without download it fails the same way, before any network attempt
     with pytest.raises(DatasetUnavailableError, match="ind.pubmed.allx"):
         load_dataset("pubmed", tmp_path, download=False)
@@ -284,8 +294,8 @@ def test_pubmed_with_mirror_fails_fast_and_clearly(
 def test_mirror_is_used_and_never_written(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     need_shared()
     mirror = tmp_path / "mirror"
-    _copy_raw("Cora", mirror)  # a writable mirror, so a stray write would show
-    before = _snapshot(mirror)
+    copy_raw("Cora", mirror)  # a writable mirror, so a stray write would show
+    before = snapshot(mirror)
     monkeypatch.setenv("SGQUANT_DATA_MIRROR", str(mirror))
     monkeypatch.setenv("SGQUANT_DATA", str(tmp_path / "root"))
     data = load_dataset("cora", download=False)
@@ -293,7 +303,7 @@ def test_mirror_is_used_and_never_written(monkeypatch: pytest.MonkeyPatch, tmp_p
     copied = tmp_path / "root" / "Cora" / "raw"
     assert sorted(os.listdir(copied)) == sorted(raw_files("cora"))
     assert all(os.access(copied / f, os.W_OK) for f in raw_files("cora"))
-    assert _snapshot(mirror) == before
+    assert snapshot(mirror) == before
 
 
 def test_failed_download_leaves_no_partial_files(
@@ -302,7 +312,7 @@ def test_failed_download_leaves_no_partial_files(
     need_shared()
     from torch_geometric.io import fs
 
-    raw = _copy_raw("Cora", tmp_path, skip=("ind.cora.graph",))
+    raw = copy_raw("Cora", tmp_path, skip=("ind.cora.graph",))
 
     def partial_cp(src: str, dst: str, *args: object, **kwargs: object) -> None:
         name = src.rsplit("/", 1)[-1]
@@ -327,7 +337,7 @@ def test_corrupt_download_leaves_no_processed_folder(
     need_shared()
     from torch_geometric.io import fs
 
-    raw = _copy_raw("Cora", tmp_path, skip=("ind.cora.graph",))
+    raw = copy_raw("Cora", tmp_path, skip=("ind.cora.graph",))
 
     def garbage_cp(src: str, dst: str, *args: object, **kwargs: object) -> None:
         (Path(dst) / src.rsplit("/", 1)[-1]).write_bytes(b"<html>not a pickle</html>")
@@ -346,7 +356,7 @@ def test_interrupted_download_is_undone(tmp_path: Path) -> None:
     need_shared()
     # state left by a process killed mid-download: raw files stashed aside, a
     # truncated download in raw/
-    stash = _copy_raw("Cora", tmp_path).parent / ".raw-before-download"
+    stash = copy_raw("Cora", tmp_path).parent / ".raw-before-download"
     (tmp_path / "Cora" / "raw").rename(stash)
     raw = tmp_path / "Cora" / "raw"
     raw.mkdir()
@@ -358,7 +368,7 @@ def test_interrupted_download_is_undone(tmp_path: Path) -> None:
 
 def test_corrupt_processed_file_is_rebuilt(tmp_path: Path) -> None:
     need_shared()
-    _copy_raw("Cora", tmp_path)
+    copy_raw("Cora", tmp_path)
     processed = tmp_path / "Cora" / "processed"
     processed.mkdir()
     (processed / "data.pt").write_bytes(b"half-written")

@@ -27,7 +27,7 @@ from .load import clear_dataset_cache, load_dataset
 from .names import canonical_name, dataset_key, display_name
 from .paths import DATA_ENV, DEFAULT_ROOT, data_root
 from .raw import DOWNLOAD_TIMEOUT_S, MIRROR_ENV
-from .registered import available_datasets
+from .registered import available_datasets, is_available
 from .registry import DATASETS, REGISTERED, raw_dir, raw_files
 from .splits import SPLITS, per_class_split, random_split
 from .stats import dataset_statistics
@@ -47,6 +47,7 @@ __all__ = [
     "dataset_statistics",
     "degree_buckets",
     "display_name",
+    "is_available",
     "load_dataset",
     "per_class_split",
     "random_split",

@@ -17,10 +17,11 @@ from .files import SUFFIXES, file_sha256, graph_path, looks_like_path
 from .registry import accepted_names, lookup
 from .splits import SPLITS, default_split, resolve_split
 
-__all__ = ["canonical_name", "display_name", "dataset_key"]
+__all__ = ["canonical_name", "display_name", "dataset_key", "unknown_dataset"]
 
 
-def _unknown(name: object) -> ValueError:
+def unknown_dataset(name: object) -> ValueError:
+    """The error for a name that is neither registered nor a graph file path."""
     return ValueError(f"Unknown dataset {name!r}; allowed: {accepted_names()}, or a path to a "
                       f"graph file ({' or '.join(SUFFIXES)})")
 
@@ -37,7 +38,7 @@ def canonical_name(name: "str | os.PathLike[str]") -> str:
         return spec.name
     if looks_like_path(name):
         return str(graph_path(name))  # type: ignore[arg-type]
-    raise _unknown(name)
+    raise unknown_dataset(name)
 
 
 def display_name(name: "str | os.PathLike[str]") -> str:
@@ -47,7 +48,7 @@ def display_name(name: "str | os.PathLike[str]") -> str:
         return spec.name
     if looks_like_path(name):
         return graph_path(name).name  # type: ignore[arg-type]
-    raise _unknown(name)
+    raise unknown_dataset(name)
 
 
 def dataset_key(name: "str | os.PathLike[str]", split: Optional[str] = None,
@@ -70,7 +71,7 @@ def dataset_key(name: "str | os.PathLike[str]", split: Optional[str] = None,
         plain = chosen == default_split(has_own) and (seed == 0 or chosen == "public")
         return spec.name if plain else f"{spec.name}|{chosen}|seed{seed}"
     if not looks_like_path(name):
-        raise _unknown(name)
+        raise unknown_dataset(name)
     path = graph_path(name)  # type: ignore[arg-type]
     key = f"{path}@sha256:{file_sha256(path)[:16]}"
     if split is None and seed == 0:

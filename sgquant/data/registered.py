@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from torch_geometric.data import Data
 
@@ -24,9 +25,24 @@ from .paths import make_folder, root_error, unwritable
 from .raw import (copy_from_mirror, download_timeout, folder_lock, mirror_root, missing_files,
                   restore_raw, stash_path, stash_raw, unavailable, unreadable, verify_raw)
 from .readers import graph_from, open_dataset
-from .registry import DATASETS, REGISTERED, DatasetSpec, raw_dir, spec_for
+from .files import graph_path, looks_like_path
+from .names import unknown_dataset
+from .registry import DATASETS, REGISTERED, DatasetSpec, lookup, raw_dir, spec_for
 
-__all__ = ["available_datasets", "load_registered"]
+__all__ = ["available_datasets", "is_available", "load_registered"]
+
+
+def _still_missing(spec: DatasetSpec, raw: Path) -> list[str]:
+    """Raw files in neither ``raw`` nor the mirror."""
+    missing = missing_files(raw, spec.files)
+    mirror = mirror_root()
+    if missing and mirror is not None:
+        missing = missing_files(mirror / spec.folder, missing)
+    return missing
+
+
+def _present(spec: DatasetSpec, root: "str | os.PathLike[str] | None") -> bool:
+    return not _still_missing(spec, raw_dir(spec.name, root))
 
 
 def available_datasets(root: "str | os.PathLike[str] | None" = None, *,
@@ -36,23 +52,28 @@ def available_datasets(root: "str | os.PathLike[str] | None" = None, *,
 
     Only the paper's five (:data:`DATASETS`) unless ``include_other``.
     """
-    mirror = mirror_root()
-    out = []
-    for name in REGISTERED if include_other else DATASETS:
-        spec = spec_for(name)
-        missing = missing_files(raw_dir(name, root), spec.files)
-        if missing and mirror is not None:
-            missing = missing_files(mirror / spec.folder, missing)
-        if not missing:
-            out.append(name)
-    return out
+    return [n for n in (REGISTERED if include_other else DATASETS) if _present(spec_for(n), root)]
+
+
+def is_available(name: "str | os.PathLike[str]",
+                 root: "str | os.PathLike[str] | None" = None) -> bool:
+    """Whether ``name`` can be loaded without a download: a registered dataset whose
+    raw files are all in the root or the mirror, or an existing ``.npz``/``.pt`` file
+    (its content is checked only by loading it). Nothing is loaded or copied."""
+    spec = lookup(name)
+    if spec is not None:
+        return _present(spec, root)
+    if not looks_like_path(name):
+        raise unknown_dataset(name)
+    try:
+        graph_path(name)  # type: ignore[arg-type]
+    except ValueError:
+        return False
+    return True
 
 
 def _fail_fast(spec: DatasetSpec, raw: Path) -> None:
-    missing = missing_files(raw, spec.files)
-    mirror = mirror_root()
-    if missing and mirror is not None:
-        missing = missing_files(mirror / spec.folder, missing)
+    missing = _still_missing(spec, raw)
     if missing and not stash_path(raw).is_dir():
         raise unavailable(spec, raw, missing, "raw files are missing and download=False")
 
@@ -77,7 +98,8 @@ def load_registered(spec: DatasetSpec, root: Path, download: bool,
     return graph_from(spec, dataset)
 
 
-def _open_locked(spec: DatasetSpec, root: Path, raw: Path, processed: Path, download: bool):
+def _open_locked(spec: DatasetSpec, root: Path, raw: Path, processed: Path,
+                 download: bool) -> Any:
     restore_raw(raw)  # left by an interrupted download, if any
     copy_from_mirror(spec, raw)
     missing = missing_files(raw, spec.files)
@@ -85,7 +107,7 @@ def _open_locked(spec: DatasetSpec, root: Path, raw: Path, processed: Path, down
         raise unavailable(spec, raw, missing, "raw files are missing and download=False")
     origin = "download" if missing else "root"
 
-    def open_(force_reload: bool):
+    def open_(force_reload: bool) -> Any:
         return open_dataset(spec, root, force_reload=force_reload,
                             before_read=lambda: verify_raw(spec, raw, origin),
                             on_error=lambda exc: unreadable(spec, raw, exc, origin))
