@@ -265,3 +265,23 @@ def test_large_finite_features_are_accepted() -> None:
     x[3, 2] = float("inf")
     with pytest.raises(ValueError, match="1 Inf; first at node 3, feature 2"):
         check_finite(x, "big")
+
+
+def test_pubmed_allx_is_checked_by_its_git_blob(tmp_path: Path) -> None:
+    raw = copy_raw("PubMed", tmp_path)
+    if (SHARED / "PubMed" / "raw" / "ind.pubmed.allx").exists():
+        pytest.skip("the mirror has ind.pubmed.allx")
+    (raw / "ind.pubmed.allx").write_bytes(b"\x80\x02 not the planetoid file")
+    with pytest.raises(CorruptRawFileError, match="ind.pubmed.allx: git blob") as info:
+        load_dataset("pubmed", tmp_path, download=False)
+    assert info.value.missing == ("ind.pubmed.allx",)  # the 7 known files matched
+
+
+def test_errors_survive_pickling() -> None:
+    import pickle
+
+    err = CorruptRawFileError("bad", dataset="Cora", raw_dir=Path("/r"), missing=("f",))
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is CorruptRawFileError and isinstance(back, DatasetUnavailableError)
+    assert (str(back), back.dataset, back.raw_dir, back.missing) == ("bad", "Cora", Path("/r"),
+                                                                      ("f",))

@@ -1,20 +1,20 @@
 """The datasets sgquant loads by name: aliases, folders, raw files, reader, own split.
 
-=================  ==================  ======================  ==================================
-name               folder (raw files)  reader                  split by default
-=================  ==================  ======================  ==================================
-Cora               ``Cora/raw``        Planetoid (pickles)     Planetoid public split
-CiteSeer           ``CiteSeer/raw``    Planetoid (pickles)     Planetoid public split
-PubMed             ``PubMed/raw``      Planetoid (pickles)     Planetoid public split
-Amazon-Computers   ``Computers/raw``   Amazon (npz)            random 60/30/10, seed 0
-Reddit             ``Reddit/raw``      Reddit (npz)            Reddit's own split
-Amazon-Photo       ``Photo/raw``       Amazon (npz)            random 60/30/10, seed 0
-Coauthor-CS        ``CS/raw``          Coauthor (npz)          random 60/30/10, seed 0
-Coauthor-Physics   ``Physics/raw``     Coauthor (npz)          random 60/30/10, seed 0
-WikiCS             ``WikiCS/raw``      WikiCS (json)           WikiCS split 0 of 20
-Flickr             ``Flickr/raw``      Flickr (npz, npy, json) Flickr's own split
-ogbn-arxiv         ``ogbn_arxiv``      ogb (csv.gz)            OGB time split
-=================  ==================  ======================  ==================================
+================  ==================  =======================  =======================
+name              folder (raw files)  reader                   split by default
+================  ==================  =======================  =======================
+Cora              ``Cora/raw``        Planetoid (pickles)      Planetoid public split
+CiteSeer          ``CiteSeer/raw``    Planetoid (pickles)      Planetoid public split
+PubMed            ``PubMed/raw``      Planetoid (pickles)      Planetoid public split
+Amazon-Computers  ``Computers/raw``   Amazon (npz)             random 60/30/10, seed 0
+Reddit            ``Reddit/raw``      Reddit (npz)             Reddit's own split
+Amazon-Photo      ``Photo/raw``       Amazon (npz)             random 60/30/10, seed 0
+Coauthor-CS       ``CS/raw``          Coauthor (npz)           random 60/30/10, seed 0
+Coauthor-Physics  ``Physics/raw``     Coauthor (npz)           random 60/30/10, seed 0
+WikiCS            ``WikiCS/raw``      WikiCS (json)            WikiCS split 0 of 20
+Flickr            ``Flickr/raw``      Flickr (npz, npy, json)  Flickr's own split
+ogbn-arxiv        ``ogbn_arxiv``      ogb (csv.gz)             OGB time split
+================  ==================  =======================  =======================
 
 The first five are the paper's (:data:`DATASETS`). Raw files read by a pickle reader
 (Planetoid) all have a known checksum (``raw_checksums.csv``); the others are read
