@@ -22,7 +22,8 @@ def _shape(t: Tensor) -> str:
 
 
 def check_finite(x: Tensor, dataset: str) -> None:
-    """Raise :class:`ValueError` naming ``dataset`` if ``x`` holds NaN or Inf.
+    """Raise :class:`ValueError` starting with ``dataset`` (e.g. ``"dataset 'Cora'"``)
+    if ``x`` holds NaN or Inf.
 
     Fast path: NaN and Inf propagate through sums, so finite row sums prove every
     value finite; otherwise (or on overflow) rows are scanned in chunks to name the
@@ -39,7 +40,7 @@ def check_finite(x: Tensor, dataset: str) -> None:
         inf = int(torch.isinf(x).sum())
         node, feat = (~torch.isfinite(chunk)).nonzero()[0].tolist()
         raise ValueError(
-            f"dataset {dataset!r} has non-finite features ({nan:,} NaN, {inf:,} Inf; first at "
+            f"{dataset}: non-finite features ({nan:,} NaN, {inf:,} Inf; first at "
             f"node {start + node}, feature {feat}): refused, since they train silently to chance "
             f"accuracy; replace them (e.g. torch.nan_to_num) and save the graph again"
         )
@@ -74,7 +75,8 @@ def _check_masks(data: Data, n: int, dataset: str) -> None:
 
 
 def check_graph(data: Data, dataset: str) -> None:
-    """Raise :class:`ValueError` naming ``dataset`` and the first problem found."""
+    """Raise :class:`ValueError` naming ``dataset`` (e.g. ``"dataset 'Cora'"`` or
+    ``"graph file <path>"``) and the first problem found."""
     x, y, ei = data.get("x"), data.get("y"), data.get("edge_index")
     for key, value in (("x", x), ("y", y), ("edge_index", ei)):
         if not isinstance(value, Tensor):

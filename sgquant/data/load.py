@@ -101,7 +101,7 @@ def load_dataset(
             base = _CACHE.get(key)
             if base is None:
                 base = load_registered(spec, root_path, download, root)
-                check_graph(base, spec.name)
+                check_graph(base, f"dataset {spec.name!r}")
                 _CACHE[key] = base
     chosen = resolve_split(split, own is not None, label)
     data = apply_split(base.clone(), chosen, split_seed, own)
