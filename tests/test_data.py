@@ -1,4 +1,4 @@
-"""Tests for sgquant.data: loading, offline mirror, splits, degree buckets."""
+"""Tests for sgquant.data: names, loading, offline mirror, download rollback."""
 from __future__ import annotations
 
 import os
@@ -11,45 +11,23 @@ from pathlib import Path
 import pytest
 import torch
 
+from data_helpers import SHARED, copy_raw, need_shared, snapshot
 from sgquant import data as D
 from sgquant.data import (
     DATASETS,
     DatasetUnavailableError,
-    DegreeBuckets,
+    REGISTERED,
     available_datasets,
     canonical_name,
     data_root,
     dataset_statistics,
-    degree_buckets,
     load_dataset,
     per_class_split,
+    raw_dir,
     raw_files,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "datasets"
 NEEDED = {"Cora": "Cora", "CiteSeer": "CiteSeer", "Amazon-Computers": "Computers"}
-
-
-def _need_shared() -> None:
-    if not SHARED.is_dir():
-        pytest.skip(f"offline raw files not found at {SHARED} (../shared/datasets)")
-
-
-def _copy_raw(folder: str, dest_root: Path, skip: tuple[str, ...] = ()) -> Path:
-    dest = dest_root / folder / "raw"
-    dest.mkdir(parents=True, exist_ok=True)
-    for f in (SHARED / folder / "raw").iterdir():
-        if f.name not in skip:
-            shutil.copyfile(f, dest / f.name)
-    return dest
-
-
-def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    return {
-        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-        for p in sorted(folder.rglob("*"))
-    }
 
 
 @pytest.fixture(autouse=True)
@@ -61,12 +39,12 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data root holding copies of the offline raw files (Cora, CiteSeer, Computers)."""
-    _need_shared()
+    need_shared()
     r = tmp_path_factory.mktemp("datasets")
     for folder in NEEDED.values():
         if not (SHARED / folder / "raw").is_dir():
             pytest.skip(f"{SHARED / folder / 'raw'} is absent")
-        _copy_raw(folder, r)
+        copy_raw(folder, r)
     return r
 
 
@@ -95,22 +73,44 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
         ("amazon-computers", "Amazon-Computers"),
         ("Amazon_Computers", "Amazon-Computers"),
         ("reddit", "Reddit"),
+        ("photo", "Amazon-Photo"),
+        ("amazon_photo", "Amazon-Photo"),
+        ("coauthor-cs", "Coauthor-CS"),
+        ("CS", "Coauthor-CS"),
+        ("Coauthor Physics", "Coauthor-Physics"),
+        ("wikics", "WikiCS"),
+        ("flickr", "Flickr"),
+        ("OGBN_arxiv", "ogbn-arxiv"),
     ],
 )
 def test_canonical_name(alias: str, expected: str) -> None:
     assert canonical_name(alias) == expected
-    assert expected in DATASETS
+    assert expected in REGISTERED
+    assert canonical_name(expected) == expected  # idempotent
+
+
+def test_paper_datasets_stay_five() -> None:
+    assert DATASETS == ("Cora", "CiteSeer", "PubMed", "Amazon-Computers", "Reddit")
+    assert set(DATASETS) < set(REGISTERED)
+    for name in ("Amazon-Photo", "Coauthor-CS", "Coauthor-Physics", "WikiCS", "Flickr",
+                 "ogbn-arxiv"):
+        assert name in REGISTERED
 
 
 def test_unknown_name_is_value_error() -> None:
-    with pytest.raises(ValueError, match="ogbn-arxiv") as info:
-        canonical_name("ogbn-arxiv")
-    for name in DATASETS:
+    with pytest.raises(ValueError, match="ogbn-products") as info:
+        canonical_name("ogbn-products")
+    for name in REGISTERED:
         assert name in str(info.value)
-    with pytest.raises(ValueError, match="photo"):
-        load_dataset("photo")
+    assert ".npz" in str(info.value) and ".pt" in str(info.value)  # a file is accepted too
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="amazon"):
+        load_dataset("amazon")
     with pytest.raises(ValueError):
         raw_files("amazon")
+    for bad in (None, 3, ["cora"]):
+        with pytest.raises(ValueError, match="Unknown dataset"):
+            canonical_name(bad)
 
 
 def test_data_root_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -128,17 +128,39 @@ def test_raw_files() -> None:
     assert "ind.pubmed.allx" in raw_files("PubMed")
     assert raw_files("computers") == ["amazon_electronics_computers.npz"]
     assert raw_files("reddit") == ["reddit_data.npz", "reddit_graph.npz"]
+    assert raw_files("cs") == ["ms_academic_cs.npz"]
+    assert raw_files("physics") == ["ms_academic_phy.npz"]
+    assert raw_files("photo") == ["amazon_electronics_photo.npz"]
+    assert raw_files("wikics") == ["data.json"]
+    assert "raw/node-feat.csv.gz" in raw_files("ogbn-arxiv")
+    assert raw_dir("Coauthor-CS", "/r") == Path("/r/CS/raw")
+    assert raw_dir("ogbn-arxiv", "/r") == Path("/r/ogbn_arxiv")
 
 
 def test_available_datasets(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    _need_shared()
-    _copy_raw("Cora", tmp_path)
+    need_shared()
+    copy_raw("Cora", tmp_path)
     assert available_datasets(tmp_path) == ["Cora"]
     monkeypatch.setenv("SGQUANT_DATA_MIRROR", str(SHARED))
     assert available_datasets(tmp_path) == ["Cora", "CiteSeer", "Amazon-Computers"]
     assert not (tmp_path / "CiteSeer").exists()  # nothing copied or loaded
+    others = available_datasets(tmp_path, include_other=True)
+    assert {"Coauthor-CS", "Coauthor-Physics"} <= set(others) and "WikiCS" not in others
     monkeypatch.setenv("SGQUANT_DATA", str(tmp_path))
     assert "Cora" in available_datasets()
+
+
+def test_is_available(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    need_shared()
+    assert not D.is_available("Coauthor-CS", tmp_path)
+    monkeypatch.setenv("SGQUANT_DATA_MIRROR", str(SHARED))
+    assert D.is_available("cs", tmp_path) and not D.is_available("WikiCS", tmp_path)
+    torch.save({"x": torch.ones(2, 1)}, tmp_path / "g.pt")
+    assert D.is_available(tmp_path / "g.pt")  # content is checked by loading it
+    assert not D.is_available(str(tmp_path / "absent.pt"))
+    assert not any(tmp_path.glob("CS"))  # nothing copied
+    with pytest.raises(ValueError, match="Unknown dataset"):
+        D.is_available("nope")
 
 
 # --- loading -----------------------------------------------------------------
@@ -185,6 +207,14 @@ def test_amazon_computers(root: Path) -> None:
     assert data.num_nodes == 13752
     assert data.x.size(1) == 767 and data.x.dtype == torch.float32
     assert int(data.y.max()) + 1 == 10
+    # default: seeded random 60/30/10 of the 13,752 labelled nodes
+    assert data.split == "random 60/30/10, seed 0"
+    sizes = [int(m.sum()) for m in (data.train_mask, data.val_mask, data.test_mask)]
+    assert sizes == [8251, 4126, 13752 - 8251 - 4126]
+    assert bool((data.train_mask | data.val_mask | data.test_mask).all())
+    # the per-class split of Shchur et al. stays an option
+    data = load_dataset("amazon_computers", root, split="per-class-20-30")
+    assert data.split.startswith("per class 20/30")
     tr, va, te = data.train_mask, data.val_mask, data.test_mask
     assert (int(tr.sum()), int(va.sum()), int(te.sum())) == (200, 300, 13752 - 500)
     assert not (tr & va).any() and not (tr & te).any() and not (va & te).any()
@@ -193,7 +223,7 @@ def test_amazon_computers(root: Path) -> None:
     assert torch.bincount(data.y[va], minlength=10).tolist() == [30] * 10
     # deterministic: a fresh load (cache cleared) and the public function agree
     D.clear_dataset_cache()
-    again = load_dataset("computers", root)
+    again = load_dataset("computers", root, split="per-class-20-30")
     for m1, m2 in zip((tr, va, te), (again.train_mask, again.val_mask, again.test_mask)):
         assert torch.equal(m1, m2)
     assert torch.equal(per_class_split(data.y)[0], tr)
@@ -234,10 +264,10 @@ def test_missing_cora_without_download(tmp_path: Path) -> None:
 def test_pubmed_with_mirror_fails_fast_and_clearly(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_network: None
 ) -> None:
-    _need_shared()
+    need_shared()
     if (SHARED / "PubMed" / "raw" / "ind.pubmed.allx").exists():
         pytest.skip("the mirror has ind.pubmed.allx; PubMed would load")
-    before = _snapshot(SHARED)
+    before = snapshot(SHARED)
     monkeypatch.setenv("SGQUANT_DATA_MIRROR", str(SHARED))
     start = time.perf_counter()
     with pytest.raises(DatasetUnavailableError) as info:
@@ -255,17 +285,17 @@ def test_pubmed_with_mirror_fails_fast_and_clearly(
     assert sorted(os.listdir(raw)) == sorted(f for f in raw_files("pubmed") if "allx" not in f)
     assert not (tmp_path / "PubMed" / "processed").exists()
     assert all(os.stat(raw / f).st_mode & stat.S_IWUSR for f in os.listdir(raw))
-    assert _snapshot(SHARED) == before
+    assert snapshot(SHARED) == before
     # and without download it fails the same way, before any network attempt
     with pytest.raises(DatasetUnavailableError, match="ind.pubmed.allx"):
         load_dataset("pubmed", tmp_path, download=False)
 
 
 def test_mirror_is_used_and_never_written(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    _need_shared()
+    need_shared()
     mirror = tmp_path / "mirror"
-    _copy_raw("Cora", mirror)  # a writable mirror, so a stray write would show
-    before = _snapshot(mirror)
+    copy_raw("Cora", mirror)  # a writable mirror, so a stray write would show
+    before = snapshot(mirror)
     monkeypatch.setenv("SGQUANT_DATA_MIRROR", str(mirror))
     monkeypatch.setenv("SGQUANT_DATA", str(tmp_path / "root"))
     data = load_dataset("cora", download=False)
@@ -273,16 +303,16 @@ def test_mirror_is_used_and_never_written(monkeypatch: pytest.MonkeyPatch, tmp_p
     copied = tmp_path / "root" / "Cora" / "raw"
     assert sorted(os.listdir(copied)) == sorted(raw_files("cora"))
     assert all(os.access(copied / f, os.W_OK) for f in raw_files("cora"))
-    assert _snapshot(mirror) == before
+    assert snapshot(mirror) == before
 
 
 def test_failed_download_leaves_no_partial_files(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_network: None
 ) -> None:
-    _need_shared()
+    need_shared()
     from torch_geometric.io import fs
 
-    raw = _copy_raw("Cora", tmp_path, skip=("ind.cora.graph",))
+    raw = copy_raw("Cora", tmp_path, skip=("ind.cora.graph",))
 
     def partial_cp(src: str, dst: str, *args: object, **kwargs: object) -> None:
         name = src.rsplit("/", 1)[-1]
@@ -304,10 +334,10 @@ def test_failed_download_leaves_no_partial_files(
 def test_corrupt_download_leaves_no_processed_folder(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    _need_shared()
+    need_shared()
     from torch_geometric.io import fs
 
-    raw = _copy_raw("Cora", tmp_path, skip=("ind.cora.graph",))
+    raw = copy_raw("Cora", tmp_path, skip=("ind.cora.graph",))
 
     def garbage_cp(src: str, dst: str, *args: object, **kwargs: object) -> None:
         (Path(dst) / src.rsplit("/", 1)[-1]).write_bytes(b"<html>not a pickle</html>")
@@ -323,10 +353,10 @@ def test_corrupt_download_leaves_no_processed_folder(
 
 
 def test_interrupted_download_is_undone(tmp_path: Path) -> None:
-    _need_shared()
+    need_shared()
     # state left by a process killed mid-download: raw files stashed aside, a
     # truncated download in raw/
-    stash = _copy_raw("Cora", tmp_path).parent / ".raw-before-download"
+    stash = copy_raw("Cora", tmp_path).parent / ".raw-before-download"
     (tmp_path / "Cora" / "raw").rename(stash)
     raw = tmp_path / "Cora" / "raw"
     raw.mkdir()
@@ -337,8 +367,8 @@ def test_interrupted_download_is_undone(tmp_path: Path) -> None:
 
 
 def test_corrupt_processed_file_is_rebuilt(tmp_path: Path) -> None:
-    _need_shared()
-    _copy_raw("Cora", tmp_path)
+    need_shared()
+    copy_raw("Cora", tmp_path)
     processed = tmp_path / "Cora" / "processed"
     processed.mkdir()
     (processed / "data.pt").write_bytes(b"half-written")
@@ -360,99 +390,6 @@ def test_dataset_statistics(root: Path) -> None:
     assert not s["is_undirected"]
 
 
-# --- degree buckets ----------------------------------------------------------
-
-
-def _graph_with_in_degrees(degs: list[int]) -> tuple[torch.Tensor, int]:
-    n = len(degs)
-    dst = [v for v, d in enumerate(degs) for _ in range(d)]
-    src = [(v + 1) % n for v in dst]
-    return torch.tensor([src, dst], dtype=torch.long), n
-
-
-def test_degree_buckets_known_graph() -> None:
-    ei, n = _graph_with_in_degrees([0, 1, 1, 2, 3, 5])
-    b = degree_buckets(ei, n, 3)
-    assert isinstance(b, DegreeBuckets)
-    assert b.bucket.tolist() == [0, 0, 0, 1, 2, 2]
-    assert b.edges == (1.0, 2.0)
-    assert b.counts == [3, 1, 2]
-    assert (b.num_buckets, b.num_nodes, b.num_edges) == (3, 6, 12)
-
-
-def test_degree_buckets_use_in_degree() -> None:
-    ei = torch.tensor([[0, 0, 0], [1, 2, 3]])  # node 0: out-degree 3, in-degree 0
-    assert degree_buckets(ei, 4, 2).bucket.tolist() == [0, 1, 1, 1]
-
-
-def test_degree_buckets_ties() -> None:
-    # plain quantiles give edges (1, 1) and an empty middle bucket
-    ei, n = _graph_with_in_degrees([1, 1, 1, 1, 1, 1, 2, 3])
-    b = degree_buckets(ei, n, 3)
-    assert b.bucket.tolist() == [0] * 6 + [1, 2]
-    assert b.edges == (1.0, 2.0)
-    # fewer distinct degrees than buckets: degrees fill the low buckets in order
-    ei, n = _graph_with_in_degrees([2, 2, 2, 2])
-    b = degree_buckets(ei, n, 3)
-    assert b.bucket.tolist() == [0, 0, 0, 0] and b.counts == [4, 0, 0]
-    ei, n = _graph_with_in_degrees([0, 0, 5, 0, 5])
-    assert degree_buckets(ei, n, 4).counts == [3, 2, 0, 0]
-
-
-@pytest.mark.parametrize("J", [2, 3, 4, 7])
-def test_degree_buckets_monotone_and_complete(J: int) -> None:
-    gen = torch.Generator().manual_seed(J)
-    n = 300
-    dst = (torch.rand(2000, generator=gen) ** 3 * n).long()  # skewed, heavily tied
-    ei = torch.stack([torch.randint(0, n, (2000,), generator=gen), dst])
-    b = degree_buckets(ei, n, J)
-    deg = torch.bincount(ei[1], minlength=n)
-    order = torch.argsort(deg, stable=True)
-    ids, degs = b.bucket[order], deg[order]
-    assert bool((ids[1:] >= ids[:-1]).all())  # monotone in degree
-    for d in degs.unique():  # equal degrees share a bucket
-        assert ids[degs == d].unique().numel() == 1
-    assert sum(b.counts) == n and all(c > 0 for c in b.counts)
-    edges = torch.tensor(b.edges)
-    expected = (deg.unsqueeze(1) > edges.unsqueeze(0)).sum(1)
-    assert torch.equal(b.bucket, expected)  # documented edge rule
-
-
-def test_degree_buckets_cora(root: Path) -> None:
-    data = load_dataset("cora", root)
-    b = degree_buckets(data.edge_index, data.num_nodes)
-    assert sum(b.counts) == 2708 and all(c > 0 for c in b.counts)
-    assert b == degree_buckets(data.edge_index.clone(), data.num_nodes)
-
-
-def test_degree_buckets_num_buckets() -> None:
-    ei, n = _graph_with_in_degrees([0, 1, 1, 2, 3, 5])
-    b = degree_buckets(ei, n, 1)
-    assert b.bucket.tolist() == [0] * n and b.edges == () and b.counts == [n]
-    for bad in (0, -1):
-        with pytest.raises(ValueError, match="num_buckets"):
-            degree_buckets(ei, n, bad)
-    with pytest.raises(ValueError, match="outside"):
-        degree_buckets(ei, 3, 3)
-
-
-def test_check_graph() -> None:
-    ei, n = _graph_with_in_degrees([0, 1, 1, 2, 3, 5])
-    b = degree_buckets(ei, n, 3)
-    b.check_graph(ei.clone(), n)  # same graph: fine
-    assert b.fingerprint == degree_buckets(ei.clone(), n, 2).fingerprint
-    with pytest.raises(ValueError, match="6 nodes"):
-        b.check_graph(ei, 7)
-    with pytest.raises(ValueError, match="12 edges"):
-        b.check_graph(ei[:, :-1], n)
-    other = ei.clone()
-    other[1, 0] = 0  # same sizes, different graph
-    with pytest.raises(ValueError, match="another graph"):
-        b.check_graph(other, n)
-    with pytest.raises(Exception):
-        b.num_buckets = 4  # frozen
-
-
 def test_normalize_features_option(root: Path) -> None:
     normed = load_dataset("Cora", root, normalize_features=True)
     sums = normed.x.sum(dim=1)
@@ -460,3 +397,20 @@ def test_normalize_features_option(root: Path) -> None:
     assert set(load_dataset("Cora", root).x.unique().tolist()) == {0.0, 1.0}
     with pytest.raises(ValueError, match="normalize_features"):
         load_dataset("Cora", root, normalize_features="yes")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,folder,sizes", [
+    ("Coauthor-CS", "CS", (18333, 163788, 6805, 15)),
+    ("Coauthor-Physics", "Physics", (34493, 495924, 8415, 5)),
+])
+def test_coauthor(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, folder: str,
+                  sizes: tuple) -> None:
+    need_shared(folder)
+    monkeypatch.setenv("SGQUANT_DATA_MIRROR", str(SHARED))
+    s = dataset_statistics(load_dataset(name, tmp_path, download=False))
+    assert (s["nodes"], s["edges"], s["features"], s["classes"]) == sizes  # the mirror's README
+    n = sizes[0]
+    assert (s["train"], s["val"], s["test"]) == ((n * 6 + 5) // 10, (n * 3 + 5) // 10,
+                                                  n - (n * 6 + 5) // 10 - (n * 3 + 5) // 10)
+    assert s["is_undirected"] and s["split"] == "random 60/30/10, seed 0"

@@ -1,0 +1,56 @@
+"""Datasets: registered graphs by name, a reader's own graph file, splits, statistics.
+
+``load_dataset(name)`` takes a registered dataset (see :mod:`sgquant.data.registry`
+for the table of names, folders, readers and default splits) or a path to a
+``.npz``/``.pt`` graph file (see :mod:`sgquant.data.files`). Raw files are read
+with PyTorch Geometric from ``<root>/<Folder>/raw`` (PyG's raw layout), where
+``root`` is :func:`data_root`. Features are used as given.
+
+If ``SGQUANT_DATA_MIRROR`` names a folder in the same raw layout, raw files that the
+root lacks are copied from it first (the mirror is only read). Missing raw files are
+then downloaded by PyG when possible; otherwise :class:`DatasetUnavailableError`
+names the folder to fill and the files missing. Raw files with a known checksum
+are checked before any reader opens them.
+
+Modules: ``registry`` (names, folders, readers), ``paths`` (the data root), ``raw``
+(mirror copies, checksums, download rollback, locks), ``readers`` (PyG/ogb
+classes), ``registered`` (loading a registered dataset), ``files`` (graph files),
+``graph`` (checks of every loaded graph), ``splits``, ``names`` (canonical,
+display and cache names), ``stats``, ``load`` (:func:`load_dataset`).
+Degree buckets live in :mod:`sgquant.degree` (re-exported here).
+"""
+from __future__ import annotations
+
+from ..degree import DegreeBuckets, degree_buckets
+from .errors import CorruptRawFileError, DatasetUnavailableError
+from .load import clear_dataset_cache, load_dataset
+from .names import canonical_name, dataset_key, display_name
+from .paths import DATA_ENV, DEFAULT_ROOT, data_root
+from .raw import DOWNLOAD_TIMEOUT_S, MIRROR_ENV
+from .registered import available_datasets, is_available
+from .registry import DATASETS, REGISTERED, raw_dir, raw_files
+from .splits import SPLITS, per_class_split, random_split
+from .stats import dataset_statistics
+
+__all__ = [
+    "DATASETS",
+    "REGISTERED",
+    "SPLITS",
+    "CorruptRawFileError",
+    "DatasetUnavailableError",
+    "DegreeBuckets",
+    "available_datasets",
+    "canonical_name",
+    "clear_dataset_cache",
+    "data_root",
+    "dataset_key",
+    "dataset_statistics",
+    "degree_buckets",
+    "display_name",
+    "is_available",
+    "load_dataset",
+    "per_class_split",
+    "random_split",
+    "raw_dir",
+    "raw_files",
+]

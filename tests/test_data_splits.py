@@ -1,0 +1,69 @@
+"""Splits: the seeded random 60/30/10 default, the options, their descriptions, and
+the cache identity of a (dataset, split) pair."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sgquant.data import SPLITS, dataset_key, load_dataset, random_split
+from sgquant.data.splits import resolve_split
+
+
+def test_random_split_sizes_and_rules() -> None:
+    y = torch.tensor([0, 1, 2] * 30 + [-1] * 7)  # 90 labelled, 7 unlabelled
+    tr, va, te = random_split(y, seed=3)
+    assert [int(m.sum()) for m in (tr, va, te)] == [54, 27, 9]
+    assert not (tr & va).any() and not (tr & te).any() and not (va & te).any()
+    assert bool(((tr | va | te) == (y >= 0)).all())  # every labelled node, no other
+    again = random_split(y, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip((tr, va, te), again))
+    assert not torch.equal(random_split(y, seed=4)[0], tr)
+    # halves round up: 5 nodes at 50/30/20 -> 3 (2.5), 2 (1.5), 0
+    sizes = [int(m.sum()) for m in random_split(torch.zeros(5, dtype=torch.long), (50, 30, 20))]
+    assert sizes == [3, 2, 0]
+
+
+@pytest.mark.parametrize("percent", [(60, 30), (60, 30, 20), (60.0, 30, 10), "60/30/10"])
+def test_random_split_rejects_bad_percentages(percent: object) -> None:
+    with pytest.raises(ValueError, match="percent"):
+        random_split(torch.zeros(10, dtype=torch.long), percent)
+
+
+def test_resolve_split() -> None:
+    assert SPLITS == ("public", "random-60-30-10", "per-class-20-30")
+    assert resolve_split(None, True, "Cora") == "public"
+    assert resolve_split(None, False, "X") == "random-60-30-10"
+    with pytest.raises(ValueError, match="X has no public split"):
+        resolve_split("public", False, "X")
+    with pytest.raises(ValueError, match="unknown split 'random'; choose one of public"):
+        resolve_split("random", True, "Cora")
+
+
+def test_load_dataset_split_options(cora) -> None:
+    assert cora.split == "Planetoid public split"
+    data = load_dataset("Cora", split="random-60-30-10", split_seed=2)
+    assert data.split == "random 60/30/10, seed 2"
+    assert [int(m.sum()) for m in (data.train_mask, data.val_mask, data.test_mask)] == \
+        [1625, 812, 2708 - 1625 - 812]
+    assert int(load_dataset("Cora").train_mask.sum()) == 140  # the cached graph is untouched
+    for bad in ("random", 1, "Public"):
+        with pytest.raises(ValueError, match="unknown split"):
+            load_dataset("Cora", split=bad)
+    for seed in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="split_seed"):
+            load_dataset("Cora", split_seed=seed)
+
+
+def test_dataset_key_of_registered_datasets() -> None:
+    assert dataset_key("cora") == "Cora"
+    assert dataset_key("Cora", "public", 5) == "Cora"  # the seed does not change a public split
+    assert dataset_key("computers") == "Amazon-Computers"
+    assert dataset_key("computers", "random-60-30-10") == "Amazon-Computers"
+    assert dataset_key("computers", split_seed=1) == "Amazon-Computers|random-60-30-10|seed1"
+    assert dataset_key("computers", "per-class-20-30") == \
+        "Amazon-Computers|per-class-20-30|seed0"
+    assert dataset_key("Cora", "random-60-30-10") == "Cora|random-60-30-10|seed0"
+    with pytest.raises(ValueError, match="no public split"):
+        dataset_key("Coauthor-CS", "public")
+    with pytest.raises(ValueError, match="Unknown dataset"):
+        dataset_key("nope")
