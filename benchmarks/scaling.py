@@ -2,7 +2,7 @@
 
 Synthetic graphs with Reddit's profile (degree-corrected stochastic block model,
 heavy-tailed degrees, mean in-degree ~492, 602 dense features, 41 classes; see
-:func:`sgquant.rematch.synthetic_graph`) from 10^4 nodes up to Reddit's 232,965.
+:func:`sgquant.synthetic.synthetic_graph`) from 10^4 nodes up to Reddit's 232,965.
 Edges are ``min(mean_degree * nodes, --max-edges)``: Reddit's 114.6M edges do not fit
 an FP32 PyG pass on a 24 GiB machine (its messages alone are E x 41 float32, twice),
 so the default caps them and the output says by how much. Every (graph, mode) runs in
@@ -40,7 +40,7 @@ from sgquant.cache import atomic_write_json  # noqa: E402
 from sgquant.memory import MB, run_isolated  # noqa: E402
 from sgquant.models import build_model  # noqa: E402
 from sgquant.profiles import get_profile  # noqa: E402
-from sgquant.rematch import SYNTHETIC  # noqa: E402
+from sgquant.synthetic import SYNTHETIC  # noqa: E402
 
 REDDIT = SYNTHETIC["Reddit-synthetic"]
 DEFAULT_NODES = (10_000, 30_000, 100_000, REDDIT["num_nodes"])
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                       "profile": prof.to_dict(), "sampled": sampled}
             start = time.perf_counter()
             try:
-                rec = run_isolated("sgquant.rematch:peak_job", kwargs, timeout=args.timeout,
+                rec = run_isolated("sgquant.chapters.packed_inference:peak_job", kwargs, timeout=args.timeout,
                                    threads=args.threads)
             except RuntimeError as exc:
                 print(f"{n:>9,} {e:>12,} {mode:>13}   failed: {str(exc)[-300:]}")

@@ -33,7 +33,7 @@ from torch_geometric.data import Data
 
 from .bits import BitAssignment
 from .checks import check_int, check_number, check_optional_int
-from .data import DegreeBuckets
+from .degree import DegreeBuckets
 from .models import QuantGNN
 from .quantize import QuantOptions
 

@@ -312,7 +312,7 @@ def test_rounding_table_one_bit_hidden(tmp_path):
 
 
 def test_synthetic_graph_is_deterministic():
-    from sgquant.rematch import synthetic_graph
+    from sgquant.synthetic import synthetic_graph
     a = synthetic_graph(500, 6000, 12, 4, seed=3)
     b = synthetic_graph(500, 6000, 12, 4, seed=3)
     assert torch.equal(a.edge_index, b.edge_index) and torch.equal(a.x, b.x)

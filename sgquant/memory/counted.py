@@ -28,7 +28,7 @@ from torch_geometric.utils import remove_self_loops
 
 from ..bitwidth import ALLOWED_BITS, FP32_BITS, GROUP_OVERHEAD_BYTES
 from ..bits import BitAssignment
-from ..data import DegreeBuckets
+from ..degree import DegreeBuckets
 
 __all__ = ["MB", "GROUP_OVERHEAD_BYTES", "LayerLayout", "FeatureLayout", "MemoryReport",
            "edges_aggregated", "feature_layout", "feature_memory", "average_bits",

@@ -37,7 +37,7 @@ from torch_geometric.nn.dense.linear import Linear as PygLinear
 from ..bits import BitAssignment
 from ..bitwidth import FP32_BITS
 from ..checks import check_number
-from ..data import DegreeBuckets
+from ..degree import DegreeBuckets
 from ..quantize import QuantOptions, fake_quantize
 
 __all__ = ["ROW_BLOCK", "row_blocks", "RowBlockedLinear", "RowBlockedPygLinear",

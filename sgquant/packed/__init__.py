@@ -10,7 +10,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from ..bits import BitAssignment
-from ..data import DegreeBuckets
+from ..degree import DegreeBuckets
 from ..models.base import QuantGNN
 from ..packing import PackedTensor
 from ..quantize import QuantOptions

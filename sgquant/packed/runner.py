@@ -45,7 +45,7 @@ from torch_geometric.utils import remove_self_loops
 from ..bits import BitAssignment, as_assignment
 from ..bitwidth import FP32_BITS
 from ..checks import check_bool, check_int
-from ..data import DegreeBuckets
+from ..degree import DegreeBuckets
 from ..models.base import ROW_BLOCK, QuantGNN
 from ..quantize import QuantOptions
 from .storage import FeatureGroup, PackedFeature, pack_group, spans

@@ -12,7 +12,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from ..bits import BitAssignment
-from ..data import DegreeBuckets
+from ..degree import DegreeBuckets
 from ..models.base import QuantGNN
 from ..quantize import QuantOptions
 from .runner import DEFAULT_CHUNK_SIZE, PackedRunner, check_chunk_size
