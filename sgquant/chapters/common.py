@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..checks import (check_int, check_int_list, check_number, check_optional_int)
-from ..data import available_datasets, canonical_name, load_dataset
+from ..data import canonical_name, is_available, load_dataset
 from ..measure import measure_job, prepare
 from ..models import MODELS
 from ..profiles import Profile, get_profile
@@ -130,7 +130,7 @@ def dataset_available(name: str, data_root: Optional[str] = None) -> bool:
 def require_dataset(name: str, data_root: Optional[str] = None) -> None:
     """Raise :class:`sgquant.data.DatasetUnavailableError` (one line naming the
     folder and the files to put there) unless ``name`` can be loaded."""
-    if canonical_name(name) not in available_datasets(data_root):
+    if not is_available(name, data_root):
         load_dataset(name, data_root)  # downloads on a networked machine, or raises
 
 
