@@ -274,7 +274,7 @@ def test_cost_model_and_random_search_end_to_end(tmp_path):
     plain = cost_model_search("Cora", "gcn", n_iter=2, n_sample=100, strategy=PAPER_STRATEGY,
                               **kw)
     _check_result(plain, 6)
-    assert plain.settings["strategy"] == PAPER_STRATEGY
+    assert plain.settings["strategy"] == dict(PAPER_STRATEGY) == PAPER_STRATEGY
     assert (plain.records["source"] == "uniform").all()
 
 
@@ -304,52 +304,89 @@ def test_rerun_measures_nothing_and_gives_the_same_result(tmp_path):
 
 
 class CrashingExecutor(SerialExecutor):
-    """Every job whose number is in ``crash`` raises instead of measuring."""
+    """Every job whose number is in ``crash`` raises instead of measuring
+    (``message`` names the job unless ``same_cause``)."""
 
-    def __init__(self, crash: set[int]) -> None:
+    def __init__(self, crash: set[int], same_cause: bool = False) -> None:
         super().__init__()
-        self.crash, self.calls = crash, 0
+        self.crash, self.calls, self.same_cause = crash, 0, same_cause
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
         self.calls += 1
         if self.calls in self.crash:
+            text = "worker died" if self.same_cause else f"worker died on job {self.calls}"
+
             def boom(*a, **k):
-                raise RuntimeError(f"worker died on job {self.calls}")
+                raise RuntimeError(text)
             return super().submit(boom)
         return super().submit(fn, *args, **kwargs)
 
 
-def test_a_crashing_measurement_is_recorded_and_the_search_goes_on(tmp_path):
-    pool = CrashingExecutor({2, 5})
-    result = cost_model_search("Cora", "gcn", budget=6, n_iter=2, n_sample=100, seed=2,
+def test_a_few_crashing_measurements_are_recorded_and_the_search_goes_on(tmp_path):
+    # budget 10 = a random round of 4 and 2 rounds of 3: one failure in the first
+    # round, a second (another cause) in the last: 2 of 10 is not more than 20%
+    pool = CrashingExecutor({2, 9})
+    result = cost_model_search("Cora", "gcn", budget=10, n_iter=2, n_sample=100, seed=2,
                                executor=pool, results=tmp_path, confirm_top=0, **QUICK)
-    _check_result(result, 6)
+    _check_result(result, 10)
     status = result.records["status"].tolist()
-    assert status[1] == status[4] == "failed" and status.count("failed") == 2
+    assert status[1] == status[8] == "failed" and status.count("failed") == 2
     assert result.records["error"].iloc[1] == "RuntimeError: worker died on job 2"
-    assert result.records["val_acc"].iloc[[1, 4]].isna().all()
-    assert result.num_failed == 2 and pool.calls == 6
+    assert result.records["val_acc"].iloc[[1, 8]].isna().all()
+    assert result.num_failed == 2 and pool.calls == 10
+    assert "(2 failed)" in result.summary() and result.to_dict()["num_failed"] == 2
 
 
-def test_cost_model_beats_random_search_on_a_known_landscape():
+@pytest.mark.parametrize("crash, same, match", [
+    ({2, 3}, True, r"2 of 4 measurements failed, all with the same cause: "
+                   r"RuntimeError: worker died \("),
+    ({2, 3}, False, r"2 of 4 measurements failed \(more than 20%\); the first: "
+                    r"RuntimeError: worker died on job 2"),
+    ({1}, False, r"1 of 1 measurements failed"),
+])
+def test_a_search_whose_failures_are_many_or_alike_stops_with_the_cause(tmp_path, crash,
+                                                                          same, match):
+    from sgquant.search import SearchFailed
+    budget = 1 if crash == {1} else 10
+    kw = dict(n_iter=2, n_sample=100) if budget > 1 else {}
+    method = cost_model_search if budget > 1 else random_search
+    with pytest.raises(SearchFailed, match=match):
+        method("Cora", "gcn", budget=budget, seed=2, executor=CrashingExecutor(crash, same),
+               results=tmp_path, confirm_top=0, **kw, **QUICK)
+
+
+def fake_record(job, val: float, worker: str = "oracle") -> dict:
+    """A complete measurement record of ``job`` with validation accuracy ``val``."""
+    from sgquant.measure import Measurement, memory_record, prepare
+    setup = prepare(job.dataset, job.model, job.seed, job.profile)
+    a = BitAssignment.from_dict(job.assignment)
+    fp32 = setup.fp32
+    return Measurement(
+        dataset=job.dataset, model=job.model, seed=job.seed, finetune_seed=job.finetune_seed,
+        assignment=a.to_dict(), config_key=a.key(), val_acc=val, test_acc=val,
+        best_test_acc=val, epoch=0, val_acc_before=val, fp32_val_acc=fp32["val_acc"],
+        fp32_test_acc=fp32["test_acc"], fp32_best_test_acc=fp32["best_test_acc"],
+        **memory_record(setup, a), rounding="floor", clip_percentile=None, seconds=0.0,
+        worker=worker).to_record()
+
+
+def test_cost_model_beats_random_search_on_a_known_landscape(tmp_path):
     """Same budget, seeds and FP32 models; measurements replaced by an oracle
     shaped like Cora GCN's (binary inputs lossless at any width, every other
     field needs >= 4 bits): the cost model must find clearly more saving."""
     from sgquant.measure import prepare
 
     class Oracle(SerialExecutor):
-        def submit(self, fn, dataset, model, seed, profile, assignment, *rest, **kw) -> Future:
-            fp32 = prepare(dataset, model, seed, profile).fp32["val_acc"]
-            a = BitAssignment.from_dict(assignment)
+        def submit(self, fn, job) -> Future:
+            fp32 = prepare(job.dataset, job.model, job.seed, job.profile).fp32["val_acc"]
+            a = BitAssignment.from_dict(job.assignment)
             hidden = [b for f, b in a.flat().items() if not f.startswith("emb_L1")]
             val = fp32 if min(hidden) >= 4 else fp32 - 0.2
-            record = {"val_acc": val, "val_acc_before": val, "test_acc": val,
-                      "best_test_acc": val, "seconds": 0.0, "cached": False}
-            return super().submit(lambda: record)
+            return super().submit(fake_record, job, val)
 
     best: dict = {"cost-model": [], "random": []}
     for seed in range(3):
-        kw = dict(budget=30, seed=seed, executor=Oracle(), **QUICK)
+        kw = dict(budget=30, seed=seed, executor=Oracle(), results=tmp_path, **QUICK)
         for r in (cost_model_search("Cora", "gcn", n_sample=2000, **kw),
                   random_search("Cora", "gcn", **kw)):
             best[r.method].append(r.chosen_saving or 1.0)
@@ -365,18 +402,17 @@ class RiggedExecutor(SerialExecutor):
         super().__init__()
         self.sink, self.finetune_seeds = sink, []
 
-    def submit(self, fn, /, *args, **kwargs) -> Future:
-        seed = kwargs.get("finetune_seed")
-        if seed is None:
-            return super().submit(fn, *args, **kwargs)
-        self.finetune_seeds.append(seed)
+    def submit(self, fn, job) -> Future:
+        if job.finetune_seed == job.seed:  # a search measurement
+            return super().submit(fn, job)
+        self.finetune_seeds.append(job.finetune_seed)
 
-        def rigged(*a, **k):
-            rec = fn(*a, **k)
+        def rigged(job):
+            rec = fn(job)
             if rec["config_key"] in self.sink:
                 rec = {**rec, "val_acc": 0.0}
             return rec
-        return super().submit(rigged, *args, **kwargs)
+        return super().submit(rigged, job)
 
 
 @pytest.fixture(scope="module")
@@ -384,12 +420,21 @@ def confirm_setup(tmp_path_factory):
     """A quick Cora cost-model search without confirmation (its measurements cached in a
     results folder shared by the confirmation tests) and its feasible keys by saving."""
     tmp_path = tmp_path_factory.mktemp("confirm")
-    kw = dict(budget=8, n_iter=1, n_sample=100, seed=1, results=tmp_path, **QUICK)
+    kw = dict(budget=8, n_iter=1, n_sample=100, seed=1, tolerance=1.0, results=tmp_path,
+              **QUICK)
     plain = cost_model_search("Cora", "gcn", executor=SerialExecutor(), confirm_top=0, **kw)
     order = plain.records[plain.records["feasible"]].sort_values(
         ["saving", "val_acc", "order"], ascending=[False, False, True])["config_key"].tolist()
     assert len(order) >= 4, "the quick Cora search should find four feasible configurations"
+    import shutil
+    pristine = tmp_path_factory.mktemp("pristine") / "results"
+    shutil.copytree(tmp_path, pristine)
+    PRISTINE[:] = [pristine]
     return kw, plain, order
+
+
+#: a copy of the confirmation fixture's results as its search left them
+PRISTINE: list = []
 
 
 def test_confirmation_refinetunes_the_top_feasible_with_distinct_seeds(confirm_setup):
@@ -435,11 +480,21 @@ def as_assignment_of(result: SearchResult, key: str):
     return as_assignment(row["assignment"])
 
 
-def test_a_configuration_whose_mean_falls_below_tolerance_is_not_chosen(confirm_setup):
+def rigged_search(kw: dict, sink: set[str], tmp_path, **settings) -> SearchResult:
+    """A search on a private copy of the shared results folder (the driver caches
+    what the rigged executor returns, and cached fine-tunes never reach it)."""
+    import shutil
+    folder = tmp_path / f"copy{len(list(tmp_path.iterdir()))}"
+    shutil.copytree(PRISTINE[0], folder)
+    return cost_model_search("Cora", "gcn", executor=RiggedExecutor(sink),
+                             **{**kw, "results": folder}, **settings)
+
+
+def test_a_configuration_whose_mean_falls_below_tolerance_is_not_chosen(confirm_setup,
+                                                                          tmp_path):
     kw, plain, order = confirm_setup
     # the largest saving passed by luck: its other fine-tunes fail, the next one is chosen
-    rigged = cost_model_search("Cora", "gcn", executor=RiggedExecutor({order[0]}),
-                               confirm_top=2, confirm_seeds=1, **kw)
+    rigged = rigged_search(kw, {order[0]}, tmp_path, confirm_top=2, confirm_seeds=1)
     _check_result(rigged, 8)
     conf = rigged.confirmations
     assert not conf[conf["config_key"] == order[0]]["confirmed"].any()
@@ -447,15 +502,13 @@ def test_a_configuration_whose_mean_falls_below_tolerance_is_not_chosen(confirm_
     assert rigged.chosen_saving < plain.chosen_saving
     # none of the top 2 holds: the next 2 are tried (4 at most), then FP32
     lucky = set(order)
-    everything = cost_model_search("Cora", "gcn", executor=RiggedExecutor(lucky),
-                                   confirm_top=2, confirm_seeds=1, **kw)
+    everything = rigged_search(kw, lucky, tmp_path, confirm_top=2, confirm_seeds=1)
     _check_result(everything, 8)
     assert everything.chosen is None and everything.chosen_test_acc_mean is None
     assert everything.confirmations["config_key"].tolist() == order[:4]
     assert "keep FP32" in everything.summary()
     # one rigged configuration rejected, the next batch confirms
-    two = cost_model_search("Cora", "gcn", executor=RiggedExecutor(set(order[:1])),
-                            confirm_top=1, confirm_seeds=1, **kw)
+    two = rigged_search(kw, set(order[:1]), tmp_path, confirm_top=1, confirm_seeds=1)
     assert two.confirmations["config_key"].tolist() == order[:2]
     assert two.chosen is None or two.chosen.key() == order[1]
 
@@ -478,7 +531,7 @@ def test_rerun_reuses_cached_confirmations(confirm_setup):
 @pytest.mark.parametrize("kwargs, match", [
     (dict(confirm_top=-1), "confirm_top must be an integer >= 0"),
     (dict(confirm_top=1.5), "confirm_top"),
-    (dict(confirm_seeds=0), "confirm_seeds must be an integer >= 1"),
+    (dict(confirm_seeds=0), r"confirm_seeds must be an integer in \[1, 999\], got 0"),
     (dict(confirm_seeds=1000), "confirm_seeds must be an integer in"),
 ])
 def test_confirmation_settings_are_validated(kwargs, match):
@@ -526,7 +579,7 @@ def test_batch_memory_equals_feature_memory(buckets):
     (dict(budget=0), "cannot measure a single configuration"),
     (dict(budget=2.5), "budget"),
     (dict(budget=10, n_mea=11), "n_mea = 11 exceeds the budget"),
-    (dict(budget=10, n_iter=0), "n_iter must be an integer >= 1"),
+    (dict(budget=10, n_iter=0), "n_iter must be None or an integer >= 1, got 0"),
     (dict(budget=3, n_iter=4), "budget 3 cannot measure one configuration"),
     (dict(budget=10, n_mea=4, n_iter=3), "exceed the budget of 10"),
     (dict(budget=10, n_mea=6), "no cost-model iteration"),
@@ -619,3 +672,164 @@ def test_default_process_pool_measures_in_spawned_workers(tmp_path):
                           results=tmp_path, **QUICK)
     assert set(again.records["status"]) == {"cached"}
     assert again.records["val_acc"].tolist() == result.records["val_acc"].tolist()
+
+
+# ----------------------------------------------------------------- strategy
+def test_strategy_is_validated_once_and_reads_like_a_dict():
+    from sgquant.search import STRATEGY, Strategy, check_strategy
+    assert isinstance(STRATEGY, Strategy) and Strategy.paper() == PAPER_STRATEGY
+    assert dict(STRATEGY)["ensemble"] == 5 and {**PAPER_STRATEGY}["radius"] is None
+    assert check_strategy(None) is STRATEGY
+    assert check_strategy({"radius": 2}) == {**STRATEGY, "radius": 2}
+    assert check_strategy(dict(PAPER_STRATEGY)) == PAPER_STRATEGY
+    for bad, match in (({"ensemble": 0}, "strategy ensemble must be an integer >= 1"),
+                       ({"hedge": 1}, "strategy hedge must be True or False"),
+                       ({"acquisition": "ucb"}, "unknown strategy acquisition 'ucb'"),
+                       ({"trees": True}, "strategy trees"),
+                       ({"learning_rate": 0.0 - 1}, "strategy learning_rate")):
+        with pytest.raises(ValueError, match=match):
+            check_strategy(bad)
+    with pytest.raises(ValueError, match="strategy radius"):
+        Strategy(radius=-1)
+    with pytest.raises(AttributeError):
+        STRATEGY.ensemble = 3  # frozen
+
+
+def test_cost_model_step_accepts_a_strategy_or_its_fields_as_keywords():
+    from sgquant.search import STRATEGY
+    space = SearchSpace.from_layout(CORA_LAYOUT)
+    cache = FeatureCache(space, CORA_LAYOUT)
+    measured = space.random_vectors(np.random.default_rng(5), 12)
+    acc = np.linspace(0.5, 0.8, 12)
+    args = (space, cache, measured, acc, 0.79, 300, 4)
+    a = cost_model_step(*args, np.random.default_rng(0), strategy=STRATEGY.replace(ensemble=2))
+    b = cost_model_step(*args, np.random.default_rng(0), ensemble=2)  # the older keyword form
+    assert np.array_equal(a["vectors"], b["vectors"]) and a["sources"] == b["sources"]
+    c = cost_model_step(*args, np.random.default_rng(0), ensemble=2, n_estimators=5)
+    assert np.all(np.isfinite(c["predicted"]))
+
+
+def test_vectorised_candidates_are_deterministic_and_label_their_generations():
+    space = SearchSpace.from_layout(CORA_LAYOUT)
+    cache = FeatureCache(space, CORA_LAYOUT)
+    measured = space.random_vectors(np.random.default_rng(2), 10)
+    acc = np.linspace(0.6, 0.8, 10)
+    runs = [cost_model_step(space, cache, measured, acc, 0.79, 400, 6,
+                            np.random.default_rng(9), fp32_accuracy=0.8) for _ in range(2)]
+    assert np.array_equal(runs[0]["vectors"], runs[1]["vectors"])
+    assert runs[0]["sources"] == runs[1]["sources"]
+    assert len({v.tobytes() for v in runs[0]["vectors"]}) == 6
+    assert not {v.tobytes() for v in runs[0]["vectors"]} & {v.tobytes() for v in measured}
+    kinds = {s.split(" (gen")[0] for s in runs[0]["sources"]}
+    assert kinds <= {"uniform", "mutation", "crossover"}
+    # an array of excluded rows works like the older set of their bytes
+    rng_a, rng_b = np.random.default_rng(4), np.random.default_rng(4)
+    a, _ = propose_candidates(space, rng_a, 50, measured[:2], measured)
+    b, _ = propose_candidates(space, rng_b, 50, measured[:2], {v.tobytes() for v in measured})
+    assert np.array_equal(a, b)
+
+
+def test_fields_apart_counts_differing_fields_of_packed_rows():
+    from sgquant.search.space import fields_apart, first_unique, row_codes
+    rng = np.random.default_rng(0)
+    for width in (3, 8, 11):  # one and two 64-bit words per row
+        a = rng.choice([1, 2, 4, 8, 32], size=(40, width))
+        b = rng.choice([1, 2, 4, 8, 32], size=(7, width))
+        expected = (a[:, None, :] != b[None, :, :]).sum(axis=-1)
+        assert np.array_equal(fields_apart(row_codes(a), row_codes(b)), expected)
+        rows = np.vstack([b, a, b[:3], a[:5]])
+        keep = first_unique(row_codes(rows), skip=len(b))
+        expect = [i for i in range(len(b), len(rows))
+                  if not any((rows[j] == rows[i]).all() for j in range(i))]
+        assert keep.tolist() == expect
+
+
+# ------------------------------------------------- CLI: files and failures
+def unwritable_folder(tmp_path):
+    """A folder this process cannot create files in: a read-only temporary folder, or
+    (as root, who may write anywhere but in the kernel's files) /sys/kernel."""
+    import os
+    import tempfile
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    for candidate in (folder, "/sys/kernel"):
+        try:
+            fd, probe = tempfile.mkstemp(dir=candidate)
+        except OSError:
+            return candidate
+        os.close(fd)
+        os.unlink(probe)
+    pytest.skip("no unwritable folder on this system")
+
+
+SEARCH = ["search", "--dataset", "Cora", "--model", "gcn", "--method", "random",
+          "--budget", "2", "--profile", "quick", "--workers", "0", "--no-progress",
+          "--confirm-top", "0"]
+
+
+@pytest.mark.parametrize("case", ["output is a folder", "results is a file",
+                                  "results not writable", "output not ours"])
+def test_cli_checks_files_before_any_work_and_exits_2(case, tmp_path, capsys, monkeypatch):
+    from sgquant import measure
+    from sgquant.cli import main
+    called = []
+    monkeypatch.setattr(measure, "_prepare_cached", lambda *a: called.append(a))
+    results, output = tmp_path / "cache", tmp_path / "out.json"
+    if case == "output is a folder":
+        output.mkdir()
+        expected = f"--output {output} is a folder: give a file name"
+    elif case == "results is a file":
+        results.write_text("x")
+        expected = f"results folder {results} is a file, not a folder"
+    elif case == "results not writable":
+        results = unwritable_folder(tmp_path)
+        expected = f"results folder {results} is not writable"
+    else:
+        output.write_text("my notes\n")
+        expected = f"--output {output} exists and was not written by sgquant"
+    code = main(SEARCH + ["--results", str(results), "--output", str(output)])
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err and len(err.strip().splitlines()) == 1
+    assert not called  # checked before the FP32 model was even looked for
+    assert case != "output not ours" or output.read_text() == "my notes\n"
+
+
+def test_cli_default_names_differ_by_every_setting_that_changes_the_result(tmp_path, capsys):
+    from sgquant.cli import main
+
+    def run(**changes: str) -> None:
+        options = {"--budget": "2", "--tolerance": "0.5", "--confirm-top": "0", **changes}
+        argv = SEARCH[:SEARCH.index("--budget")] + ["--profile", "quick", "--workers", "0",
+                                                    "--no-progress", "--results", str(tmp_path)]
+        for flag, value in options.items():
+            argv += [flag, *value.split()]
+        assert main(argv) == 0
+
+    for changes in ({}, {"--tolerance": "1.0"}, {"--budget": "3"}, {"--bits": "2 4 8"}, {},
+                    {"--confirm-top": "1"}):
+        run(**changes)
+    written = sorted(p.name for p in (tmp_path / "search").iterdir())
+    assert len(written) == 5, written  # the repeated default run rewrote its own file
+    assert any("-b3-" in n for n in written) and any("-tol1-" in n for n in written)
+    assert all(n.startswith("Cora-gcn-random-seed0-quick-b") for n in written)
+
+
+def test_cli_search_that_cannot_write_a_record_stops_with_the_cause_and_exit_1(tmp_path,
+                                                                               capsys):
+    """A folder standing where the first measurement's record goes (as a read-only
+    ``measure/`` folder would, but also for root): one line, exit 1, no result file."""
+    from sgquant.cli import main
+    from sgquant.cache import ResultCache
+    from sgquant.measure import measurement_key, prepare
+    setup = prepare("Cora", "gcn", 0, "quick", str(tmp_path))
+    space = SearchSpace.from_layout(setup.layout)
+    first = Sampler(space, 0).draw(1)[0]
+    blocked = ResultCache(tmp_path).path("measure", measurement_key(setup, first, None, 0))
+    blocked.mkdir(parents=True)
+    out = tmp_path / "o.json"
+    code = main(SEARCH + ["--results", str(tmp_path), "--output", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and not out.exists()
+    assert err[-1].startswith("sgquant search: error: cannot write the results cache under")
+    assert "IsADirectoryError" in err[-1]
