@@ -136,34 +136,38 @@ def _search(method: str, dataset: str, model: str, *, budget: Optional[int], tol
     if notice:
         log.warning("sgquant: %s", notice)
     start = time.perf_counter()
-    # the FP32 model is trained (or read from the cache) once, here, before any job
-    setup = prepare(dataset, model, seed, prof, results_dir, data_root)
-    space = SearchSpace.from_layout(setup.layout, choices)
-    if budget > space.size:
-        raise ValueError(f"budget {budget} exceeds the {space.size} distinct configurations "
-                         f"of the search space (bit choices {list(choices)}, "
-                         f"{len(space.free_fields)} free fields)")
-    threshold = setup.fp32["val_acc"] - tolerance / 100.0
     owns = executor is None
+    # a Dask scheduler is reached (or found unreachable) before any training
     pool = make_executor(workers, scheduler) if owns else executor
     settings["workers"] = executor_workers(pool) if owns else type(pool).__name__
     settings["scheduler"] = scheduler
-    refresh = (lambda: make_executor(workers)) if owns and scheduler is None else None
-    bar = tqdm(total=budget, desc=f"{method} {setup.dataset}/{setup.model_name} seed {seed}",
-               unit="config", disable=not progress, leave=False)
-    run = MeasurementRun(setup, space, threshold, options, results_dir, data_root, pool,
-                         refresh, bar)
+    run: Optional[MeasurementRun] = None
     try:
-        _measure_budget(run, method, budget, seed, settings)
-        records = pd.DataFrame(run.rows)
-        confirm_start = time.perf_counter()
-        top, confirmations, means = confirm_choice(run, records, seed, confirm_top,
-                                                   confirm_seeds)
-        confirm_seconds = time.perf_counter() - confirm_start
+        # the FP32 model is trained (or read from the cache) once, here, before any job
+        setup = prepare(dataset, model, seed, prof, results_dir, data_root)
+        space = SearchSpace.from_layout(setup.layout, choices)
+        if budget > space.size:
+            raise ValueError(f"budget {budget} exceeds the {space.size} distinct "
+                             f"configurations of the search space (bit choices "
+                             f"{list(choices)}, {len(space.free_fields)} free fields)")
+        refresh = (lambda: make_executor(workers)) if owns and scheduler is None else None
+        bar = tqdm(total=budget, desc=f"{method} {setup.dataset}/{setup.model_name} "
+                                      f"seed {seed}",
+                   unit="config", disable=not progress, leave=False)
+        run = MeasurementRun(setup, space, setup.fp32["val_acc"] - tolerance / 100.0,
+                             options, results_dir, data_root, pool, refresh, bar)
+        try:
+            _measure_budget(run, method, budget, seed, settings)
+            records = pd.DataFrame(run.rows)
+            confirm_start = time.perf_counter()
+            top, confirmations, means = confirm_choice(run, records, seed, confirm_top,
+                                                       confirm_seeds)
+            confirm_seconds = time.perf_counter() - confirm_start
+        finally:
+            bar.close()
     finally:
-        bar.close()
         if owns:
-            run.executor.shutdown(wait=True, cancel_futures=True)
+            (pool if run is None else run.executor).shutdown(wait=True, cancel_futures=True)
     chosen, test, best_test = None, None, None
     if top is not None:
         chosen = as_assignment(top["assignment"])
