@@ -39,16 +39,20 @@ def _workers(pid: int) -> list[int]:
     return out
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL,
-                                 pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
-def test_pool_workers_die_with_a_killed_search_and_the_pipe_closes(sig, tmp_path):
+@pytest.mark.parametrize("sig, where", [
+    (signal.SIGKILL, []),
+    pytest.param(signal.SIGTERM, [], marks=pytest.mark.slow),
+    pytest.param(signal.SIGKILL, ["--scheduler", "local"], marks=pytest.mark.slow)])
+def test_workers_die_with_a_killed_search_and_the_pipe_closes(sig, where, tmp_path):
+    """``sgquant search --workers 2`` (a process pool, or a Dask LocalCluster) killed
+    while measuring: no worker is alive 5 s later and its output pipe closes."""
     from sgquant.measure import prepare
     prepare("Cora", "gcn", 0, "quick", str(tmp_path))  # the FP32 model is cached
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get(
         "PYTHONPATH", "")])}
     cmd = [sys.executable, "-m", "sgquant.cli", "search", "--dataset", "Cora", "--model",
            "gcn", "--profile", "quick", "--method", "random", "--budget", "60",
-           "--workers", "2", "--no-progress", "--results", str(tmp_path)]
+           "--workers", "2", "--no-progress", "--results", str(tmp_path), *where]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 120

@@ -4,10 +4,10 @@
 
 * ``workers=0``: a :class:`SerialExecutor` (in this process);
 * by default: a "spawn" :class:`~concurrent.futures.ProcessPoolExecutor` whose
-  workers die with this process, even when it is killed with ``SIGKILL``
-  (``PR_SET_PDEATHSIG`` on Linux, and a thread in each worker watching its parent);
+  workers die with this process, even when it is killed with ``SIGKILL`` (a thread
+  in each worker watches its parent, :func:`die_with_parent`);
 * ``scheduler="local"``: a Dask :class:`distributed.LocalCluster` (worker processes,
-  loopback only) and its client's executor;
+  loopback only, dying with this process too) and its client's executor;
 * ``scheduler="tcp://host:8786"``: the executor of a :class:`distributed.Client`
   connected to a running Dask scheduler (any cluster: ``dask scheduler`` /
   ``dask worker`` by hand, Slurm through ``dask-jobqueue`` ...).
@@ -16,11 +16,8 @@ Jobs write nothing (:mod:`sgquant.search.jobs`), so Dask workers need no shared 
 """
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
-import signal
-import sys
 import threading
 import time
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -34,9 +31,6 @@ __all__ = ["SerialExecutor", "DaskExecutor", "SchedulerUnreachable", "make_execu
 
 #: address schemes of a Dask scheduler (``tcp://host:8786`` ...)
 SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
-
-_PR_SET_PDEATHSIG = 1
-
 
 class SchedulerUnreachable(ConnectionError):
     """No Dask scheduler answered at the given address in time."""
@@ -71,20 +65,16 @@ def _watch_parent(parent: int, every: float) -> None:
             os._exit(1)
 
 
-def die_with_parent(parent: int, every: float = 0.5) -> None:
-    """Worker initializer: end this process as soon as ``parent`` is gone.
+def die_with_parent(parent: int, every: float = 0.25) -> None:
+    """Worker initializer: end this process within ``every`` seconds of ``parent``'s
+    death, however it died (``SIGKILL`` included).
 
-    On Linux the kernel sends ``SIGKILL`` when the parent dies
-    (``prctl(PR_SET_PDEATHSIG)``); everywhere a daemon thread polls
-    :func:`os.getppid` every ``every`` seconds.
+    A daemon thread polls :func:`os.getppid`: an orphan is re-parented, so the pid
+    changes. (Linux's ``prctl(PR_SET_PDEATHSIG)`` is not used: it fires when the
+    *thread* that started the worker ends, and a pool may be first used from a
+    short-lived thread.)
     """
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):  # pragma: no cover - no prctl: the thread does it
-            pass
-    if os.getppid() != parent:  # the parent died before the line above
+    if os.getppid() != parent:  # the parent died before this worker started
         os._exit(1)
     threading.Thread(target=_watch_parent, args=(parent, every), daemon=True,
                      name="sgquant-watch-parent").start()
@@ -140,15 +130,16 @@ class DaskExecutor(Executor):
 
 def _dask_executor(scheduler: str, workers: Optional[int], timeout: float) -> DaskExecutor:
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client
     except ImportError as exc:  # pragma: no cover - distributed is a dependency
         raise ValueError(f"scheduler {scheduler!r} needs the 'distributed' package "
                          f"({exc})") from None
     if scheduler == "local":
-        n = (os.cpu_count() or 1) if workers is None else max(workers, 1)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=None)
-        return DaskExecutor(Client(cluster), cluster)
+        from .local_cluster import start_local_cluster
+
+        client, cluster = start_local_cluster((os.cpu_count() or 1) if workers is None
+                                              else max(workers, 1))
+        return DaskExecutor(client, cluster)
     try:
         client = Client(scheduler, timeout=f"{timeout}s")
     except (OSError, TimeoutError) as exc:
