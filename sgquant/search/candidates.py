@@ -20,6 +20,9 @@ __all__ = ["propose_candidates", "elite_rows", "TrustRegion", "ACCURACY_SLACK"]
 #: Accuracies are fractions of 500/1000 nodes stored as float32: compare with slack.
 ACCURACY_SLACK = 1e-6
 
+#: how a candidate was made (the labels :func:`propose_candidates` returns)
+SOURCES = np.array(["mutation", "crossover", "uniform"])
+
 #: a search space this small is enumerated when random draws stop finding new rows
 _ENUMERATE_BELOW = 10**6
 
@@ -81,8 +84,9 @@ def _crossovers(space: SearchSpace, rng: np.random.Generator, pool: np.ndarray, 
 
 def propose_candidates(space: SearchSpace, rng: np.random.Generator, n_sample: int,
                        elites: np.ndarray, exclude: Union[np.ndarray, Iterable[bytes]],
-                       local_share: float = 0.5) -> tuple[np.ndarray, list[str]]:
-    """``n_sample`` fresh (distinct, not in ``exclude``) bit vectors and how each was made.
+                       local_share: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """``n_sample`` fresh (distinct, not in ``exclude``) bit vectors and how each was made
+    (an array of :data:`SOURCES` labels).
 
     ``local_share`` of them (when there are elites) are local moves around the
     best measured configurations: ``"mutation"`` (1-3 free fields redrawn from
@@ -131,9 +135,8 @@ def propose_candidates(space: SearchSpace, rng: np.random.Generator, n_sample: i
         labels.append(np.full(len(grid), 2))
         chosen = fresh()
     rows = np.vstack(parts) if parts else np.zeros((0, width), np.int64)
-    names = np.array(["mutation", "crossover", "uniform"])
-    source = names[np.concatenate(labels)] if labels else np.zeros(0, dtype=str)
-    return rows[chosen].astype(np.int64), source[chosen].tolist()
+    source = SOURCES[np.concatenate(labels)] if labels else SOURCES[:0]
+    return rows[chosen].astype(np.int64), source[chosen]
 
 
 class TrustRegion:

@@ -13,9 +13,10 @@ gives the mean and the standard deviation of the members' predictions,
 
 the model's uncertainty (large where few measurements support a split).
 
-The members are fitted with :func:`xgboost.train` on one :class:`xgboost.DMatrix`
-built once (only the weights change between members), on one thread, with settings
-made for a few dozen rows (few trees, few histogram bins).
+The members are fitted together by one :func:`xgboost.train` on one
+:class:`xgboost.DMatrix`: a booster with one output per member (its own trees,
+grown on its own weights), on one thread, with settings made for a few dozen rows
+(few trees, few histogram bins); one prediction call scores every member.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ __all__ = ["CostModel", "REGRESSOR_DEFAULTS"]
 #: Settings of each member (:func:`xgboost.train` parameters; ``num_boost_round``
 #: is the number of trees). :class:`sgquant.search.Strategy` overrides them.
 REGRESSOR_DEFAULTS: dict[str, Any] = {
-    "num_boost_round": 20, "max_depth": 3, "eta": 0.3, "min_child_weight": 1.0,
+    "num_boost_round": 10, "max_depth": 3, "eta": 0.5, "min_child_weight": 1.0,
     "max_bin": 32, "tree_method": "hist", "objective": "reg:squarederror", "nthread": 1}
 
 #: scikit-learn names (``xgboost.XGBRegressor``) accepted for the native ones
@@ -63,30 +64,41 @@ class CostModel:
         settings.update({_SKLEARN_NAMES.get(k, k): v for k, v in params.items()})
         self.rounds = check_int(settings.pop("num_boost_round"), "n_estimators", minimum=1)
         self.settings = settings
-        self.boosters: list = []
+        self.booster: Any = None
 
     def fit(self, features: np.ndarray, accuracy: np.ndarray) -> "CostModel":
+        """Fit all members at once: one booster with one output per member, each
+        output's trees grown on that member's row weights (a custom squared error,
+        gradient :math:`w_{bi}(f_b(x_i) - y_i)`, hessian :math:`w_{bi}`)."""
         import xgboost
 
-        X = np.asarray(features, dtype=np.float64)
+        X = np.asarray(features, dtype=np.float32)
         y = np.asarray(accuracy, dtype=np.float64)
+        n, members = len(y), self.ensemble
         rng = np.random.default_rng(self.seed)
-        n = len(y)
-        train = xgboost.DMatrix(X, label=y, nthread=1)
-        self.boosters = []
-        for b in range(self.ensemble):
-            weights = np.ones(n) if b == 0 else np.bincount(rng.integers(0, n, n), minlength=n)
-            train.set_weight(weights.astype(np.float32))
-            params = {**self.settings, "seed": self.seed + b}
-            self.boosters.append(xgboost.train(params, train, num_boost_round=self.rounds))
+        weights = np.ones((n, members))
+        for b in range(1, members):
+            weights[:, b] = np.bincount(rng.integers(0, n, n), minlength=n)
+        labels = np.repeat(y[:, None], members, axis=1)
+
+        def weighted_squared_error(pred: np.ndarray, _: Any) -> tuple[np.ndarray, np.ndarray]:
+            return weights * (pred.reshape(n, members) - labels), weights
+
+        params = {**self.settings, "num_target": members, "seed": self.seed,
+                  "multi_strategy": "one_output_per_tree", "base_score": float(y.mean())}
+        params.pop("objective", None)
+        train = xgboost.DMatrix(X, label=labels, nthread=1)
+        self.booster = xgboost.train(params, train, num_boost_round=self.rounds,
+                                     obj=weighted_squared_error)
         return self
 
     def predict_members(self, features: np.ndarray) -> np.ndarray:
-        """Every member's prediction, shape ``(ensemble, rows)``."""
-        if not self.boosters:
+        """Every member's prediction, shape ``(ensemble, rows)``, in one pass."""
+        if self.booster is None:
             raise ValueError("the cost model is not fitted: call fit() first")
         X = np.asarray(features, dtype=np.float32)
-        return np.stack([b.inplace_predict(X) for b in self.boosters]).astype(np.float64)
+        pred = self.booster.inplace_predict(X)
+        return np.asarray(pred, dtype=np.float64).reshape(len(X), self.ensemble).T
 
     def predict_spread(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation of the ensemble's predictions."""

@@ -7,7 +7,7 @@ improvements and restricted first to a trust region.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -65,6 +65,7 @@ def select_candidates(predicted: np.ndarray, saving: np.ndarray, threshold: floa
                     noise=noise)])
         return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
     n = min(int(n), len(predicted))
+    head = 2 * n  # a queue of alternate() yields n picks and skips n taken: 2n suffice
     idx = np.arange(len(predicted))
     improving = saving > best_saving * (1 + 1e-12)
     if spread is not None:
@@ -74,27 +75,32 @@ def select_candidates(predicted: np.ndarray, saving: np.ndarray, threshold: floa
         prob = ndtr((predicted - threshold) / sigma)
         gain = np.where(improving, saving - best_saving, 0.0)
         ei = gain * prob
-        queues = [idx[improving][np.lexsort((-prob[improving], -ei[improving]))].tolist()]
+        queues = [idx[improving][np.lexsort((-prob[improving], -ei[improving]))][:head]]
         if hedge:
             queues.append(idx[improving][np.lexsort((-gain[improving],
-                                                     -prob[improving]))].tolist())
-        picks = alternate(queues, n)
+                                                     -prob[improving]))][:head])
+        picks = np.array(alternate(queues, n), dtype=np.int64)
+        if len(picks) >= n:
+            return picks[:n]
         rest = idx[~improving][np.argsort(-predicted[~improving], kind="stable")]
-        return np.concatenate([np.array(picks, dtype=np.int64), rest])[:n].astype(np.int64)
+        return np.concatenate([picks, rest])[:n].astype(np.int64)
     ok = improving & (upper >= threshold - ACCURACY_SLACK)
     sure = improving & (predicted >= threshold - ACCURACY_SLACK)
-    bold = idx[ok][np.lexsort((-predicted[ok], -saving[ok]))].tolist()
-    safe = idx[sure][np.lexsort((-saving[sure], -predicted[sure]))].tolist() if hedge else []
-    picks = alternate([bold, safe] if hedge else [bold], n)
+    bold = idx[ok][np.lexsort((-predicted[ok], -saving[ok]))][:head]
+    safe = idx[sure][np.lexsort((-saving[sure], -predicted[sure]))][:head] if hedge else []
+    picks = np.array(alternate([bold, safe] if hedge else [bold], n), dtype=np.int64)
+    if len(picks) >= n:
+        return picks[:n]
     rest = improving & ~ok  # ties (a model that has seen no difference) keep their order
     second = idx[rest][np.argsort(-predicted[rest], kind="stable")]
     third = idx[~improving][np.argsort(-predicted[~improving], kind="stable")]
-    order = np.concatenate([np.array(picks, dtype=np.int64), second, third])
+    order = np.concatenate([picks, second, third])
     return order[:n].astype(np.int64)
 
 
-def alternate(queues: list[list[int]], n: int) -> list[int]:
+def alternate(queues: "list[Sequence[int]]", n: int) -> list[int]:
     """Up to ``n`` distinct items taken in turn from the front of each queue."""
+    queues = [list(map(int, q)) for q in queues]
     picks: list[int] = []
     taken: set[int] = set()
     heads = [0] * len(queues)

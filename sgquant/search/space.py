@@ -4,7 +4,8 @@ written as bit vectors over named fields, and a deterministic sampler of it.
 A configuration is a vector of bits over :attr:`SearchSpace.fields` (the order of
 :meth:`BitAssignment.flat`: ``att_L1, emb_L1_B0, ..., att_L2, ...``). Vectors are
 compared and de-duplicated as whole rows with :func:`row_codes` (each bit width fits a
-byte, so a row packs into a few 64-bit words) and :func:`first_unique`.
+byte, so a row packs into a few 64-bit words), :func:`first_unique` and
+:func:`fields_apart`.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from functools import lru_cache
 from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
+import pandas as pd
 
 from ..bits import BitAssignment, as_assignment
 from ..checks import check_int
@@ -69,17 +71,14 @@ def fields_apart(codes: np.ndarray, others: np.ndarray) -> np.ndarray:
 
 
 def first_unique(codes: np.ndarray, skip: int = 0) -> np.ndarray:
-    """Sorted indices (``>= skip``) of the rows of ``codes`` (from :func:`row_codes`)
+    """Indices (``>= skip``, ascending) of the rows of ``codes`` (from :func:`row_codes`)
     that occur for the first time; a row equal to one of the first ``skip`` rows (an
-    excluded set put in front) is never returned."""
+    excluded set put in front) is never returned. Rows are hashed (pandas), not sorted."""
     if not len(codes):
         return np.zeros(0, dtype=np.int64)
-    order = np.lexsort(codes.T[::-1])  # stable: equal rows keep their original order
-    ranked = codes[order]
-    new = np.ones(len(order), dtype=bool)
-    new[1:] = (ranked[1:] != ranked[:-1]).any(axis=1)
-    first = order[new]
-    return np.sort(first[first >= skip]).astype(np.int64)
+    rows = pd.Index(codes[:, 0]) if codes.shape[1] == 1 else pd.DataFrame(codes)
+    first = np.flatnonzero(~np.asarray(rows.duplicated(keep="first")))
+    return first[first >= skip].astype(np.int64)
 
 
 @dataclass(frozen=True)

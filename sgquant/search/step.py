@@ -103,7 +103,8 @@ def cost_model_step(space: SearchSpace, features: FeatureCache, measured: np.nda
         t["generate"] += clock() - start
         if timings is not None:
             timings.update(t)
-        return {"vectors": cand, "sources": sources, "predicted": np.full(len(cand), np.nan)}
+        return {"vectors": cand, "sources": sources.tolist(),
+                "predicted": np.full(len(cand), np.nan)}
 
     def acquire(pred: np.ndarray, spread: np.ndarray) -> dict:
         if st.acquisition == "ei":
@@ -112,7 +113,7 @@ def cost_model_step(space: SearchSpace, features: FeatureCache, measured: np.nda
 
     region = TrustRegion(anchors, st.radius)
     vecs: list[np.ndarray] = []
-    srcs: list[str] = []
+    srcs: list[np.ndarray] = []
     savings, preds, spreads, masks, gens = [], [], [], [], []
     breeders = parents
     per_gen = -(-n_sample // st.generations)
@@ -135,7 +136,7 @@ def cost_model_step(space: SearchSpace, features: FeatureCache, measured: np.nda
         t["predict"] += clock() - start
         start = clock()
         vecs.append(cand)
-        srcs.extend(sources)
+        srcs.append(sources)
         gens.append(np.full(len(cand), g))
         savings.append(X[:, col]), preds.append(pred), spreads.append(spread)
         masks.append(region.mask(cand))
@@ -155,9 +156,9 @@ def cost_model_step(space: SearchSpace, features: FeatureCache, measured: np.nda
     t["select"] += clock() - start
     if timings is not None:
         timings.update(t)
-    gen = np.concatenate(gens)
+    gen, made = np.concatenate(gens)[order], np.concatenate(srcs)[order]
     return {"vectors": cand[order],
-            "sources": [srcs[i] if gen[i] == 0 else f"{srcs[i]} (gen {gen[i]})" for i in order],
+            "sources": [str(s) if g == 0 else f"{s} (gen {g})" for s, g in zip(made, gen)],
             "predicted": predicted[order]}
 
 

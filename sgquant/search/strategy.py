@@ -54,8 +54,8 @@ class Strategy(Mapping):
     radius: Optional[int] = 3
     monotone: bool = True
     fp32_anchor: bool = True
-    trees: int = 20
-    learning_rate: float = 0.3
+    trees: int = 10
+    learning_rate: float = 0.5
     max_depth: int = 3
     max_bin: int = 32
 
