@@ -13,9 +13,9 @@ gives the mean and the standard deviation of the members' predictions,
 
 the model's uncertainty (large where few measurements support a split).
 
-The members are fitted together by one :func:`xgboost.train` on one
-:class:`xgboost.DMatrix`: a booster with one output per member (its own trees,
-grown on its own weights), on one thread, with settings made for a few dozen rows
+The members are fitted together, boosting rounds of one :class:`xgboost.Booster` on
+one :class:`xgboost.DMatrix`: one output per member (its own trees, grown on its own
+weights), on one thread, with settings made for a few dozen rows
 (few trees, few histogram bins); one prediction call scores every member.
 """
 from __future__ import annotations
@@ -28,11 +28,11 @@ from ..checks import check_int
 
 __all__ = ["CostModel", "REGRESSOR_DEFAULTS"]
 
-#: Settings of each member (:func:`xgboost.train` parameters; ``num_boost_round``
+#: Settings of each member (xgboost's training parameters; ``num_boost_round``
 #: is the number of trees). :class:`sgquant.search.Strategy` overrides them.
 REGRESSOR_DEFAULTS: dict[str, Any] = {
     "num_boost_round": 10, "max_depth": 3, "eta": 0.5, "min_child_weight": 1.0,
-    "max_bin": 32, "tree_method": "hist", "objective": "reg:squarederror", "nthread": 1}
+    "max_bin": 32, "tree_method": "hist", "nthread": 1}
 
 #: scikit-learn names (``xgboost.XGBRegressor``) accepted for the native ones
 _SKLEARN_NAMES = {"n_estimators": "num_boost_round", "learning_rate": "eta",
@@ -49,7 +49,7 @@ class CostModel:
     With ``ensemble = B > 1`` it is a bagged ensemble (see the module docstring);
     :meth:`predict` is the members' mean and :meth:`predict_spread` adds their
     standard deviation. ``params`` override :data:`REGRESSOR_DEFAULTS` (native
-    :func:`xgboost.train` names, or the scikit-learn ones such as ``n_estimators``).
+    xgboost names, or the scikit-learn ones such as ``n_estimators``).
     """
 
     def __init__(self, columns: Sequence[str], seed: int = 0, monotone: bool = True,
@@ -86,10 +86,13 @@ class CostModel:
 
         params = {**self.settings, "num_target": members, "seed": self.seed,
                   "multi_strategy": "one_output_per_tree", "base_score": float(y.mean())}
-        params.pop("objective", None)
+        params.pop("objective", None)  # the loss is the weighted squared error above
         train = xgboost.DMatrix(X, label=labels, nthread=1)
-        self.booster = xgboost.train(params, train, num_boost_round=self.rounds,
-                                     obj=weighted_squared_error)
+        # xgboost.train's rounds without its callbacks and final cache release (a
+        # sizeable share of the time for a few dozen rows)
+        self.booster = xgboost.Booster(params, [train])
+        for i in range(self.rounds):
+            self.booster.update(train, i, fobj=weighted_squared_error)
         return self
 
     def predict_members(self, features: np.ndarray) -> np.ndarray:

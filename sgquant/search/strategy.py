@@ -32,8 +32,8 @@ class Strategy(Mapping):
     Model: a bagged ensemble of ``ensemble`` XGBoost regressors (``monotone``:
     more bits never predict a lower accuracy), each of ``trees`` trees of depth
     ``max_depth`` with learning rate ``learning_rate`` on at most ``max_bin``
-    histogram bins, fitted by :func:`xgboost.train` on one thread: settings made
-    for a few dozen rows. ``fp32_anchor``: the FP32 model is a known, measured-free
+    histogram bins, all boosted together on one thread (see
+    :class:`~sgquant.search.cost_model.CostModel`): settings made for a few dozen rows. ``fp32_anchor``: the FP32 model is a known, measured-free
     training row and trust-region anchor.
 
     Picking: ``acquisition="ei"`` ranks by the expected improvement of the saving
