@@ -165,7 +165,8 @@ class ResultCache:
             if validate is not None:
                 validate(state)
         except Exception as exc:  # any unreadable or wrong file is recomputed
-            self._discard(path, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            self._discard(path, f"{type(exc).__name__}: {first_line}")
             return None
         return state
 

@@ -33,8 +33,9 @@ class Strategy(Mapping):
     more bits never predict a lower accuracy), each of ``trees`` trees of depth
     ``max_depth`` with learning rate ``learning_rate`` on at most ``max_bin``
     histogram bins, all boosted together on one thread (see
-    :class:`~sgquant.search.cost_model.CostModel`): settings made for a few dozen rows. ``fp32_anchor``: the FP32 model is a known, measured-free
-    training row and trust-region anchor.
+    :class:`~sgquant.search.cost_model.CostModel`): settings made for a few dozen
+    rows. ``fp32_anchor``: the FP32 model is a known, measured-free training row and
+    trust-region anchor.
 
     Picking: ``acquisition="ei"`` ranks by the expected improvement of the saving
     under the accuracy constraint with measurement ``noise``; ``"plain"`` takes the
