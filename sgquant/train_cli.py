@@ -11,13 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import pandas as pd
 
 from .bits import BitAssignment
-from .cache import atomic_write_json, check_output_file, check_results_folder
+from .cache import (atomic_write_json, check_output_file, check_results_folder,
+                    stale_records_notice)
 from .checks import check_int, check_int_list
 from .measure import measure, prepare
 from .models import MODELS
@@ -97,6 +99,9 @@ def _run(args: argparse.Namespace) -> int:
     results = check_results_folder(args.results)
     if args.output:
         check_output_file(args.output, is_train_output)
+    notice = stale_records_notice(results)
+    if notice:
+        print(f"sgquant train: {notice}", file=sys.stderr)
     table = uniform_bits_table(args.dataset, args.model, bits, list(range(seeds)),
                                args.profile, str(results))
     summary = summarize(table)
