@@ -3,7 +3,9 @@
 Each subcommand lives beside the code it drives: a module registers it with
 ``add_cli(subparsers)`` (its parser, with ``func`` set to a handler taking the
 parsed arguments and returning an exit code). Bad input (``ValueError``)
-is printed as one line without a traceback and the command exits with 2.
+is printed as one line without a traceback and the command exits with 2; a
+command that could not do its work raises one of the exception types it lists
+in ``failures`` (``set_defaults(failures=(...))``), printed the same way, exit 1.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Optional, Sequence
 from . import __version__
 
 #: Modules that register subcommands, in the order ``--help`` lists them.
-SUBCOMMAND_MODULES = ("sgquant.train_cli", "sgquant.search", "sgquant.book")
+SUBCOMMAND_MODULES = ("sgquant.train_cli", "sgquant.search.cli", "sgquant.book")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +49,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError as exc:
         print(f"sgquant {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except tuple(getattr(args, "failures", ())) as exc:
+        print(f"sgquant {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"sgquant {args.command}: interrupted (measured results are kept in the cache)",
               file=sys.stderr)

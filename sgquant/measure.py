@@ -3,17 +3,25 @@
 :func:`prepare` loads a dataset, computes its degree buckets and trains (or
 loads from the cache) the FP32 model of a (dataset, model, seed, profile);
 :func:`measure` fine-tunes one :class:`~sgquant.bits.BitAssignment` from those
-FP32 weights and returns a flat record (validation and test accuracy, average
-bits, memory, saving, wall time), cached on disk. :func:`measure_job` is the
-picklable form submitted to a :class:`concurrent.futures.Executor`.
+FP32 weights and returns a flat record (a :class:`Measurement`: validation and test
+accuracy, average bits, memory, saving, wall time), cached on disk.
+:func:`finetune_record` is the same without the cache (what a remote worker runs);
+:func:`measure_job` the picklable, cached form submitted to a
+:class:`concurrent.futures.Executor`.
+
+Records read back from the cache are checked against :class:`Measurement` (and
+FP32 models against their architecture): a record of the wrong structure is
+discarded with a warning, measured again and rewritten.
 """
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
-from typing import Iterator, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 import torch
 from torch_geometric.data import Data
@@ -21,11 +29,17 @@ from torch_geometric.data import Data
 from . import __version__
 from .bits import BitAssignment, as_assignment
 from .cache import ResultCache
+from .checks import check_int, check_number
 from .data import DegreeBuckets, canonical_name, degree_buckets, load_dataset
 from .memory import FeatureLayout, feature_layout, feature_memory
 from .models import QuantGNN, QuantOptions, build_model
 from .profiles import Profile, get_profile
 from .train import finetune, train_model
+
+__all__ = ["Measurement", "Setup", "prepare", "measure", "measure_job", "finetune_record",
+           "setup_from_state", "clear_setup_cache", "measurement_key", "memory_record",
+           "fp32_key", "build_for", "single_thread", "check_fp32_summary", "check_state",
+           "worker_name"]
 
 
 @contextlib.contextmanager
@@ -37,6 +51,128 @@ def single_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def worker_name() -> str:
+    """``host:pid`` of this process (which worker measured a record)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+_ACCURACIES = ("val_acc", "test_acc", "best_test_acc", "val_acc_before", "fp32_val_acc",
+               "fp32_test_acc", "fp32_best_test_acc")
+_AMOUNTS = ("average_bits", "memory_mb", "fp32_memory_mb", "saving", "paper_saving",
+            "weight_mb", "seconds")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One fine-tuned configuration, as :func:`measure` returns it and the cache stores it.
+
+    Accuracies are fractions in [0, 1] of the graph's validation / test nodes.
+
+    * ``dataset``, ``model``: canonical dataset name and model key (``gcn`` ...);
+    * ``seed``: the FP32 model's seed (weights and training);
+    * ``finetune_seed``: the seed of this fine-tune (``seed`` unless re-measured);
+    * ``assignment``: the :class:`BitAssignment` as a dict; ``config_key`` its key;
+    * ``val_acc``: best validation accuracy over the fine-tuning epochs (selects
+      configurations); ``test_acc``: test accuracy at that epoch; ``epoch``: that epoch
+      (0 = the quantized FP32 weights, before any fine-tuning);
+    * ``best_test_acc``: the best test accuracy of any epoch (the authors' protocol);
+    * ``val_acc_before``: validation accuracy of the quantized FP32 weights;
+    * ``fp32_val_acc``, ``fp32_test_acc``, ``fp32_best_test_acc``: the FP32 model's;
+    * ``average_bits``, ``memory_mb``, ``fp32_memory_mb``, ``saving``,
+      ``paper_saving``, ``weight_mb``: feature memory (:mod:`sgquant.memory`);
+    * ``rounding``, ``clip_percentile``: the :class:`~sgquant.models.QuantOptions`;
+    * ``seconds``: wall time of the fine-tuning;
+    * ``worker``: ``host:pid`` of the process that fine-tuned it.
+    """
+
+    dataset: str
+    model: str
+    seed: int
+    finetune_seed: int
+    assignment: dict
+    config_key: str
+    val_acc: float
+    test_acc: float
+    best_test_acc: float
+    epoch: int
+    val_acc_before: float
+    fp32_val_acc: float
+    fp32_test_acc: float
+    fp32_best_test_acc: float
+    average_bits: float
+    memory_mb: float
+    fp32_memory_mb: float
+    saving: float
+    paper_saving: float
+    weight_mb: float
+    rounding: str
+    clip_percentile: Optional[float]
+    seconds: float
+    worker: str
+
+    @classmethod
+    def from_record(cls, record: Any) -> "Measurement":
+        """Check a record (e.g. read from the cache) field by field; ``ValueError``
+        names the first wrong field."""
+        if not isinstance(record, Mapping):
+            raise ValueError(f"a measurement record is a JSON object, got "
+                             f"{type(record).__name__}")
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names if n not in record]
+        if missing:
+            raise ValueError(f"a measurement record needs {', '.join(missing)}")
+        values = {n: record[n] for n in names}
+        for name in ("dataset", "model", "config_key", "rounding", "worker"):
+            if not isinstance(values[name], str):
+                raise ValueError(f"{name} must be a string, got {values[name]!r}")
+        for name in ("seed", "finetune_seed", "epoch"):
+            values[name] = check_int(values[name], name, minimum=0)
+        for name in _ACCURACIES:
+            values[name] = check_number(values[name], name, minimum=0.0, maximum=1.0)
+        for name in _AMOUNTS:
+            values[name] = check_number(values[name], name, minimum=0.0)
+        if values["clip_percentile"] is not None:
+            values["clip_percentile"] = check_number(values["clip_percentile"],
+                                                     "clip_percentile", minimum=0, maximum=100)
+        a = as_assignment(values["assignment"])
+        if a.key() != values["config_key"]:
+            raise ValueError(f"config_key {values['config_key']!r} is not the key of its "
+                             f"assignment ({a.key()})")
+        values["assignment"] = a.to_dict()
+        return cls(**values)
+
+    def to_record(self) -> dict:
+        return asdict(self)
+
+
+def check_fp32_summary(summary: Any) -> dict:
+    """An FP32 training summary (:meth:`sgquant.train.TrainResult.summary`), checked."""
+    if not isinstance(summary, Mapping):
+        raise ValueError(f"an FP32 summary is a JSON object, got {type(summary).__name__}")
+    for name in ("val_acc", "test_acc", "best_test_acc", "train_acc"):
+        check_number(summary.get(name), name, minimum=0.0, maximum=1.0)
+    for name in ("epoch", "epochs_run"):
+        check_int(summary.get(name), name, minimum=0)
+    check_number(summary.get("seconds"), "seconds", minimum=0.0)
+    return dict(summary)
+
+
+def check_state(state: Any, model: torch.nn.Module) -> dict:
+    """A state dict with exactly ``model``'s entries, shapes and dtypes."""
+    if not isinstance(state, Mapping):
+        raise ValueError(f"a state dict is needed, got {type(state).__name__}")
+    expected = model.state_dict()
+    if set(state) != set(expected):
+        raise ValueError(f"its entries {sorted(map(str, state))} are not the model's "
+                         f"{sorted(expected)}")
+    for name, ref in expected.items():
+        t = state[name]
+        if not isinstance(t, torch.Tensor) or t.shape != ref.shape or t.dtype != ref.dtype:
+            raise ValueError(f"entry {name} is not a {ref.dtype} tensor of shape "
+                             f"{tuple(ref.shape)}")
+    return dict(state)
 
 
 @dataclass
@@ -73,16 +209,32 @@ def build_for(data: Data, model: str, profile: Profile) -> QuantGNN:
                        **profile.architecture(model))
 
 
+def setup_from_state(dataset: str, model: str, seed: int, profile: Profile,
+                     data_root: Optional[str], state: Mapping[str, torch.Tensor],
+                     summary: Mapping[str, Any], net: Optional[QuantGNN] = None) -> Setup:
+    """The :class:`Setup` of given FP32 weights (no training, no cache: what a worker
+    builds from the state a driver sends it); ``net``: the model to load them into."""
+    data = load_dataset(dataset, data_root)
+    buckets = degree_buckets(data.edge_index, data.num_nodes, profile.num_buckets)
+    net = build_for(data, model, profile) if net is None else net
+    state = check_state(state, net)
+    net.load_state_dict(state)
+    net.set_bits(None)
+    layout = feature_layout(net, data.edge_index, data.num_nodes, buckets)
+    return Setup(dataset, model, seed, profile, data, buckets, net, state,
+                 check_fp32_summary(summary), layout)
+
+
 @lru_cache(maxsize=8)
 def _prepare_cached(dataset: str, model: str, seed: int, profile: Profile,
                     results: Optional[str], data_root: Optional[str]) -> Setup:
     data = load_dataset(dataset, data_root)
-    buckets = degree_buckets(data.edge_index, data.num_nodes, profile.num_buckets)
     torch.manual_seed(seed)
     net = build_for(data, model, profile)  # weights initialised under the seed
     cache = ResultCache(results)
     key = fp32_key(dataset, model, seed, profile)
-    state, summary = cache.get_state("fp32", key), cache.get("fp32", key)
+    state = cache.get_state("fp32", key, validate=lambda s: check_state(s, net))
+    summary = cache.get("fp32", key, validate=check_fp32_summary)
     if state is None or summary is None:
         with single_thread():
             result = train_model(net, data, epochs=profile.fp32_epochs,
@@ -90,10 +242,13 @@ def _prepare_cached(dataset: str, model: str, seed: int, profile: Profile,
         state, summary = result.state_dict, result.summary()
         cache.put_state("fp32", key, state)
         cache.put("fp32", key, summary)
-    net.load_state_dict(state)
-    net.set_bits(None)
-    layout = feature_layout(net, data.edge_index, data.num_nodes, buckets)
-    return Setup(dataset, model, seed, profile, data, buckets, net, state, summary, layout)
+    return setup_from_state(dataset, model, seed, profile, data_root, state, summary, net)
+
+
+def clear_setup_cache() -> None:
+    """Forget the FP32 setups :func:`prepare` keeps in this process (they hold the
+    dataset's features)."""
+    _prepare_cached.cache_clear()
 
 
 def prepare(dataset: str, model: str, seed: int = 0, profile: "str | Profile" = "default",
@@ -104,8 +259,7 @@ def prepare(dataset: str, model: str, seed: int = 0, profile: "str | Profile" = 
     name = canonical_name(dataset)
     key = str(model).lower()
     prof.architecture(key)  # validates the model name
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = check_int(seed, "seed", minimum=0)
     return _prepare_cached(name, key, seed, prof,
                            None if results is None else str(results),
                            None if data_root is None else str(data_root))
@@ -129,6 +283,47 @@ def memory_record(setup: Setup, assignment: BitAssignment) -> dict:
     return feature_memory(setup.layout, assignment).summary()
 
 
+def _checked(setup: Setup, assignment: "BitAssignment | dict",
+             finetune_seed: Optional[int]) -> tuple[BitAssignment, int]:
+    a = as_assignment(assignment)
+    a.check_shape(setup.num_layers, setup.buckets.num_buckets)
+    if finetune_seed is None:
+        return a, setup.seed
+    return a, check_int(finetune_seed, "finetune_seed", minimum=0)
+
+
+def finetune_record(setup: Setup, assignment: "BitAssignment | dict", *,
+                    options: Optional[QuantOptions] = None,
+                    finetune_seed: Optional[int] = None) -> dict:
+    """Fine-tune ``assignment`` from the FP32 weights and score it, without the cache:
+    a :class:`Measurement` record (as a dict)."""
+    assignment, ft_seed = _checked(setup, assignment, finetune_seed)
+    opts = options or QuantOptions()
+    start = time.perf_counter()
+    with single_thread():
+        model = build_for(setup.data, setup.model_name, setup.profile)
+        result = finetune(model, setup.data, assignment, setup.fp32_state,
+                          buckets=setup.buckets if assignment.num_buckets > 1 else None,
+                          options=options, epochs=setup.profile.finetune_epochs,
+                          seed=ft_seed)
+    return Measurement(
+        dataset=setup.dataset, model=setup.model_name, seed=setup.seed,
+        finetune_seed=ft_seed, assignment=assignment.to_dict(),
+        config_key=assignment.key(), val_acc=float(result.val_acc),
+        test_acc=float(result.test_acc), best_test_acc=float(result.best_test_acc),
+        epoch=int(result.epoch), val_acc_before=float(result.history[0]["val"]),
+        fp32_val_acc=float(setup.fp32["val_acc"]), fp32_test_acc=float(setup.fp32["test_acc"]),
+        fp32_best_test_acc=float(setup.fp32["best_test_acc"]),
+        **memory_record(setup, assignment), rounding=opts.rounding,
+        clip_percentile=opts.clip_percentile, seconds=time.perf_counter() - start,
+        worker=worker_name()).to_record()
+
+
+def read_measurement(cache: ResultCache, key: dict) -> Optional[dict]:
+    """The cached :class:`Measurement` record of ``key`` (checked), or ``None``."""
+    return cache.get("measure", key, validate=Measurement.from_record)
+
+
 def measure(setup: Setup, assignment: "BitAssignment | dict", *,
             options: Optional[QuantOptions] = None,
             results: Optional[str] = None, use_cache: bool = True,
@@ -139,43 +334,20 @@ def measure(setup: Setup, assignment: "BitAssignment | dict", *,
     alone, so one configuration can be re-measured from the same FP32 weights
     with other dropout draws (a confirmation of a borderline choice).
 
-    Returns a flat record: ``val_acc`` (selects configurations), ``test_acc``
+    Returns a :class:`Measurement` record (as a dict) plus ``cached`` (whether it
+    was read from the cache): ``val_acc`` (selects configurations), ``test_acc``
     (at the best-validation epoch), ``best_test_acc`` (the authors' protocol),
     ``val_acc_before`` (quantized FP32 weights, no fine-tuning), memory fields
     and ``seconds`` (wall time of the fine-tuning).
     """
-    assignment = as_assignment(assignment)
-    assignment.check_shape(setup.num_layers, setup.buckets.num_buckets)
-    if finetune_seed is not None and (isinstance(finetune_seed, bool)
-                                      or not isinstance(finetune_seed, int) or finetune_seed < 0):
-        raise ValueError(f"finetune_seed must be a non-negative integer, got {finetune_seed!r}")
-    ft_seed = setup.seed if finetune_seed is None else finetune_seed
+    a, ft_seed = _checked(setup, assignment, finetune_seed)
     cache = ResultCache(results)
-    key = measurement_key(setup, assignment, options, ft_seed)
+    key = measurement_key(setup, a, options, ft_seed)
     if use_cache:
-        hit = cache.get("measure", key)
+        hit = read_measurement(cache, key)
         if hit is not None:
             return {**hit, "cached": True}
-    start = time.perf_counter()
-    with single_thread():
-        model = build_for(setup.data, setup.model_name, setup.profile)
-        result = finetune(model, setup.data, assignment, setup.fp32_state,
-                          buckets=setup.buckets if assignment.num_buckets > 1 else None,
-                          options=options, epochs=setup.profile.finetune_epochs,
-                          seed=ft_seed)
-    record = {
-        "dataset": setup.dataset, "model": setup.model_name, "seed": setup.seed,
-        "finetune_seed": ft_seed,
-        "assignment": assignment.to_dict(), "config_key": assignment.key(),
-        **{f: getattr(result, f) for f in ("val_acc", "test_acc", "best_test_acc", "epoch")},
-        "val_acc_before": result.history[0]["val"],
-        "fp32_val_acc": setup.fp32["val_acc"], "fp32_test_acc": setup.fp32["test_acc"],
-        "fp32_best_test_acc": setup.fp32["best_test_acc"],
-        **memory_record(setup, assignment),
-        "rounding": (options or QuantOptions()).rounding,
-        "clip_percentile": (options or QuantOptions()).clip_percentile,
-        "seconds": time.perf_counter() - start,
-    }
+    record = finetune_record(setup, a, options=options, finetune_seed=ft_seed)
     cache.put("measure", key, record)
     return {**record, "cached": False}
 

@@ -1,9 +1,9 @@
-"""Auto-bit search: space and sampler, features, cost-model step, end-to-end
-searches on Cora GCN (``quick`` profile, in-process executor), resume, failures,
-validation and the CLI."""
+"""Auto-bit search: space and sampler, features, cost model and strategy, one
+cost-model step, end-to-end searches on Cora GCN (``quick`` profile, in-process
+executor), resume and validation. Confirmation: test_search_confirm.py; the CLI and
+failures: test_search_cli.py."""
 from __future__ import annotations
 
-import json
 from concurrent.futures import Future
 
 import numpy as np
@@ -16,7 +16,6 @@ from sgquant.profiles import DEFAULT_BIT_CHOICES
 from sgquant.search import (
     PAPER_STRATEGY,
     CostModel,
-    SearchResult,
     SearchSpace,
     Sampler,
     SerialExecutor,
@@ -33,10 +32,7 @@ from sgquant.search import (
     select_candidates,
 )
 
-#: Cora's GCN layout with 3 degree buckets (sizes as sgquant.data computes them).
-CORA_LAYOUT = FeatureLayout((1068, 942, 698), (LayerLayout(1433, 13264, 1),
-                                               LayerLayout(32, 13264, 1)), 46119)
-QUICK = dict(profile="quick", progress=False)
+from search_checks import CORA_LAYOUT, QUICK, check_result, fake_record
 
 
 # ------------------------------------------------------------ space, sampler
@@ -214,55 +210,12 @@ def test_cost_model_step_stays_near_configurations_known_to_be_good():
 
 
 # ------------------------------------------------------------- end to end
-def _check_result(result: SearchResult, budget: int) -> None:
-    recs = result.records
-    assert len(recs) == budget == result.num_measured
-    assert recs["order"].tolist() == list(range(1, budget + 1))
-    assert "test_acc" not in recs.columns  # test accuracy only for the chosen one
-    ok = recs[recs["status"] != "failed"]
-    feasible = ok[ok["val_acc"] >= result.threshold - 1e-6]
-    assert recs["feasible"].sum() == len(feasible)
-    conf = result.confirmations
-    if result.confirm_top == 0:
-        assert result.num_confirmations == 0
-        if len(feasible):
-            assert result.chosen is not None
-            assert result.chosen_val_acc >= result.threshold - 1e-6
-            assert result.chosen_saving == feasible["saving"].max()
-            assert 0.0 <= result.chosen_test_acc <= 1.0
-            assert result.chosen_test_acc_mean == result.chosen_test_acc
-        else:
-            assert result.chosen is None
-    else:  # the chosen one is feasible, confirmed, and no larger saving was confirmed
-        assert result.num_confirmations == len(conf)
-        if result.chosen is not None:
-            assert result.chosen.key() in set(feasible["config_key"])
-            mine = conf[conf["config_key"] == result.chosen.key()]
-            assert len(mine) == result.confirm_seeds and mine["confirmed"].all()
-            assert result.chosen_val_acc_mean >= result.threshold - 1e-6
-            assert result.chosen_val_acc_mean == pytest.approx(
-                np.mean([result.chosen_val_acc, *mine["val_acc"]]))
-            assert 0.0 <= result.chosen_test_acc_mean <= 1.0
-            assert not conf[conf["saving"] > result.chosen_saving]["confirmed"].any()
-        else:
-            assert len(feasible) == 0 or not conf["confirmed"].any()
-    curve = result.best_so_far()
-    assert len(curve) == budget and curve["best_saving"].is_monotonic_increasing
-    assert curve["best_saving"].iloc[-1] == (feasible["saving"].max() if len(feasible) else 1.0)
-    payload = json.loads(json.dumps(result.to_dict(), allow_nan=False))
-    again = SearchResult.from_dict(payload)
-    assert again.chosen == result.chosen and again.threshold == result.threshold
-    assert again.num_confirmations == result.num_confirmations
-    assert again.chosen_test_acc_mean == result.chosen_test_acc_mean
-    assert result.dataset in result.summary()
-
-
 def test_cost_model_and_random_search_end_to_end(tmp_path):
     kw = dict(budget=6, seed=0, executor=SerialExecutor(), results=tmp_path, **QUICK)
     cm = cost_model_search("Cora", "gcn", n_iter=2, n_sample=100, **kw)
     rs = random_search("Cora", "gcn", **kw)
-    _check_result(cm, 6)
-    _check_result(rs, 6)
+    check_result(cm, 6)
+    check_result(rs, 6)
     assert cm.records["iteration"].tolist() == [0, 0, 1, 1, 2, 2]
     assert cm.records["predicted_val_acc"].iloc[2:].notna().all()
     assert (rs.records["source"] == "uniform").all()
@@ -273,8 +226,8 @@ def test_cost_model_and_random_search_end_to_end(tmp_path):
     assert set(table["method"]) == {"cost-model", "random"} and len(table) == 12
     plain = cost_model_search("Cora", "gcn", n_iter=2, n_sample=100, strategy=PAPER_STRATEGY,
                               **kw)
-    _check_result(plain, 6)
-    assert plain.settings["strategy"] == PAPER_STRATEGY
+    check_result(plain, 6)
+    assert plain.settings["strategy"] == dict(PAPER_STRATEGY) == PAPER_STRATEGY
     assert (plain.records["source"] == "uniform").all()
 
 
@@ -303,187 +256,27 @@ def test_rerun_measures_nothing_and_gives_the_same_result(tmp_path):
     assert first.chosen == second.chosen and first.chosen_test_acc == second.chosen_test_acc
 
 
-class CrashingExecutor(SerialExecutor):
-    """Every job whose number is in ``crash`` raises instead of measuring."""
-
-    def __init__(self, crash: set[int]) -> None:
-        super().__init__()
-        self.crash, self.calls = crash, 0
-
-    def submit(self, fn, /, *args, **kwargs) -> Future:
-        self.calls += 1
-        if self.calls in self.crash:
-            def boom(*a, **k):
-                raise RuntimeError(f"worker died on job {self.calls}")
-            return super().submit(boom)
-        return super().submit(fn, *args, **kwargs)
-
-
-def test_a_crashing_measurement_is_recorded_and_the_search_goes_on(tmp_path):
-    pool = CrashingExecutor({2, 5})
-    result = cost_model_search("Cora", "gcn", budget=6, n_iter=2, n_sample=100, seed=2,
-                               executor=pool, results=tmp_path, confirm_top=0, **QUICK)
-    _check_result(result, 6)
-    status = result.records["status"].tolist()
-    assert status[1] == status[4] == "failed" and status.count("failed") == 2
-    assert result.records["error"].iloc[1] == "RuntimeError: worker died on job 2"
-    assert result.records["val_acc"].iloc[[1, 4]].isna().all()
-    assert result.num_failed == 2 and pool.calls == 6
-
-
-def test_cost_model_beats_random_search_on_a_known_landscape():
+def test_cost_model_beats_random_search_on_a_known_landscape(tmp_path):
     """Same budget, seeds and FP32 models; measurements replaced by an oracle
     shaped like Cora GCN's (binary inputs lossless at any width, every other
     field needs >= 4 bits): the cost model must find clearly more saving."""
     from sgquant.measure import prepare
 
     class Oracle(SerialExecutor):
-        def submit(self, fn, dataset, model, seed, profile, assignment, *rest, **kw) -> Future:
-            fp32 = prepare(dataset, model, seed, profile).fp32["val_acc"]
-            a = BitAssignment.from_dict(assignment)
+        def submit(self, fn, job) -> Future:
+            fp32 = prepare(job.dataset, job.model, job.seed, job.profile).fp32["val_acc"]
+            a = BitAssignment.from_dict(job.assignment)
             hidden = [b for f, b in a.flat().items() if not f.startswith("emb_L1")]
             val = fp32 if min(hidden) >= 4 else fp32 - 0.2
-            record = {"val_acc": val, "val_acc_before": val, "test_acc": val,
-                      "best_test_acc": val, "seconds": 0.0, "cached": False}
-            return super().submit(lambda: record)
+            return super().submit(fake_record, job, val)
 
     best: dict = {"cost-model": [], "random": []}
     for seed in range(3):
-        kw = dict(budget=30, seed=seed, executor=Oracle(), **QUICK)
+        kw = dict(budget=30, seed=seed, executor=Oracle(), results=tmp_path, **QUICK)
         for r in (cost_model_search("Cora", "gcn", n_sample=2000, **kw),
                   random_search("Cora", "gcn", **kw)):
             best[r.method].append(r.chosen_saving or 1.0)
     assert np.mean(best["cost-model"]) > np.mean(best["random"]) + 5.0, best
-
-
-# ------------------------------------------------------------ confirmation
-class RiggedExecutor(SerialExecutor):
-    """Serial, but every confirmation fine-tune (a job with a ``finetune_seed``) of a
-    configuration in ``sink`` returns validation accuracy 0 (a lucky search measurement)."""
-
-    def __init__(self, sink: set[str]) -> None:
-        super().__init__()
-        self.sink, self.finetune_seeds = sink, []
-
-    def submit(self, fn, /, *args, **kwargs) -> Future:
-        seed = kwargs.get("finetune_seed")
-        if seed is None:
-            return super().submit(fn, *args, **kwargs)
-        self.finetune_seeds.append(seed)
-
-        def rigged(*a, **k):
-            rec = fn(*a, **k)
-            if rec["config_key"] in self.sink:
-                rec = {**rec, "val_acc": 0.0}
-            return rec
-        return super().submit(rigged, *args, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def confirm_setup(tmp_path_factory):
-    """A quick Cora cost-model search without confirmation (its measurements cached in a
-    results folder shared by the confirmation tests) and its feasible keys by saving."""
-    tmp_path = tmp_path_factory.mktemp("confirm")
-    kw = dict(budget=8, n_iter=1, n_sample=100, seed=1, results=tmp_path, **QUICK)
-    plain = cost_model_search("Cora", "gcn", executor=SerialExecutor(), confirm_top=0, **kw)
-    order = plain.records[plain.records["feasible"]].sort_values(
-        ["saving", "val_acc", "order"], ascending=[False, False, True])["config_key"].tolist()
-    assert len(order) >= 4, "the quick Cora search should find four feasible configurations"
-    return kw, plain, order
-
-
-def test_confirmation_refinetunes_the_top_feasible_with_distinct_seeds(confirm_setup):
-    from sgquant.measure import measure, prepare
-    from sgquant.search import confirmation_seeds
-    kw, plain, _ = confirm_setup
-    tmp_path = kw["results"]
-    pool = RiggedExecutor(set())
-    result = cost_model_search("Cora", "gcn", executor=pool, confirm_top=2, confirm_seeds=2,
-                               **kw)
-    _check_result(result, 8)
-    assert set(result.records["status"]) == {"cached"}  # the budget was measured by `plain`
-    feasible = plain.records[plain.records["feasible"]].sort_values(
-        ["saving", "val_acc", "order"], ascending=[False, False, True])
-    assert len(feasible) >= 2, "the quick Cora search should find two feasible configurations"
-    conf = result.confirmations
-    seeds = confirmation_seeds(1, 2)
-    assert seeds == [1001, 1002] and 1 not in seeds
-    assert conf["config_key"].tolist() == [k for k in feasible["config_key"][:2] for _ in seeds]
-    assert conf["finetune_seed"].tolist() == seeds * 2 and sorted(pool.finetune_seeds) == \
-        sorted(seeds * 2)
-    assert set(conf["status"]) == {"measured"} and result.num_confirmations == 4
-    assert result.num_measured == 8  # confirmations are not part of the budget
-    # each confirmation is its own cached measurement, fine-tuned with its own seed
-    setup = prepare("Cora", "gcn", 1, "quick", str(tmp_path))
-    for _, row in conf.iterrows():
-        rec = measure(setup, as_assignment_of(result, row["config_key"]), results=str(tmp_path),
-                      finetune_seed=int(row["finetune_seed"]))
-        assert rec["cached"] and rec["finetune_seed"] == row["finetune_seed"]
-        assert rec["val_acc"] == pytest.approx(row["val_acc"])
-    # nothing rigged: the top feasible configuration is confirmed when its mean holds
-    top = conf[conf["config_key"] == feasible["config_key"].iloc[0]]
-    if top["mean_val_acc"].iloc[0] >= result.threshold - 1e-6:
-        assert result.chosen.key() == feasible["config_key"].iloc[0]
-    summary = result.summary()
-    assert "confirmation: top 2" in summary and "4 extra fine-tunes" in summary
-    assert plain.num_confirmations == 0 and "confirmation" not in plain.summary()
-
-
-def as_assignment_of(result: SearchResult, key: str):
-    from sgquant.bits import as_assignment
-    row = result.records[result.records["config_key"] == key].iloc[0]
-    return as_assignment(row["assignment"])
-
-
-def test_a_configuration_whose_mean_falls_below_tolerance_is_not_chosen(confirm_setup):
-    kw, plain, order = confirm_setup
-    # the largest saving passed by luck: its other fine-tunes fail, the next one is chosen
-    rigged = cost_model_search("Cora", "gcn", executor=RiggedExecutor({order[0]}),
-                               confirm_top=2, confirm_seeds=1, **kw)
-    _check_result(rigged, 8)
-    conf = rigged.confirmations
-    assert not conf[conf["config_key"] == order[0]]["confirmed"].any()
-    assert rigged.chosen is not None and rigged.chosen.key() != order[0]
-    assert rigged.chosen_saving < plain.chosen_saving
-    # none of the top 2 holds: the next 2 are tried (4 at most), then FP32
-    lucky = set(order)
-    everything = cost_model_search("Cora", "gcn", executor=RiggedExecutor(lucky),
-                                   confirm_top=2, confirm_seeds=1, **kw)
-    _check_result(everything, 8)
-    assert everything.chosen is None and everything.chosen_test_acc_mean is None
-    assert everything.confirmations["config_key"].tolist() == order[:4]
-    assert "keep FP32" in everything.summary()
-    # one rigged configuration rejected, the next batch confirms
-    two = cost_model_search("Cora", "gcn", executor=RiggedExecutor(set(order[:1])),
-                            confirm_top=1, confirm_seeds=1, **kw)
-    assert two.confirmations["config_key"].tolist() == order[:2]
-    assert two.chosen is None or two.chosen.key() == order[1]
-
-
-def test_rerun_reuses_cached_confirmations(confirm_setup):
-    kw, _, _ = confirm_setup
-    kw = {**kw, "confirm_top": 2, "confirm_seeds": 3}  # seed 1003: new to this folder
-    first = cost_model_search("Cora", "gcn", executor=SerialExecutor(), **kw)
-    assert (first.confirmations["finetune_seed"] == 1003).any()
-    assert "measured" in set(first.confirmations["status"])
-    second = cost_model_search("Cora", "gcn", executor=SerialExecutor(), **kw)
-    assert set(second.records["status"]) == {"cached"}
-    assert set(second.confirmations["status"]) == {"cached"}
-    cols = ["config_key", "finetune_seed", "val_acc", "test_acc", "confirmed"]
-    pd.testing.assert_frame_equal(first.confirmations[cols], second.confirmations[cols])
-    assert first.chosen == second.chosen
-    assert first.chosen_test_acc_mean == second.chosen_test_acc_mean
-
-
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(confirm_top=-1), "confirm_top must be an integer >= 0"),
-    (dict(confirm_top=1.5), "confirm_top"),
-    (dict(confirm_seeds=0), "confirm_seeds must be an integer >= 1"),
-    (dict(confirm_seeds=1000), "confirm_seeds must be an integer in"),
-])
-def test_confirmation_settings_are_validated(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        random_search("Cora", "gcn", **{**QUICK, **kwargs})
 
 
 # ---------------------------------------------------------- batch memory
@@ -526,7 +319,7 @@ def test_batch_memory_equals_feature_memory(buckets):
     (dict(budget=0), "cannot measure a single configuration"),
     (dict(budget=2.5), "budget"),
     (dict(budget=10, n_mea=11), "n_mea = 11 exceeds the budget"),
-    (dict(budget=10, n_iter=0), "n_iter must be an integer >= 1"),
+    (dict(budget=10, n_iter=0), "n_iter must be None or an integer >= 1, got 0"),
     (dict(budget=3, n_iter=4), "budget 3 cannot measure one configuration"),
     (dict(budget=10, n_mea=4, n_iter=3), "exceed the budget of 10"),
     (dict(budget=10, n_mea=6), "no cost-model iteration"),
@@ -564,58 +357,84 @@ def test_best_so_far_starts_at_fp32_and_only_counts_feasible():
     assert best_so_far(recs, 0.79)["best_saving"].tolist() == [1.0, 1.0, 4.0, 6.0]
 
 
-# ---------------------------------------------------------------------- CLI
-def test_cli_writes_json_and_exits_0(tmp_path, capsys):
-    from sgquant.cli import main
-    out = tmp_path / "result.json"
-    code = main(["search", "--dataset", "Cora", "--model", "gcn", "--method", "random",
-                 "--budget", "3", "--profile", "quick", "--workers", "0", "--no-progress",
-                 "--results", str(tmp_path / "cache"), "--output", str(out),
-                 "--confirm-top", "1", "--confirm-seeds", "1"])
-    assert code == 0
-    payload = json.loads(out.read_text())
-    assert payload["method"] == "random" and payload["num_measured"] == 3
-    assert payload["confirm_top"] == 1 and payload["confirm_seeds"] == 1
-    assert payload["num_confirmations"] == len(payload["confirmations"]) <= 2
-    assert len(payload["records"]) == 3 and payload["fp32"]["val_acc"] > 0.5
-    printed = capsys.readouterr().out
-    assert "FP32: val" in printed and str(out) in printed
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["--budget", "0"], "cannot measure a single configuration"),
-    (["--tolerance", "-1"], "tolerance"),
-    (["--bits", "0", "4"], "bit choice 0"),
-    (["--method", "random", "--n-mea", "2"], "--n-mea applies to --method cost-model"),
-    (["--workers", "-2"], "workers"),
-    (["--confirm-top", "-1"], "confirm_top"),
-    (["--confirm-seeds", "0"], "confirm_seeds"),
-    (["--method", "random", "--strategy", "paper"], "--strategy applies to --method cost-model"),
-])
-def test_cli_bad_values_exit_2(argv, message, tmp_path, capsys):
-    from sgquant.cli import main
-    base = ["search", "--dataset", "Cora", "--model", "gcn", "--profile", "quick",
-            "--workers", "0", "--no-progress", "--results", str(tmp_path)]
-    assert main(base + argv) == 2
-    assert message in capsys.readouterr().err
-
-
-def test_cli_unknown_choice_exits_2(capsys):
-    from sgquant.cli import main
-    with pytest.raises(SystemExit) as exc:
-        main(["search", "--dataset", "Cora", "--model", "gcn", "--method", "grid"])
-    assert exc.value.code == 2
-    assert "invalid choice: 'grid'" in capsys.readouterr().err
-
-
 @pytest.mark.slow
 def test_default_process_pool_measures_in_spawned_workers(tmp_path):
     result = random_search("Cora", "gcn", budget=4, seed=0, workers=2, results=tmp_path,
                            **QUICK)
-    _check_result(result, 4)
+    check_result(result, 4)
     assert set(result.records["status"]) == {"measured"}
     assert result.settings["workers"] == min(2, __import__("os").cpu_count())
     again = random_search("Cora", "gcn", budget=4, seed=0, executor=SerialExecutor(),
                           results=tmp_path, **QUICK)
     assert set(again.records["status"]) == {"cached"}
     assert again.records["val_acc"].tolist() == result.records["val_acc"].tolist()
+
+
+# ----------------------------------------------------------------- strategy
+def test_strategy_is_validated_once_and_reads_like_a_dict():
+    from sgquant.search import STRATEGY, Strategy, check_strategy
+    assert isinstance(STRATEGY, Strategy) and Strategy.paper() == PAPER_STRATEGY
+    assert dict(STRATEGY)["ensemble"] == 5 and {**PAPER_STRATEGY}["radius"] is None
+    assert check_strategy(None) is STRATEGY
+    assert check_strategy({"radius": 2}) == {**STRATEGY, "radius": 2}
+    assert check_strategy(dict(PAPER_STRATEGY)) == PAPER_STRATEGY
+    for bad, match in (({"ensemble": 0}, "strategy ensemble must be an integer >= 1"),
+                       ({"hedge": 1}, "strategy hedge must be True or False"),
+                       ({"acquisition": "ucb"}, "unknown strategy acquisition 'ucb'"),
+                       ({"trees": True}, "strategy trees"),
+                       ({"learning_rate": 0.0 - 1}, "strategy learning_rate")):
+        with pytest.raises(ValueError, match=match):
+            check_strategy(bad)
+    with pytest.raises(ValueError, match="strategy radius"):
+        Strategy(radius=-1)
+    with pytest.raises(AttributeError):
+        STRATEGY.ensemble = 3  # frozen
+
+
+def test_cost_model_step_accepts_a_strategy_or_its_fields_as_keywords():
+    from sgquant.search import STRATEGY
+    space = SearchSpace.from_layout(CORA_LAYOUT)
+    cache = FeatureCache(space, CORA_LAYOUT)
+    measured = space.random_vectors(np.random.default_rng(5), 12)
+    acc = np.linspace(0.5, 0.8, 12)
+    args = (space, cache, measured, acc, 0.79, 300, 4)
+    a = cost_model_step(*args, np.random.default_rng(0), strategy=STRATEGY.replace(ensemble=2))
+    b = cost_model_step(*args, np.random.default_rng(0), ensemble=2)  # the older keyword form
+    assert np.array_equal(a["vectors"], b["vectors"]) and a["sources"] == b["sources"]
+    c = cost_model_step(*args, np.random.default_rng(0), ensemble=2, n_estimators=5)
+    assert np.all(np.isfinite(c["predicted"]))
+
+
+def test_vectorised_candidates_are_deterministic_and_label_their_generations():
+    space = SearchSpace.from_layout(CORA_LAYOUT)
+    cache = FeatureCache(space, CORA_LAYOUT)
+    measured = space.random_vectors(np.random.default_rng(2), 10)
+    acc = np.linspace(0.6, 0.8, 10)
+    runs = [cost_model_step(space, cache, measured, acc, 0.79, 400, 6,
+                            np.random.default_rng(9), fp32_accuracy=0.8) for _ in range(2)]
+    assert np.array_equal(runs[0]["vectors"], runs[1]["vectors"])
+    assert runs[0]["sources"] == runs[1]["sources"]
+    assert len({v.tobytes() for v in runs[0]["vectors"]}) == 6
+    assert not {v.tobytes() for v in runs[0]["vectors"]} & {v.tobytes() for v in measured}
+    kinds = {s.split(" (gen")[0] for s in runs[0]["sources"]}
+    assert kinds <= {"uniform", "mutation", "crossover"}
+    # an array of excluded rows works like the older set of their bytes
+    rng_a, rng_b = np.random.default_rng(4), np.random.default_rng(4)
+    a, _ = propose_candidates(space, rng_a, 50, measured[:2], measured)
+    b, _ = propose_candidates(space, rng_b, 50, measured[:2], {v.tobytes() for v in measured})
+    assert np.array_equal(a, b)
+
+
+def test_fields_apart_counts_differing_fields_of_packed_rows():
+    from sgquant.search.space import fields_apart, first_unique, row_codes
+    rng = np.random.default_rng(0)
+    for width in (3, 8, 11):  # one and two 64-bit words per row
+        a = rng.choice([1, 2, 4, 8, 32], size=(40, width))
+        b = rng.choice([1, 2, 4, 8, 32], size=(7, width))
+        expected = (a[:, None, :] != b[None, :, :]).sum(axis=-1)
+        assert np.array_equal(fields_apart(row_codes(a), row_codes(b)), expected)
+        rows = np.vstack([b, a, b[:3], a[:5]])
+        keep = first_unique(row_codes(rows), skip=len(b))
+        expect = [i for i in range(len(b), len(rows))
+                  if not any((rows[j] == rows[i]).all() for j in range(i))]
+        assert keep.tolist() == expect

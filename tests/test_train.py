@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -52,3 +54,63 @@ def test_bad_arguments(cora):
     from torch_geometric.data import Data
     with pytest.raises(ValueError, match="train_mask"):
         train_model(model, Data(x=cora.x, edge_index=cora.edge_index, y=cora.y), epochs=1)
+
+
+# ---------------------------------------------------------------------- CLI
+TRAIN = ["train", "--dataset", "Cora", "--model", "gcn", "--profile", "quick"]
+
+
+def test_cli_refuses_a_repeated_width_before_any_work(tmp_path, capsys):
+    from sgquant.cli import main
+    code = main(TRAIN + ["--bits", "8", "8", "--seeds", "1", "--results", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--bits lists 8 more than once (got 8 8): give each width once" in err
+    assert not (tmp_path / "fp32").exists()  # nothing trained
+    for bad, message in ((["--bits", "0"], "--bits entry must be an integer in [1, 32]"),
+                         (["--bits", "17"], "--bits entry 17 is not an allowed width"),
+                         (["--seeds", "0"], "--seeds must be an integer >= 1, got 0")):
+        assert main(TRAIN + bad + ["--results", str(tmp_path)]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_cli_std_is_the_sample_std_and_one_seed_shows_none(tmp_path, capsys):
+    import pandas as pd
+    from sgquant.cli import main
+    from sgquant.train_cli import mean_pm_std, summarize
+    values = pd.Series([0.80, 0.82, 0.84])
+    assert mean_pm_std(values) == "82.00 ± 2.00"  # ddof=1: sqrt(8e-4 / 2); ddof=0 gives 1.63
+    assert mean_pm_std(pd.Series([0.8])) == "80.00"
+    table = pd.DataFrame({"bits": ["8", "8"], "seed": [0, 1], "val_acc": [0.8, 0.9],
+                          "test_acc": [0.7, 0.7], "best_test_acc": [0.7, 0.7],
+                          "saving": [4.0, 4.0], "average_bits": [8.0, 8.0]})
+    row = summarize(table).iloc[0]
+    assert row["val %"] == "85.00 ± 7.07" and row["test %"] == "70.00 ± 0.00"
+    out = tmp_path / "runs.json"
+    assert main(TRAIN + ["--bits", "8", "--seeds", "1", "--results", str(tmp_path / "c"),
+                         "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "mean ± sample std over 1 seed, in %" in printed and "±" not in printed.split(
+        "\n", 1)[1]
+    assert json.loads(out.read_text())["summary"][1]["bits"] == "8"
+    # a second run may replace the file it wrote, never another one
+    assert main(TRAIN + ["--bits", "8", "--seeds", "1", "--results", str(tmp_path / "c"),
+                         "--output", str(out)]) == 0
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    assert main(TRAIN + ["--bits", "8", "--seeds", "1", "--results", str(tmp_path / "c"),
+                         "--output", str(notes)]) == 2
+    assert "was not written by sgquant" in capsys.readouterr().err and notes.read_text() == "mine"
+
+
+@pytest.mark.parametrize("case", ["output is a folder", "results is a file"])
+def test_cli_file_faults_are_one_line_before_any_work(case, tmp_path, capsys):
+    from sgquant.cli import main
+    results, output = tmp_path / "cache", tmp_path / "out.json"
+    if case == "output is a folder":
+        output.mkdir()
+    else:
+        results.write_text("x")
+    code = main(TRAIN + ["--bits", "8", "--seeds", "1", "--results", str(results),
+                         "--output", str(output)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and str(output if "output" in case else results) in err[0]

@@ -1,0 +1,126 @@
+"""``sgquant search``: auto-bit selection from the command line.
+
+    sgquant search --dataset Cora --model gcn --method cost-model --budget 40
+
+prints the chosen configuration and writes the whole result as JSON (by default
+under ``RESULTS/search/``, named by every setting that changes the result). The
+results folder and the output file are checked before any work; a search whose
+measurements fail too often stops with the cause and exit status 1.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..cache import atomic_write_json, check_output_file, check_results_folder
+from ..models import MODELS
+from ..profiles import PROFILES
+from .driver import COST_MODEL_SETTINGS, METHODS, search
+from .executors import SchedulerUnreachable
+from .failures import SearchFailed
+from .result import SearchResult
+from .strategy import PAPER_STRATEGY
+
+__all__ = ["add_cli", "default_output_name", "is_search_result"]
+
+
+def is_search_result(payload: Any) -> bool:
+    """Whether ``payload`` (parsed JSON) is a result ``sgquant search`` wrote."""
+    return isinstance(payload, dict) and {"method", "dataset", "model", "records",
+                                          "fp32"} <= set(payload)
+
+
+def default_output_name(result: SearchResult, strategy_label: str = "sgquant") -> str:
+    """``<dataset>-<model>-<method>[-paper]-seed<S>-<profile>-b<budget>-tol<T>-<hash>.json``:
+    readable parts plus a hash of every setting that changes the result (bit choices,
+    rounds, strategy, confirmation ...), so no two searches share a file."""
+    settings = {k: v for k, v in result.settings.items() if k not in ("workers", "scheduler")}
+    identity = {"method": result.method, "dataset": result.dataset, "model": result.model,
+                "seed": result.seed, "profile": result.profile, "budget": result.budget,
+                "tolerance": result.tolerance, "bit_choices": list(result.bit_choices),
+                "settings": settings}
+    digest = hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode())
+    paper = "-paper" if strategy_label == "paper" else ""
+    return (f"{result.dataset}-{result.model}-{result.method}{paper}-seed{result.seed}-"
+            f"{result.profile}-b{result.budget}-tol{result.tolerance:g}-"
+            f"{digest.hexdigest()[:8]}.json")
+
+
+def _run_cli(args: argparse.Namespace) -> int:
+    results = check_results_folder(args.results)
+    if args.output:
+        check_output_file(args.output, is_search_result)
+    kwargs: dict[str, Any] = dict(budget=args.budget, tolerance=args.tolerance, seed=args.seed,
+                                  profile=args.profile, bit_choices=args.bits,
+                                  workers=args.workers, scheduler=args.scheduler or None,
+                                  results=str(results), progress=not args.no_progress,
+                                  confirm_top=args.confirm_top,
+                                  confirm_seeds=args.confirm_seeds)
+    if args.method == "cost-model":
+        kwargs.update(n_mea=args.n_mea, n_sample=args.n_sample, n_iter=args.n_iter,
+                      strategy=PAPER_STRATEGY if args.strategy == "paper" else None)
+    else:
+        for opt in COST_MODEL_SETTINGS[:-1]:
+            if getattr(args, opt) is not None:
+                raise ValueError(f"--{opt.replace('_', '-')} applies to --method cost-model "
+                                 "only, not random")
+    result = search(args.dataset, args.model, args.method, **kwargs)
+    print(result.summary())
+    out = Path(args.output) if args.output else (
+        results / "search" / default_output_name(result, args.strategy or "sgquant"))
+    if not args.output:
+        check_output_file(out, is_search_result)
+    atomic_write_json(out, result.to_dict())
+    print(f"wrote {out}")
+    return 0
+
+
+def add_cli(subparsers: Any) -> None:
+    """Register ``sgquant search``."""
+    p = subparsers.add_parser(
+        "search", help="auto-bit selection: cost-model or random search",
+        description="Find the bit assignment with the largest memory saving whose "
+                    "validation accuracy is within --tolerance points of FP32 "
+                    "(measured configurations are cached: a rerun resumes).")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--model", required=True, choices=MODELS)
+    p.add_argument("--method", default="cost-model", choices=METHODS)
+    p.add_argument("--budget", type=int, default=None,
+                   help="configurations to measure (default: the profile's search_budget)")
+    p.add_argument("--tolerance", type=float, default=0.5,
+                   help="allowed validation accuracy drop, in percentage points (default 0.5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", default="default", choices=list(PROFILES))
+    p.add_argument("--bits", type=int, nargs="+", default=None,
+                   help="bit widths to choose from (default: the profile's bit_choices)")
+    p.add_argument("--n-mea", type=int, default=None, help="cost model: measurements per round")
+    p.add_argument("--n-sample", type=int, default=None,
+                   help="cost model: candidates scored per round")
+    p.add_argument("--n-iter", type=int, default=None, help="cost model: rounds after the first")
+    p.add_argument("--strategy", default=None, choices=("sgquant", "paper"),
+                   help="cost model: sgquant's candidate generation and picking (default) "
+                        "or the paper's plain one (uniform candidates, one model)")
+    p.add_argument("--confirm-top", type=int, default=3,
+                   help="re-fine-tune the top N feasible configurations by saving and choose "
+                        "the largest saving whose mean val accuracy is within tolerance "
+                        "(default 3; 0: no confirmation, choose the top feasible one)")
+    p.add_argument("--confirm-seeds", type=int, default=2,
+                   help="extra fine-tune seeds per confirmed configuration (default 2)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="measurement processes (default and maximum: the cores present; "
+                        "0: in this process; with --scheduler local: the cluster's workers)")
+    p.add_argument("--scheduler", default=os.environ.get("SGQUANT_SCHEDULER") or None,
+                   help="run the measurements on Dask: 'local' (a LocalCluster on this "
+                        "machine) or a scheduler address such as tcp://host:8786 "
+                        "(default: $SGQUANT_SCHEDULER, else a local process pool)")
+    p.add_argument("--output", default=None,
+                   help="JSON file for the result (default: RESULTS/search/<name>.json, "
+                        "named by the settings that change the result)")
+    p.add_argument("--results", default=None,
+                   help="results cache (default $SGQUANT_RESULTS or ./results)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_cli, failures=(SearchFailed, SchedulerUnreachable))

@@ -1,0 +1,292 @@
+"""The searches: random search and the paper's cost-model search, end to end.
+
+Both train (or read) the FP32 model once, measure configurations through a
+:class:`~sgquant.search.measurements.MeasurementRun` (cache in the driver, jobs on
+an executor), confirm the choice (:mod:`sgquant.search.confirm`) and return a
+:class:`~sgquant.search.result.SearchResult`. See :mod:`sgquant.search` for the
+method.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Executor
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from ..bits import as_assignment
+from ..cache import check_results_folder, stale_records_notice
+from ..checks import check_choice, check_int, check_number, check_optional_int
+from ..measure import prepare
+from ..models import QuantOptions
+from ..profiles import Profile, get_profile
+from .confirm import check_confirm, confirm_choice
+from .executors import check_scheduler, executor_workers, make_executor
+from .features import FeatureCache
+from .measurements import MeasurementRun
+from .result import SearchResult
+from .space import SearchSpace, Sampler, check_bit_choices
+from .step import cost_model_step
+from .strategy import check_strategy
+
+__all__ = ["METHODS", "random_search", "cost_model_search", "search", "check_tolerance",
+           "resolve_rounds", "COST_MODEL_SETTINGS"]
+
+METHODS = ("cost-model", "random")
+
+#: arguments only a cost-model search takes
+COST_MODEL_SETTINGS = ("n_mea", "n_sample", "n_iter", "strategy", "xgb_params")
+
+log = logging.getLogger("sgquant.search")
+
+
+def check_tolerance(tolerance: Any) -> float:
+    """``tolerance`` (percentage points of validation accuracy) as a float >= 0."""
+    try:
+        return check_number(tolerance, "tolerance", minimum=0.0)
+    except ValueError:
+        raise ValueError(f"tolerance must be a finite number of percentage points >= 0 "
+                         f"(e.g. 0.5), got {tolerance!r}") from None
+
+
+def _check_budget(budget: Any) -> int:
+    try:
+        return check_int(budget, "budget", minimum=1)
+    except ValueError:
+        raise ValueError(f"budget must be an integer >= 1 (number of configurations to "
+                         f"measure), got {budget!r}: it cannot measure a single "
+                         "configuration") from None
+
+
+def resolve_rounds(budget: int, n_mea: Optional[int], n_iter: Optional[int],
+                   profile: Profile) -> tuple[int, int, int]:
+    """(size of the random first round, n_mea, n_iter) of a cost-model search."""
+    if n_iter is None and n_mea is None:
+        n_iter = profile.search_iterations
+    n_iter = check_optional_int(n_iter, "n_iter", minimum=1)
+    n_mea = check_optional_int(n_mea, "n_mea", minimum=1)
+    if n_mea is not None and n_mea > budget:
+        raise ValueError(f"n_mea = {n_mea} exceeds the budget of {budget} measurements")
+    if n_iter is None:
+        n_iter = budget // n_mea - 1
+        if n_iter < 1:
+            raise ValueError(f"budget {budget} with n_mea = {n_mea} leaves no cost-model "
+                             f"iteration: the budget must be >= 2 * n_mea = {2 * n_mea}")
+    if n_mea is None:
+        n_mea = budget // (n_iter + 1)
+        if n_mea < 1:
+            raise ValueError(
+                f"budget {budget} cannot measure one configuration in each of the "
+                f"n_iter + 1 = {n_iter + 1} rounds (random + {n_iter} cost-model): "
+                f"the budget must be >= {n_iter + 1}")
+    if n_mea * (n_iter + 1) > budget:
+        raise ValueError(f"n_mea * (n_iter + 1) = {n_mea} * {n_iter + 1} = "
+                         f"{n_mea * (n_iter + 1)} measurements exceed the budget of {budget}")
+    return budget - n_mea * n_iter, n_mea, n_iter
+
+
+def _cost_model_settings(budget: int, prof: Profile, n_mea: Optional[int],
+                         n_sample: Optional[int], n_iter: Optional[int],
+                         strategy: Any, xgb_params: Optional[dict]) -> dict:
+    first, n_mea, n_iter = resolve_rounds(budget, n_mea, n_iter, prof)
+    n_sample = prof.search_sample if n_sample is None else check_int(n_sample, "n_sample",
+                                                                     minimum=1)
+    if n_sample < n_mea:
+        raise ValueError(f"n_sample = {n_sample} must be >= n_mea = {n_mea} "
+                         "(the top n_mea of n_sample candidates are measured)")
+    if xgb_params is not None and not isinstance(xgb_params, dict):
+        raise ValueError(f"xgb_params must be a dict of xgboost parameters, got {xgb_params!r}")
+    return {"n_mea": n_mea, "n_sample": n_sample, "n_iter": n_iter, "first_round": first,
+            "strategy": dict(check_strategy(strategy)), "xgb_params": dict(xgb_params or {})}
+
+
+def _search(method: str, dataset: str, model: str, *, budget: Optional[int], tolerance: float,
+            seed: int, profile: "str | Profile", bit_choices: Optional[Sequence[int]],
+            executor: Optional[Executor], workers: Optional[int], results: Optional[str],
+            data_root: Optional[str], options: Optional[QuantOptions], progress: bool,
+            scheduler: Optional[str] = None, n_mea: Optional[int] = None,
+            n_sample: Optional[int] = None, n_iter: Optional[int] = None,
+            strategy: Any = None, xgb_params: Optional[dict] = None,
+            confirm_top: int = 3, confirm_seeds: int = 2) -> SearchResult:
+    check_choice(method, "search method", METHODS)
+    confirm_top, confirm_seeds = check_confirm(confirm_top, confirm_seeds)
+    prof = get_profile(profile)
+    tolerance = check_tolerance(tolerance)
+    seed = check_int(seed, "seed", minimum=0)
+    budget = _check_budget(prof.search_budget if budget is None else budget)
+    choices = check_bit_choices(prof.bit_choices if bit_choices is None else bit_choices)
+    if workers is not None:
+        check_int(workers, "workers", minimum=0)
+    scheduler = check_scheduler(scheduler)
+    if executor is not None and not isinstance(executor, Executor):
+        raise ValueError(f"executor must be a concurrent.futures.Executor, "
+                         f"got {type(executor).__name__}")
+    if method == "cost-model":
+        settings = _cost_model_settings(budget, prof, n_mea, n_sample, n_iter, strategy,
+                                        xgb_params)
+    else:
+        _reject_cost_model_settings(dict(n_mea=n_mea, n_sample=n_sample, n_iter=n_iter,
+                                         strategy=strategy, xgb_params=xgb_params))
+        settings = {}
+    results_dir = str(check_results_folder(results, option="results").resolve())
+    notice = stale_records_notice(results_dir)
+    if notice:
+        log.warning("sgquant: %s", notice)
+    start = time.perf_counter()
+    owns = executor is None
+    # a Dask scheduler is reached (or found unreachable) before any training
+    pool = make_executor(workers, scheduler) if owns else executor
+    settings["workers"] = executor_workers(pool) if owns else type(pool).__name__
+    settings["scheduler"] = scheduler
+    run: Optional[MeasurementRun] = None
+    try:
+        # the FP32 model is trained (or read from the cache) once, here, before any job
+        setup = prepare(dataset, model, seed, prof, results_dir, data_root)
+        space = SearchSpace.from_layout(setup.layout, choices)
+        if budget > space.size:
+            raise ValueError(f"budget {budget} exceeds the {space.size} distinct "
+                             f"configurations of the search space (bit choices "
+                             f"{list(choices)}, {len(space.free_fields)} free fields)")
+        refresh = (lambda: make_executor(workers)) if owns and scheduler is None else None
+        bar = tqdm(total=budget, desc=f"{method} {setup.dataset}/{setup.model_name} "
+                                      f"seed {seed}",
+                   unit="config", disable=not progress, leave=False)
+        run = MeasurementRun(setup, space, setup.fp32["val_acc"] - tolerance / 100.0,
+                             options, results_dir, data_root, pool, refresh, bar)
+        try:
+            _measure_budget(run, method, budget, seed, settings)
+            records = pd.DataFrame(run.rows)
+            confirm_start = time.perf_counter()
+            top, confirmations, means = confirm_choice(run, records, seed, confirm_top,
+                                                       confirm_seeds)
+            confirm_seconds = time.perf_counter() - confirm_start
+        finally:
+            bar.close()
+    finally:
+        if owns:
+            (pool if run is None else run.executor).shutdown(wait=True, cancel_futures=True)
+    chosen, test, best_test = None, None, None
+    if top is not None:
+        chosen = as_assignment(top["assignment"])
+        test = float(run.private[top["config_key"]]["test_acc"])
+        best_test = float(run.private[top["config_key"]]["best_test_acc"])
+    settings.update(confirm_top=confirm_top, confirm_seeds=confirm_seeds)
+    return SearchResult(
+        method=method, dataset=setup.dataset, model=setup.model_name, seed=seed,
+        profile=prof.name, tolerance=tolerance, budget=budget, bit_choices=choices,
+        fp32_val_acc=float(setup.fp32["val_acc"]), fp32_test_acc=float(setup.fp32["test_acc"]),
+        records=records, chosen=chosen, chosen_test_acc=test, chosen_best_test_acc=best_test,
+        wall_seconds=time.perf_counter() - start, settings=settings,
+        confirm_top=confirm_top, confirm_seeds=confirm_seeds, confirmations=confirmations,
+        confirmed_val_acc=means.get("val_acc"), confirmed_test_acc=means.get("test_acc"),
+        confirmed_best_test_acc=means.get("best_test_acc"), confirm_seconds=confirm_seconds)
+
+
+def _measure_budget(run: MeasurementRun, method: str, budget: int, seed: int,
+                    settings: dict) -> None:
+    """Spend the budget: uniform draws (random search, or the cost model's first
+    round), then the cost-model rounds."""
+    space, sampler = run.space, Sampler(run.space, seed)
+    first = budget if method == "random" else settings["first_round"]
+    run.measure_round(0, np.array([space.vector(a) for a in sampler.draw(first)]),
+                      ["uniform"] * first)
+    if method == "random":
+        return
+    strategy = check_strategy(settings["strategy"])
+    anchor = float(run.setup.fp32["val_acc"]) if strategy.fp32_anchor else None
+    features = FeatureCache(space, run.setup.layout)
+    for it in range(1, settings["n_iter"] + 1):
+        rng = np.random.default_rng([seed, it, 0x5C0A7])
+        picks = cost_model_step(space, features, np.array(run.vectors), run.accuracy(),
+                                run.threshold, settings["n_sample"], settings["n_mea"], rng,
+                                seed=seed, strategy=strategy, fp32_accuracy=anchor,
+                                **settings["xgb_params"])
+        run.measure_round(it, picks["vectors"], picks["sources"], picks["predicted"])
+
+
+def _reject_cost_model_settings(values: dict) -> None:
+    for name, value in values.items():
+        if value is not None:
+            raise ValueError(f"{name} is a cost-model setting; random search takes "
+                             f"only the budget, got {name}={value!r}")
+
+
+def random_search(dataset: str, model: str, *, budget: Optional[int] = None,
+                  tolerance: float = 0.5, seed: int = 0, profile: "str | Profile" = "default",
+                  bit_choices: Optional[Sequence[int]] = None,
+                  executor: Optional[Executor] = None, workers: Optional[int] = None,
+                  scheduler: Optional[str] = None,
+                  results: Optional[str] = None, data_root: Optional[str] = None,
+                  options: Optional[QuantOptions] = None,
+                  progress: bool = True, confirm_top: int = 3,
+                  confirm_seeds: int = 2) -> SearchResult:
+    """Measure ``budget`` (default: the profile's) uniformly random configurations
+    and choose the largest saving within ``tolerance`` points of FP32 validation
+    accuracy.
+
+    ``seed`` selects the FP32 model (``measure.prepare``) and the sampler's
+    stream; ``executor`` (default: :func:`~sgquant.search.make_executor` of
+    ``workers`` and ``scheduler``: a process pool, ``workers=0`` in-process, or a
+    Dask cluster) runs the measurements.
+
+    Confirmation (:func:`~sgquant.search.confirm_choice`): the ``confirm_top``
+    feasible configurations with the largest savings are fine-tuned ``confirm_seeds``
+    more times and the chosen one is the largest saving whose mean validation
+    accuracy stays within tolerance (``confirm_top=0``: the top feasible one).
+    These extra fine-tunes are not part of the ``budget``.
+
+    Raises :class:`~sgquant.search.SearchFailed` when too many measurements failed
+    (:class:`~sgquant.search.failures.FailureLog`).
+    """
+    return _search("random", dataset, model, budget=budget, tolerance=tolerance, seed=seed,
+                   profile=profile, bit_choices=bit_choices, executor=executor,
+                   workers=workers, scheduler=scheduler, results=results,
+                   data_root=data_root, options=options, progress=progress,
+                   confirm_top=confirm_top, confirm_seeds=confirm_seeds)
+
+
+def cost_model_search(dataset: str, model: str, *, budget: Optional[int] = None,
+                      tolerance: float = 0.5, seed: int = 0,
+                      profile: "str | Profile" = "default",
+                      n_mea: Optional[int] = None, n_sample: Optional[int] = None,
+                      n_iter: Optional[int] = None,
+                      bit_choices: Optional[Sequence[int]] = None,
+                      executor: Optional[Executor] = None, workers: Optional[int] = None,
+                      scheduler: Optional[str] = None,
+                      results: Optional[str] = None, data_root: Optional[str] = None,
+                      options: Optional[QuantOptions] = None, progress: bool = True,
+                      strategy: Any = None,
+                      xgb_params: Optional[dict] = None, confirm_top: int = 3,
+                      confirm_seeds: int = 2) -> SearchResult:
+    """The paper's cost-model search (steps 1-5, see :mod:`sgquant.search`).
+
+    The ``budget`` is split into a random first round and ``n_iter`` (default:
+    the profile's ``search_iterations``) cost-model rounds of ``n_mea`` (default
+    ``budget // (n_iter + 1)``) measurements; the first round takes the rest,
+    ``budget - n_iter * n_mea``. Each round scores ``n_sample`` (default: the
+    profile's ``search_sample``) fresh candidates. ``strategy`` (a
+    :class:`~sgquant.search.Strategy`, or a dict of fields to change in
+    :data:`~sgquant.search.STRATEGY`; :data:`~sgquant.search.PAPER_STRATEGY` is the
+    paper's plain version) says how candidates are generated, scored and picked;
+    ``xgb_params`` adds regressor settings. Other arguments (and the confirmation
+    step, the same for both searches) as :func:`random_search`.
+    """
+    return _search("cost-model", dataset, model, budget=budget, tolerance=tolerance, seed=seed,
+                   profile=profile, bit_choices=bit_choices, executor=executor,
+                   workers=workers, scheduler=scheduler, results=results,
+                   data_root=data_root, options=options, progress=progress, n_mea=n_mea,
+                   n_sample=n_sample, n_iter=n_iter, strategy=strategy,
+                   xgb_params=xgb_params, confirm_top=confirm_top,
+                   confirm_seeds=confirm_seeds)
+
+
+def search(dataset: str, model: str, method: str = "cost-model", **kwargs: Any) -> SearchResult:
+    """:func:`cost_model_search` or :func:`random_search` by name (:data:`METHODS`)."""
+    check_choice(method, "search method", METHODS)
+    if method == "random":
+        _reject_cost_model_settings({k: kwargs[k] for k in COST_MODEL_SETTINGS if k in kwargs})
+        return random_search(dataset, model, **kwargs)
+    return cost_model_search(dataset, model, **kwargs)

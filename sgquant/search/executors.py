@@ -1,0 +1,186 @@
+"""Where measurement jobs run: any :class:`concurrent.futures.Executor`.
+
+:func:`make_executor` gives
+
+* ``workers=0``: a :class:`SerialExecutor` (in this process);
+* by default: a "spawn" :class:`~concurrent.futures.ProcessPoolExecutor` whose
+  workers die with this process, even when it is killed with ``SIGKILL`` (a thread
+  in each worker watches its parent, :func:`die_with_parent`);
+* ``scheduler="local"``: a Dask :class:`distributed.LocalCluster` (worker processes,
+  loopback only, dying with this process too) and its client's executor;
+* ``scheduler="tcp://host:8786"``: the executor of a :class:`distributed.Client`
+  connected to a running Dask scheduler (any cluster: ``dask scheduler`` /
+  ``dask worker`` by hand, Slurm through ``dask-jobqueue`` ...).
+
+Jobs write nothing (:mod:`sgquant.search.jobs`), so Dask workers need no shared folder.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from typing import Any, Callable, Optional
+from urllib.parse import urlsplit
+
+from ..checks import check_int, check_number
+
+__all__ = ["SerialExecutor", "DaskExecutor", "SchedulerUnreachable", "make_executor",
+           "check_scheduler", "executor_workers", "SCHEDULER_SCHEMES"]
+
+#: address schemes of a Dask scheduler (``tcp://host:8786`` ...)
+SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
+
+class SchedulerUnreachable(ConnectionError):
+    """No Dask scheduler answered at the given address in time."""
+
+
+class SerialExecutor(Executor):
+    """Runs each job in this process as it is submitted (tests, notebooks, debugging)."""
+
+    def __init__(self) -> None:
+        self._shutdown = False
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        future: Future = Future()
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:  # recorded by the caller as a failed measurement
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._shutdown = True
+
+
+def _watch_parent(parent: int, every: float) -> None:
+    while True:
+        time.sleep(every)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def die_with_parent(parent: int, every: float = 0.25) -> None:
+    """Worker initializer: end this process within ``every`` seconds of ``parent``'s
+    death, however it died (``SIGKILL`` included).
+
+    A daemon thread polls :func:`os.getppid`: an orphan is re-parented, so the pid
+    changes. (Linux's ``prctl(PR_SET_PDEATHSIG)`` is not used: it fires when the
+    *thread* that started the worker ends, and a pool may be first used from a
+    short-lived thread.)
+    """
+    if os.getppid() != parent:  # the parent died before this worker started
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent, every), daemon=True,
+                     name="sgquant-watch-parent").start()
+
+
+def check_scheduler(scheduler: Optional[str]) -> Optional[str]:
+    """``None``, ``"local"``, or a Dask scheduler address ``scheme://host[:port]``."""
+    if scheduler is None or scheduler == "local":
+        return scheduler
+    if not isinstance(scheduler, str):
+        raise ValueError(f"scheduler must be 'local' or an address such as "
+                         f"tcp://host:8786, got {scheduler!r}")
+    try:
+        parts = urlsplit(scheduler)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme not in SCHEDULER_SCHEMES or not parts.hostname \
+            or parts.path not in ("", "/") or (port is not None and port <= 0):
+        raise ValueError(f"scheduler {scheduler!r} is not a Dask scheduler address: give "
+                         f"'local' or scheme://host:port with scheme one of "
+                         f"{', '.join(SCHEDULER_SCHEMES)} (e.g. tcp://10.0.0.5:8786)")
+    return scheduler
+
+
+class DaskExecutor(Executor):
+    """The executor of a :class:`distributed.Client` (and of the
+    :class:`~distributed.LocalCluster` it owns, if any); :meth:`shutdown` closes both."""
+
+    def __init__(self, client: Any, cluster: Any = None) -> None:
+        self.client, self.cluster = client, cluster
+        self._executor = client.get_executor(pure=False)
+
+    @property
+    def address(self) -> str:
+        return str(self.client.scheduler.address)
+
+    @property
+    def num_workers(self) -> int:
+        return len(self.client.scheduler_info().get("workers", {}))
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
+        return self._executor.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        try:
+            self._executor.shutdown(wait=wait and not cancel_futures)
+        finally:
+            self.client.close()
+            if self.cluster is not None:
+                self.cluster.close()
+
+
+def _dask_executor(scheduler: str, workers: Optional[int], timeout: float) -> DaskExecutor:
+    try:
+        from distributed import Client
+    except ImportError as exc:  # pragma: no cover - distributed is a dependency
+        raise ValueError(f"scheduler {scheduler!r} needs the 'distributed' package "
+                         f"({exc})") from None
+    if scheduler == "local":
+        from .local_cluster import start_local_cluster
+
+        client, cluster = start_local_cluster((os.cpu_count() or 1) if workers is None
+                                              else max(workers, 1))
+        return DaskExecutor(client, cluster)
+    try:
+        client = Client(scheduler, timeout=f"{timeout}s")
+    except (OSError, TimeoutError) as exc:
+        raise SchedulerUnreachable(
+            f"no Dask scheduler answered at {scheduler} within {timeout:g} s "
+            f"({type(exc).__name__}): start one (dask scheduler), or check the address "
+            "given with --scheduler / $SGQUANT_SCHEDULER") from None
+    return DaskExecutor(client)
+
+
+def make_executor(workers: Optional[int] = None, scheduler: Optional[str] = None,
+                  connect_timeout: float = 5.0) -> Executor:
+    """An executor for measurement jobs (see the module docstring).
+
+    ``scheduler=None``: a "spawn" process pool of ``workers`` processes (default and
+    maximum: ``os.cpu_count()``; ``workers=0``: a :class:`SerialExecutor`);
+    ``"local"``: a Dask ``LocalCluster`` of ``workers`` processes (default: the cores);
+    an address: the Dask scheduler there (``workers`` is ignored: the cluster has
+    its own), reached within ``connect_timeout`` seconds or
+    :class:`SchedulerUnreachable`.
+    """
+    scheduler = check_scheduler(scheduler)
+    if workers is not None:
+        workers = check_int(workers, "workers", minimum=0)
+    if scheduler is not None:
+        timeout = check_number(connect_timeout, "connect_timeout", above=0)
+        return _dask_executor(scheduler, workers, timeout)
+    cores = os.cpu_count() or 1
+    workers = cores if workers is None else workers
+    if workers == 0:
+        return SerialExecutor()
+    return ProcessPoolExecutor(max_workers=min(workers, cores),
+                               mp_context=multiprocessing.get_context("spawn"),
+                               initializer=die_with_parent, initargs=(os.getpid(),))
+
+
+def executor_workers(executor: Executor) -> "int | str":
+    """How many processes ``executor`` runs jobs in (its class name if unknown)."""
+    if isinstance(executor, SerialExecutor):
+        return 0
+    if isinstance(executor, DaskExecutor):
+        return executor.num_workers
+    count = getattr(executor, "_max_workers", None)
+    return int(count) if count is not None else type(executor).__name__

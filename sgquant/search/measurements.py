@@ -1,0 +1,163 @@
+"""Measuring a search's configurations: the cache in the driver, the jobs on an executor.
+
+:class:`MeasurementRun` holds one search's state (its FP32 setup, the records so
+far). For each configuration it reads the cache (records are checked; an invalid
+one is measured again); the rest become :class:`~sgquant.search.jobs.FinetuneJob`
+on the executor, and each returned record is checked and written to the cache here,
+in the driver: the workers need no access to the results folder. Every outcome
+is counted by a :class:`~sgquant.search.failures.FailureLog`, which stops the search
+when failures are too many or share one cause.
+"""
+from __future__ import annotations
+
+from concurrent.futures import Executor, Future, as_completed
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from ..bits import BitAssignment, as_assignment
+from ..cache import ResultCache
+from ..measure import Measurement, Setup, measurement_key, memory_record, read_measurement
+from ..models import QuantOptions
+from .candidates import ACCURACY_SLACK
+from .failures import FailureLog, SearchFailed, describe
+from .jobs import FinetuneJob, run_finetune_job, state_arrays, state_digest
+from .result import TEST_FIELDS
+from .space import SearchSpace
+
+__all__ = ["MeasurementRun", "Outcome"]
+
+
+@dataclass
+class Outcome:
+    """One measurement: its record (``None`` if it failed), whether it came from the
+    cache, and why it failed."""
+
+    record: Optional[dict]
+    cached: bool = False
+    exception: Optional[BaseException] = None
+
+    @property
+    def error(self) -> Optional[str]:
+        return None if self.exception is None else describe(self.exception)
+
+    @property
+    def status(self) -> str:
+        return "failed" if self.record is None else ("cached" if self.cached else "measured")
+
+
+class MeasurementRun:
+    """State of one search: the setup, where jobs go, and the records so far.
+
+    ``refresh`` makes a new executor when an owned process pool broke (a worker was
+    killed); ``bar`` is a progress bar (``update(n)``).
+    """
+
+    def __init__(self, setup: Setup, space: SearchSpace, threshold: float,
+                 options: Optional[QuantOptions], results: str, data_root: Optional[str],
+                 executor: Executor, refresh: Optional[Callable[[], Executor]], bar: Any
+                 ) -> None:
+        self.setup, self.space, self.threshold = setup, space, threshold
+        self.options, self.data_root = options, data_root
+        self.cache = ResultCache(results)
+        self.executor, self.refresh, self.bar = executor, refresh, bar
+        self.failures = FailureLog()
+        self.rows: list[dict] = []
+        self.private: dict[str, dict] = {}  # config_key -> test accuracies
+        self.vectors: list[np.ndarray] = []
+        arrays = state_arrays(setup.fp32_state)
+        self._fp32 = (arrays, state_digest(arrays))
+
+    def _job(self, assignment: BitAssignment, finetune_seed: int) -> FinetuneJob:
+        s = self.setup
+        return FinetuneJob(s.dataset, s.model_name, s.seed, s.profile, assignment.to_dict(),
+                           finetune_seed, self.options, self.data_root, self._fp32[0],
+                           dict(s.fp32), self._fp32[1])
+
+    def _store(self, key: dict, record: dict) -> None:
+        try:
+            self.cache.put("measure", key, record)
+        except OSError as exc:
+            raise SearchFailed(f"cannot write the results cache under {self.cache.root} "
+                               f"({describe(exc)}): make it writable or choose another "
+                               "folder with --results") from None
+
+    def measure_all(self, items: Sequence[tuple[BitAssignment, int]]) -> list[Outcome]:
+        """Measure each ``(assignment, finetune seed)``: from the cache, else as a job."""
+        out: list[Optional[Outcome]] = [None] * len(items)
+        futures: dict[Future, tuple[int, dict]] = {}
+        for i, (a, seed) in enumerate(items):
+            key = measurement_key(self.setup, a, self.options, seed)
+            hit = read_measurement(self.cache, key)
+            if hit is not None:
+                out[i] = Outcome(hit, cached=True)
+                continue
+            try:
+                futures[self.executor.submit(run_finetune_job, self._job(a, seed))] = (i, key)
+            except Exception as exc:  # e.g. a broken pool: recorded, the search goes on
+                out[i] = Outcome(None, exception=exc)
+        for fut in as_completed(futures):
+            i, key = futures[fut]
+            try:
+                record = Measurement.from_record(fut.result()).to_record()
+            except Exception as exc:  # the job raised, or returned no valid record
+                out[i] = Outcome(None, exception=exc)
+                continue
+            self._store(key, record)
+            out[i] = Outcome(record)
+        done: list[Outcome] = [o for o in out if o is not None]
+        for o in done:
+            self.failures.add(o.exception)
+            self.bar.update(1)
+        if self.refresh is not None and any("BrokenProcessPool" in (o.error or "")
+                                            for o in done):
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor = self.refresh()  # a fresh pool for the next round
+        return done
+
+    def measure_round(self, iteration: int, vectors: np.ndarray, sources: Sequence[str],
+                      predicted: Optional[np.ndarray] = None) -> None:
+        """Measure ``vectors`` (one search round) and append their rows."""
+        assignments = [self.space.assignment(v) for v in vectors]
+        outcomes = self.measure_all([(a, self.setup.seed) for a in assignments])
+        for i, (a, o) in enumerate(zip(assignments, outcomes)):
+            rec = o.record or {}
+            row = {"order": len(self.rows) + 1, "iteration": iteration, "source": sources[i],
+                   "config_key": a.key(), "status": o.status, "error": o.error, **a.flat(),
+                   **memory_record(self.setup, a),
+                   "val_acc": float(rec.get("val_acc", np.nan)),
+                   "val_acc_before": float(rec.get("val_acc_before", np.nan)),
+                   "predicted_val_acc": np.nan if predicted is None else float(predicted[i]),
+                   "seconds": float(rec.get("seconds", np.nan)),
+                   "worker": rec.get("worker"), "assignment": a.to_json()}
+            row["feasible"] = bool(o.record is not None
+                                   and row["val_acc"] >= self.threshold - ACCURACY_SLACK)
+            if o.record is not None:
+                self.private[row["config_key"]] = {k: float(rec[k]) for k in TEST_FIELDS}
+            self.rows.append(row)
+        self.vectors.extend(np.asarray(v, dtype=np.int64) for v in vectors)
+        self.failures.check()
+
+    def measure_finetunes(self, keys: Sequence[str], finetune_seeds: Sequence[int]
+                          ) -> list[dict]:
+        """Re-measure the configurations ``keys`` (already measured) once per
+        ``finetune_seeds`` (same FP32 weights, other fine-tuning seeds), through the
+        cache and the executor; one row per fine-tune, in (key, seed) order."""
+        by_key = {r["config_key"]: r for r in self.rows}
+        items = [(as_assignment(by_key[k]["assignment"]), int(s))
+                 for k in keys for s in finetune_seeds]
+        outcomes = self.measure_all(items)
+        rows = []
+        for (a, seed), o in zip(items, outcomes):
+            rec = o.record or {}
+            rows.append({"config_key": a.key(), "finetune_seed": seed, "status": o.status,
+                         "error": o.error, "worker": rec.get("worker"),
+                         **{k: float(rec.get(k, np.nan))
+                            for k in ("val_acc", "seconds", *TEST_FIELDS)}})
+        self.failures.check()
+        return rows
+
+    def accuracy(self) -> np.ndarray:
+        return np.array([r["val_acc"] if r["status"] != "failed" else np.nan
+                         for r in self.rows], dtype=np.float64)

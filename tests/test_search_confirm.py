@@ -1,0 +1,158 @@
+"""The confirmation step of a search (against the winner's curse): the top feasible
+configurations are fine-tuned again with other seeds, and a lucky one is not chosen."""
+from __future__ import annotations
+
+from concurrent.futures import Future
+
+import pandas as pd
+import pytest
+
+from sgquant.search import SearchResult, SerialExecutor, cost_model_search, random_search
+
+from search_checks import QUICK, check_result
+
+
+# ------------------------------------------------------------ confirmation
+class RiggedExecutor(SerialExecutor):
+    """Serial, but every confirmation fine-tune (a job with a ``finetune_seed``) of a
+    configuration in ``sink`` returns validation accuracy 0 (a lucky search measurement)."""
+
+    def __init__(self, sink: set[str]) -> None:
+        super().__init__()
+        self.sink, self.finetune_seeds = sink, []
+
+    def submit(self, fn, job) -> Future:
+        if job.finetune_seed == job.seed:  # a search measurement
+            return super().submit(fn, job)
+        self.finetune_seeds.append(job.finetune_seed)
+
+        def rigged(job):
+            rec = fn(job)
+            if rec["config_key"] in self.sink:
+                rec = {**rec, "val_acc": 0.0}
+            return rec
+        return super().submit(rigged, job)
+
+
+@pytest.fixture(scope="module")
+def confirm_setup(tmp_path_factory):
+    """A quick Cora cost-model search without confirmation (its measurements cached in a
+    results folder shared by the confirmation tests) and its feasible keys by saving."""
+    tmp_path = tmp_path_factory.mktemp("confirm")
+    kw = dict(budget=8, n_iter=1, n_sample=100, seed=1, tolerance=1.0, results=tmp_path,
+              **QUICK)
+    plain = cost_model_search("Cora", "gcn", executor=SerialExecutor(), confirm_top=0, **kw)
+    order = plain.records[plain.records["feasible"]].sort_values(
+        ["saving", "val_acc", "order"], ascending=[False, False, True])["config_key"].tolist()
+    assert len(order) >= 4, "the quick Cora search should find four feasible configurations"
+    import shutil
+    pristine = tmp_path_factory.mktemp("pristine") / "results"
+    shutil.copytree(tmp_path, pristine)
+    PRISTINE[:] = [pristine]
+    return kw, plain, order
+
+
+#: a copy of the confirmation fixture's results as its search left them
+PRISTINE: list = []
+
+
+def test_confirmation_refinetunes_the_top_feasible_with_distinct_seeds(confirm_setup):
+    from sgquant.measure import measure, prepare
+    from sgquant.search import confirmation_seeds
+    kw, plain, _ = confirm_setup
+    tmp_path = kw["results"]
+    pool = RiggedExecutor(set())
+    result = cost_model_search("Cora", "gcn", executor=pool, confirm_top=2, confirm_seeds=2,
+                               **kw)
+    check_result(result, 8)
+    assert set(result.records["status"]) == {"cached"}  # the budget was measured by `plain`
+    feasible = plain.records[plain.records["feasible"]].sort_values(
+        ["saving", "val_acc", "order"], ascending=[False, False, True])
+    assert len(feasible) >= 2, "the quick Cora search should find two feasible configurations"
+    conf = result.confirmations
+    seeds = confirmation_seeds(1, 2)
+    assert seeds == [1001, 1002] and 1 not in seeds
+    assert conf["config_key"].tolist() == [k for k in feasible["config_key"][:2] for _ in seeds]
+    assert conf["finetune_seed"].tolist() == seeds * 2 and sorted(pool.finetune_seeds) == \
+        sorted(seeds * 2)
+    assert set(conf["status"]) == {"measured"} and result.num_confirmations == 4
+    assert result.num_measured == 8  # confirmations are not part of the budget
+    # each confirmation is its own cached measurement, fine-tuned with its own seed
+    setup = prepare("Cora", "gcn", 1, "quick", str(tmp_path))
+    for _, row in conf.iterrows():
+        rec = measure(setup, as_assignment_of(result, row["config_key"]), results=str(tmp_path),
+                      finetune_seed=int(row["finetune_seed"]))
+        assert rec["cached"] and rec["finetune_seed"] == row["finetune_seed"]
+        assert rec["val_acc"] == pytest.approx(row["val_acc"])
+    # nothing rigged: the top feasible configuration is confirmed when its mean holds
+    top = conf[conf["config_key"] == feasible["config_key"].iloc[0]]
+    if top["mean_val_acc"].iloc[0] >= result.threshold - 1e-6:
+        assert result.chosen.key() == feasible["config_key"].iloc[0]
+    summary = result.summary()
+    assert "confirmation: top 2" in summary and "4 extra fine-tunes" in summary
+    assert plain.num_confirmations == 0 and "confirmation" not in plain.summary()
+
+
+def as_assignment_of(result: SearchResult, key: str):
+    from sgquant.bits import as_assignment
+    row = result.records[result.records["config_key"] == key].iloc[0]
+    return as_assignment(row["assignment"])
+
+
+def rigged_search(kw: dict, sink: set[str], tmp_path, **settings) -> SearchResult:
+    """A search on a private copy of the shared results folder (the driver caches
+    what the rigged executor returns, and cached fine-tunes never reach it)."""
+    import shutil
+    folder = tmp_path / f"copy{len(list(tmp_path.iterdir()))}"
+    shutil.copytree(PRISTINE[0], folder)
+    return cost_model_search("Cora", "gcn", executor=RiggedExecutor(sink),
+                             **{**kw, "results": folder}, **settings)
+
+
+def test_a_configuration_whose_mean_falls_below_tolerance_is_not_chosen(confirm_setup,
+                                                                          tmp_path):
+    kw, plain, order = confirm_setup
+    # the largest saving passed by luck: its other fine-tunes fail, the next one is chosen
+    rigged = rigged_search(kw, {order[0]}, tmp_path, confirm_top=2, confirm_seeds=1)
+    check_result(rigged, 8)
+    conf = rigged.confirmations
+    assert not conf[conf["config_key"] == order[0]]["confirmed"].any()
+    assert rigged.chosen is not None and rigged.chosen.key() != order[0]
+    assert rigged.chosen_saving < plain.chosen_saving
+    # none of the top 2 holds: the next 2 are tried (4 at most), then FP32
+    lucky = set(order)
+    everything = rigged_search(kw, lucky, tmp_path, confirm_top=2, confirm_seeds=1)
+    check_result(everything, 8)
+    assert everything.chosen is None and everything.chosen_test_acc_mean is None
+    assert everything.confirmations["config_key"].tolist() == order[:4]
+    assert "keep FP32" in everything.summary()
+    # one rigged configuration rejected, the next batch confirms
+    two = rigged_search(kw, set(order[:1]), tmp_path, confirm_top=1, confirm_seeds=1)
+    assert two.confirmations["config_key"].tolist() == order[:2]
+    assert two.chosen is None or two.chosen.key() == order[1]
+
+
+def test_rerun_reuses_cached_confirmations(confirm_setup):
+    kw, _, _ = confirm_setup
+    kw = {**kw, "confirm_top": 2, "confirm_seeds": 3}  # seed 1003: new to this folder
+    first = cost_model_search("Cora", "gcn", executor=SerialExecutor(), **kw)
+    assert (first.confirmations["finetune_seed"] == 1003).any()
+    assert "measured" in set(first.confirmations["status"])
+    second = cost_model_search("Cora", "gcn", executor=SerialExecutor(), **kw)
+    assert set(second.records["status"]) == {"cached"}
+    assert set(second.confirmations["status"]) == {"cached"}
+    cols = ["config_key", "finetune_seed", "val_acc", "test_acc", "confirmed"]
+    pd.testing.assert_frame_equal(first.confirmations[cols], second.confirmations[cols])
+    assert first.chosen == second.chosen
+    assert first.chosen_test_acc_mean == second.chosen_test_acc_mean
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(confirm_top=-1), "confirm_top must be an integer >= 0"),
+    (dict(confirm_top=1.5), "confirm_top"),
+    (dict(confirm_seeds=0), r"confirm_seeds must be an integer in \[1, 999\], got 0"),
+    (dict(confirm_seeds=1000), "confirm_seeds must be an integer in"),
+])
+def test_confirmation_settings_are_validated(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        random_search("Cora", "gcn", **{**QUICK, **kwargs})
