@@ -256,7 +256,7 @@ def _drop_caches() -> None:
     clear_dataset_cache()
     # measure.clear_setup_cache is the public way (search and measurement layer);
     # until it is there, the lru_cache behind measure.prepare
-    clear = getattr(measure, "clear_setup_cache", None) or measure._prepare_cached.cache_clear
+    clear = measure.clear_setup_cache
     clear()
 
 
