@@ -37,7 +37,7 @@ from .degree import DegreeBuckets
 from .models import QuantGNN
 from .quantize import QuantOptions
 
-#: Optimiser settings per model (DESIGN.md section 6; GAT as in PyG's example).
+#: Optimiser settings per model (the architecture page, "protocol"; GAT as in PyG's example).
 HPARAMS = {
     "gcn": {"lr": 0.01, "weight_decay": 5e-4},
     "agnn": {"lr": 0.01, "weight_decay": 5e-4},

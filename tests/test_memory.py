@@ -1,4 +1,4 @@
-"""The memory formula of DESIGN.md section 5, checked against hand counts."""
+"""The memory formula of the architecture page ("memory accounting"), checked against hand counts."""
 import pytest
 
 from sgquant.bits import BitAssignment
