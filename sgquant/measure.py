@@ -19,7 +19,7 @@ import contextlib
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 from typing import Any, Iterator, Mapping, Optional
 
@@ -30,11 +30,15 @@ from . import __version__
 from .bits import BitAssignment, as_assignment
 from .cache import ResultCache
 from .checks import check_int, check_number
-from .data import DegreeBuckets, canonical_name, degree_buckets, load_dataset
+from .data import canonical_name, dataset_key, load_dataset
+from .degree import DegreeBuckets, degree_buckets
+from .device import resolve_device
 from .memory import FeatureLayout, feature_layout, feature_memory
-from .models import QuantGNN, QuantOptions, build_model
+from .models import QuantGNN, build_model
 from .profiles import Profile, get_profile
-from .train import finetune, train_model
+from .quantize import QuantOptions
+from .train import Finetune, teacher_logits, train_model
+from .train import finetune as finetune_model
 
 __all__ = ["Measurement", "Setup", "prepare", "measure", "measure_job", "finetune_record",
            "setup_from_state", "clear_setup_cache", "measurement_key", "memory_record",
@@ -82,7 +86,9 @@ class Measurement:
     * ``fp32_val_acc``, ``fp32_test_acc``, ``fp32_best_test_acc``: the FP32 model's;
     * ``average_bits``, ``memory_mb``, ``fp32_memory_mb``, ``saving``,
       ``paper_saving``, ``weight_mb``: feature memory (:mod:`sgquant.memory`);
-    * ``rounding``, ``clip_percentile``: the :class:`~sgquant.models.QuantOptions`;
+    * ``rounding``, ``clip_percentile``: the :class:`~sgquant.quantize.QuantOptions`
+      (``options``: all of them, per kind of point, as a dict);
+    * ``finetune``: the :class:`~sgquant.train.Finetune` settings, as a dict;
     * ``seconds``: wall time of the fine-tuning;
     * ``worker``: ``host:pid`` of the process that fine-tuned it.
     """
@@ -109,6 +115,8 @@ class Measurement:
     weight_mb: float
     rounding: str
     clip_percentile: Optional[float]
+    options: dict
+    finetune: dict
     seconds: float
     worker: str
 
@@ -136,6 +144,8 @@ class Measurement:
         if values["clip_percentile"] is not None:
             values["clip_percentile"] = check_number(values["clip_percentile"],
                                                      "clip_percentile", minimum=0, maximum=100)
+        values["options"] = QuantOptions.from_dict(values["options"]).to_dict()
+        values["finetune"] = Finetune.from_dict(values["finetune"]).to_dict()
         a = as_assignment(values["assignment"])
         if a.key() != values["config_key"]:
             raise ValueError(f"config_key {values['config_key']!r} is not the key of its "
@@ -189,17 +199,29 @@ class Setup:
     fp32_state: dict
     fp32: dict
     layout: FeatureLayout
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    _teacher: Optional[torch.Tensor] = field(default=None, repr=False)
 
     @property
     def num_layers(self) -> int:
         return self.model.num_layers
+
+    def teacher(self) -> torch.Tensor:
+        """The FP32 model's logits on every node (computed once; for distillation)."""
+        if self._teacher is None:
+            net = build_for(self.data, self.model_name, self.profile).to(self.device)
+            self._teacher = teacher_logits(net, self.data, self.fp32_state)
+        return self._teacher
 
     def fp32_key(self) -> dict:
         return fp32_key(self.dataset, self.model_name, self.seed, self.profile)
 
 
 def fp32_key(dataset: str, model: str, seed: int, profile: Profile) -> dict:
-    return {"kind": "fp32", "dataset": dataset, "model": model, "seed": seed,
+    """Cache key of an FP32 model: the dataset's identity (:func:`sgquant.data.dataset_key`:
+    its name, or a graph file's path and content hash), model, seed and budgets. The
+    device is not part of it: results do not depend on it beyond float tolerance."""
+    return {"kind": "fp32", "dataset": dataset_key(dataset), "model": model, "seed": seed,
             "architecture": profile.architecture(model), "epochs": profile.fp32_epochs,
             "patience": profile.patience, "version": __version__}
 
@@ -211,26 +233,31 @@ def build_for(data: Data, model: str, profile: Profile) -> QuantGNN:
 
 def setup_from_state(dataset: str, model: str, seed: int, profile: Profile,
                      data_root: Optional[str], state: Mapping[str, torch.Tensor],
-                     summary: Mapping[str, Any], net: Optional[QuantGNN] = None) -> Setup:
+                     summary: Mapping[str, Any], net: Optional[QuantGNN] = None,
+                     device: "torch.device | str | None" = "cpu") -> Setup:
     """The :class:`Setup` of given FP32 weights (no training, no cache: what a worker
-    builds from the state a driver sends it); ``net``: the model to load them into."""
-    data = load_dataset(dataset, data_root)
+    builds from the state a driver sends it); ``net``: the model to load them into;
+    ``device``: where the data, the model and every fine-tune live."""
+    device = resolve_device(device)
+    data = load_dataset(dataset, data_root).to(device)
     buckets = degree_buckets(data.edge_index, data.num_nodes, profile.num_buckets)
-    net = build_for(data, model, profile) if net is None else net
-    state = check_state(state, net)
+    net = (build_for(data, model, profile) if net is None else net).to(device)
+    state = {k: v.to(device) for k, v in check_state(state, net).items()}
     net.load_state_dict(state)
     net.set_bits(None)
     layout = feature_layout(net, data.edge_index, data.num_nodes, buckets)
     return Setup(dataset, model, seed, profile, data, buckets, net, state,
-                 check_fp32_summary(summary), layout)
+                 check_fp32_summary(summary), layout, device)
 
 
 @lru_cache(maxsize=8)
 def _prepare_cached(dataset: str, model: str, seed: int, profile: Profile,
-                    results: Optional[str], data_root: Optional[str]) -> Setup:
-    data = load_dataset(dataset, data_root)
+                    results: Optional[str], data_root: Optional[str], device: str,
+                    identity: str) -> Setup:
+    dev = torch.device(device)
+    data = load_dataset(dataset, data_root).to(dev)
     torch.manual_seed(seed)
-    net = build_for(data, model, profile)  # weights initialised under the seed
+    net = build_for(data, model, profile).to(dev)  # weights initialised under the seed
     cache = ResultCache(results)
     key = fp32_key(dataset, model, seed, profile)
     state = cache.get_state("fp32", key, validate=lambda s: check_state(s, net))
@@ -242,7 +269,7 @@ def _prepare_cached(dataset: str, model: str, seed: int, profile: Profile,
         state, summary = result.state_dict, result.summary()
         cache.put_state("fp32", key, state)
         cache.put("fp32", key, summary)
-    return setup_from_state(dataset, model, seed, profile, data_root, state, summary, net)
+    return setup_from_state(dataset, model, seed, profile, data_root, state, summary, net, dev)
 
 
 def clear_setup_cache() -> None:
@@ -252,27 +279,40 @@ def clear_setup_cache() -> None:
 
 
 def prepare(dataset: str, model: str, seed: int = 0, profile: "str | Profile" = "default",
-            results: Optional[str] = None, data_root: Optional[str] = None) -> Setup:
+            results: Optional[str] = None, data_root: Optional[str] = None,
+            device: "torch.device | str | None" = None) -> Setup:
     """Load ``dataset`` and the FP32 ``model`` trained with ``seed`` under ``profile``
-    (trained once, then read from the results cache)."""
+    (trained once, then read from the results cache), on ``device``
+    (:func:`sgquant.device.resolve_device`: ``None`` means ``$SGQUANT_DEVICE`` or auto)."""
     prof = get_profile(profile)
     name = canonical_name(dataset)
     key = str(model).lower()
     prof.architecture(key)  # validates the model name
     seed = check_int(seed, "seed", minimum=0)
+    dev = resolve_device(device)
     return _prepare_cached(name, key, seed, prof,
                            None if results is None else str(results),
-                           None if data_root is None else str(data_root))
+                           None if data_root is None else str(data_root), str(dev),
+                           dataset_key(name))
 
 
 def measurement_key(setup: Setup, assignment: BitAssignment,
                     options: Optional[QuantOptions] = None,
-                    finetune_seed: Optional[int] = None) -> dict:
+                    finetune_seed: Optional[int] = None,
+                    finetune: Optional[Finetune] = None) -> dict:
+    """Cache key of one fine-tune: the FP32 model's key, the assignment, the quantizer
+    options and the fine-tune settings (only what differs from the defaults, so plain
+    measurements keep their keys), and the fine-tune seed when it is not the FP32 seed."""
     opts = options or QuantOptions()
+    ft = finetune or Finetune()
     key = {"kind": "measure", "fp32": setup.fp32_key(), "assignment": assignment.to_dict(),
-           "finetune_epochs": setup.profile.finetune_epochs,
+           "finetune_epochs": ft.epochs or setup.profile.finetune_epochs,
            "num_buckets": setup.buckets.num_buckets,
            "rounding": opts.rounding, "clip_percentile": opts.clip_percentile}
+    if opts.has_overrides:
+        key["options"] = opts.to_dict()
+    if ft.distill is not None or not ft.keep_epoch0:
+        key["finetune"] = ft.to_dict()
     if finetune_seed is not None and finetune_seed != setup.seed:
         key["finetune_seed"] = finetune_seed
     return key
@@ -294,18 +334,24 @@ def _checked(setup: Setup, assignment: "BitAssignment | dict",
 
 def finetune_record(setup: Setup, assignment: "BitAssignment | dict", *,
                     options: Optional[QuantOptions] = None,
-                    finetune_seed: Optional[int] = None) -> dict:
+                    finetune_seed: Optional[int] = None,
+                    finetune: Optional[Finetune] = None) -> dict:
     """Fine-tune ``assignment`` from the FP32 weights and score it, without the cache:
-    a :class:`Measurement` record (as a dict)."""
+    a :class:`Measurement` record (as a dict). ``finetune`` (a
+    :class:`~sgquant.train.Finetune`) sets the epochs (default: the profile's),
+    distillation and whether epoch 0 may be chosen."""
     assignment, ft_seed = _checked(setup, assignment, finetune_seed)
     opts = options or QuantOptions()
+    ft = finetune or Finetune()
     start = time.perf_counter()
-    with single_thread():
-        model = build_for(setup.data, setup.model_name, setup.profile)
-        result = finetune(model, setup.data, assignment, setup.fp32_state,
+    cpu = setup.device.type == "cpu"
+    with single_thread() if cpu else contextlib.nullcontext():
+        model = build_for(setup.data, setup.model_name, setup.profile).to(setup.device)
+        result = finetune_model(model, setup.data, assignment, setup.fp32_state,
                           buckets=setup.buckets if assignment.num_buckets > 1 else None,
-                          options=options, epochs=setup.profile.finetune_epochs,
-                          seed=ft_seed)
+                          options=opts, epochs=ft.epochs or setup.profile.finetune_epochs,
+                          seed=ft_seed, evaluate_before=ft.keep_epoch0, distill=ft.distill,
+                          teacher=None if ft.distill is None else setup.teacher())
     return Measurement(
         dataset=setup.dataset, model=setup.model_name, seed=setup.seed,
         finetune_seed=ft_seed, assignment=assignment.to_dict(),
@@ -315,8 +361,8 @@ def finetune_record(setup: Setup, assignment: "BitAssignment | dict", *,
         fp32_val_acc=float(setup.fp32["val_acc"]), fp32_test_acc=float(setup.fp32["test_acc"]),
         fp32_best_test_acc=float(setup.fp32["best_test_acc"]),
         **memory_record(setup, assignment), rounding=opts.rounding,
-        clip_percentile=opts.clip_percentile, seconds=time.perf_counter() - start,
-        worker=worker_name()).to_record()
+        clip_percentile=opts.clip_percentile, options=opts.to_dict(), finetune=ft.to_dict(),
+        seconds=time.perf_counter() - start, worker=worker_name()).to_record()
 
 
 def read_measurement(cache: ResultCache, key: dict) -> Optional[dict]:
@@ -327,7 +373,8 @@ def read_measurement(cache: ResultCache, key: dict) -> Optional[dict]:
 def measure(setup: Setup, assignment: "BitAssignment | dict", *,
             options: Optional[QuantOptions] = None,
             results: Optional[str] = None, use_cache: bool = True,
-            finetune_seed: Optional[int] = None) -> dict:
+            finetune_seed: Optional[int] = None,
+            finetune: Optional[Finetune] = None) -> dict:
     """Fine-tune ``assignment`` from the FP32 weights and score it (cached).
 
     ``finetune_seed`` (default: the FP32 model's seed) seeds the fine-tuning
@@ -342,20 +389,23 @@ def measure(setup: Setup, assignment: "BitAssignment | dict", *,
     """
     a, ft_seed = _checked(setup, assignment, finetune_seed)
     cache = ResultCache(results)
-    key = measurement_key(setup, a, options, ft_seed)
+    key = measurement_key(setup, a, options, ft_seed, finetune)
     if use_cache:
         hit = read_measurement(cache, key)
         if hit is not None:
             return {**hit, "cached": True}
-    record = finetune_record(setup, a, options=options, finetune_seed=ft_seed)
+    record = finetune_record(setup, a, options=options, finetune_seed=ft_seed,
+                             finetune=finetune)
     cache.put("measure", key, record)
     return {**record, "cached": False}
 
 
 def measure_job(dataset: str, model: str, seed: int, profile: Profile, assignment: dict,
                 options: Optional[QuantOptions] = None, results: Optional[str] = None,
-                data_root: Optional[str] = None, finetune_seed: Optional[int] = None) -> dict:
+                data_root: Optional[str] = None, finetune_seed: Optional[int] = None,
+                finetune: Optional[Finetune] = None,
+                device: "torch.device | str | None" = None) -> dict:
     """Picklable job for an executor: prepare (cached per process) and measure."""
-    setup = prepare(dataset, model, seed, profile, results, data_root)
+    setup = prepare(dataset, model, seed, profile, results, data_root, device)
     return measure(setup, assignment, options=options, results=results,
-                   finetune_seed=finetune_seed)
+                   finetune_seed=finetune_seed, finetune=finetune)

@@ -121,6 +121,48 @@ class Distillation:
         return (1.0 - self.weight) * ce + self.weight * T * T * kl
 
 
+@dataclass(frozen=True)
+class Finetune:
+    """How a configuration is fine-tuned from the FP32 weights: ``epochs`` (``None``: the
+    profile's), an optional :class:`Distillation`, and ``keep_epoch0``: whether epoch 0
+    (the quantized FP32 weights, the same for every seed) may be the chosen epoch. With
+    ``keep_epoch0=False`` fine-tunes with different seeds are independent draws."""
+
+    epochs: Optional[int] = None
+    distill: Optional[Distillation] = None
+    keep_epoch0: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "epochs", check_optional_int(self.epochs, "fine-tune epochs",
+                                                              minimum=1))
+        if self.distill is not None and not isinstance(self.distill, Distillation):
+            raise ValueError(f"distill must be a Distillation or None, got {self.distill!r}")
+        if not isinstance(self.keep_epoch0, bool):
+            raise ValueError(f"keep_epoch0 must be True or False, got {self.keep_epoch0!r}")
+
+    @property
+    def is_default(self) -> bool:
+        return self == Finetune()
+
+    def to_dict(self) -> dict:
+        return {"epochs": self.epochs, "keep_epoch0": self.keep_epoch0,
+                "distill": None if self.distill is None else
+                {"temperature": self.distill.temperature, "weight": self.distill.weight}}
+
+    @classmethod
+    def from_dict(cls, payload: "dict | None") -> "Finetune":
+        if payload is None:
+            return cls()
+        if not isinstance(payload, dict) or set(payload) - {"epochs", "keep_epoch0", "distill"}:
+            raise ValueError(f"fine-tune settings are a dict with keys epochs, keep_epoch0, "
+                             f"distill; got {payload!r}")
+        d = payload.get("distill")
+        if d is not None and not isinstance(d, dict):
+            raise ValueError(f"distill must be a dict with temperature and weight, got {d!r}")
+        return cls(payload.get("epochs"), None if d is None else Distillation(**d),
+                   payload.get("keep_epoch0", True))
+
+
 @torch.no_grad()
 def teacher_logits(model: QuantGNN, data: Data, fp32_state: dict) -> Tensor:
     """Logits of the FP32 model (``fp32_state`` loaded, no quantization, eval mode)."""

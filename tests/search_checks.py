@@ -71,5 +71,7 @@ def fake_record(job, val: float, worker: str = "oracle") -> dict:
         assignment=a.to_dict(), config_key=a.key(), val_acc=val, test_acc=val,
         best_test_acc=val, epoch=0, val_acc_before=val, fp32_val_acc=fp32["val_acc"],
         fp32_test_acc=fp32["test_acc"], fp32_best_test_acc=fp32["best_test_acc"],
-        **memory_record(setup, a), rounding="floor", clip_percentile=None, seconds=0.0,
+        **memory_record(setup, a), rounding="floor", clip_percentile=None,
+        options={"rounding": "floor", "clip_percentile": None},
+        finetune={"epochs": None, "keep_epoch0": True, "distill": None}, seconds=0.0,
         worker=worker).to_record()

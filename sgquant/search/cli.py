@@ -19,6 +19,7 @@ from typing import Any
 from ..cache import atomic_write_json, check_output_file, check_results_folder
 from ..models import MODELS
 from ..profiles import PROFILES
+from ..variants import ABLATION
 from .driver import COST_MODEL_SETTINGS, METHODS, search
 from .executors import SchedulerUnreachable
 from .failures import SearchFailed
@@ -59,7 +60,8 @@ def _run_cli(args: argparse.Namespace) -> int:
                                   workers=args.workers, scheduler=args.scheduler or None,
                                   results=str(results), progress=not args.no_progress,
                                   confirm_top=args.confirm_top,
-                                  confirm_seeds=args.confirm_seeds)
+                                  confirm_seeds=args.confirm_seeds, variant=args.variant,
+                                  device=args.device)
     if args.method == "cost-model":
         kwargs.update(n_mea=args.n_mea, n_sample=args.n_sample, n_iter=args.n_iter,
                       strategy=PAPER_STRATEGY if args.strategy == "paper" else None)
@@ -104,12 +106,20 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--strategy", default=None, choices=("sgquant", "paper"),
                    help="cost model: sgquant's candidate generation and picking (default) "
                         "or the paper's plain one (uniform candidates, one model)")
-    p.add_argument("--confirm-top", type=int, default=3,
+    p.add_argument("--variant", default="sgquant", choices=[v.name for v in ABLATION],
+                   help="how configurations are quantized, fine-tuned and confirmed: "
+                        "sgquant (the paper's method, default), sgquant+ (ours), or an "
+                        "ablation step between them (selection, quantizer, distillation)")
+    p.add_argument("--confirm-top", type=int, default=None,
                    help="re-fine-tune the top N feasible configurations by saving and choose "
-                        "the largest saving whose mean val accuracy is within tolerance "
-                        "(default 3; 0: no confirmation, choose the top feasible one)")
-    p.add_argument("--confirm-seeds", type=int, default=2,
-                   help="extra fine-tune seeds per confirmed configuration (default 2)")
+                        "the largest saving whose val accuracy is confirmed within tolerance "
+                        "(default: the variant's, 3; 0: no confirmation, the top feasible one)")
+    p.add_argument("--confirm-seeds", type=int, default=None,
+                   help="extra fine-tune seeds per confirmed configuration "
+                        "(default: the variant's, 2 for sgquant, 3 for sgquant+)")
+    p.add_argument("--device", default=None,
+                   help="auto, cpu, cuda or cuda:N for the FP32 model and in-process "
+                        "fine-tunes (default: $SGQUANT_DEVICE, else auto)")
     p.add_argument("--workers", type=int, default=None,
                    help="measurement processes (default and maximum: the cores present; "
                         "0: in this process; with --scheduler local: the cluster's workers)")

@@ -5,8 +5,10 @@ with the largest saving often passed by the luck of its one fine-tune. After the
 budget is spent, the ``confirm_top`` feasible configurations with the largest
 savings are fine-tuned ``confirm_seeds`` more times from the same FP32 weights
 (other fine-tune seeds, :func:`confirmation_seeds`) and the chosen one is the
-largest saving whose *mean* validation accuracy stays within tolerance
-(:func:`confirm_choice`). The extra fine-tunes are counted apart from the budget.
+largest saving whose *mean* validation accuracy (or a lower confidence bound of it,
+over fresh fine-tunes only: :class:`~sgquant.variants.Confirmation`) stays within
+tolerance (:func:`confirm_choice`). The extra fine-tunes are counted apart from the
+budget.
 """
 from __future__ import annotations
 
@@ -15,12 +17,13 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from ..checks import check_int
+from ..variants import Confirmation
 from .candidates import ACCURACY_SLACK
 from .measurements import MeasurementRun
 from .result import TEST_FIELDS
 
-__all__ = ["confirm_choice", "confirmation_seeds", "check_confirm"]
+__all__ = ["confirm_choice", "confirmation_seeds", "check_confirm", "confirmed_accuracy",
+           "Confirmation"]
 
 
 def confirmation_seeds(seed: int, confirm_seeds: int) -> list[int]:
@@ -34,54 +37,75 @@ def check_confirm(confirm_top: Any, confirm_seeds: Any) -> tuple[int, int]:
     """``(confirm_top, confirm_seeds)`` checked: ``0 <= confirm_top``,
     ``1 <= confirm_seeds <= 999`` (the seeds of :func:`confirmation_seeds` stay
     apart across search seeds)."""
-    return (check_int(confirm_top, "confirm_top", minimum=0),
-            check_int(confirm_seeds, "confirm_seeds", minimum=1, maximum=999))
+    c = Confirmation(top=confirm_top, seeds=confirm_seeds)
+    return c.top, c.seeds
 
 
-def confirm_choice(run: MeasurementRun, records: pd.DataFrame, seed: int, confirm_top: int,
-                   confirm_seeds: int) -> tuple[Optional[pd.Series], pd.DataFrame, dict]:
+def confirmed_accuracy(vals: list[float], z: float) -> float:
+    r""":math:`\bar a - z s / \sqrt{n}` of the validation accuracies ``vals`` (the mean
+    when ``z = 0`` or ``n = 1``)."""
+    arr = np.asarray(vals, dtype=float)
+    if z == 0 or arr.size < 2:
+        return float(arr.mean())
+    return float(arr.mean() - z * arr.std(ddof=1) / np.sqrt(arr.size))
+
+
+def confirm_choice(run: MeasurementRun, records: pd.DataFrame, seed: int,
+                   confirmation: "Confirmation | int", confirm_seeds: Optional[int] = None
+                   ) -> tuple[Optional[pd.Series], pd.DataFrame, dict]:
     r"""Step 6, against the winner's curse: the chosen configuration.
 
-    Without confirmation (``confirm_top = 0``) it is the feasible record with the
-    largest saving. Otherwise the ``confirm_top`` feasible records with the
-    largest savings are fine-tuned again with ``confirm_seeds`` more seeds
-    (:func:`confirmation_seeds`) and the chosen one is the largest saving whose
-    mean validation accuracy over its :math:`1 + ` ``confirm_seeds`` fine-tunes
-    is within tolerance (a failed fine-tune: not confirmed). If none is, the next
-    ``confirm_top`` feasible ones are tried (at most ``4 * confirm_top`` in all);
-    then ``None`` (keep FP32).
+    Without confirmation (``top = 0``) it is the feasible record with the largest
+    saving. Otherwise the ``top`` feasible records with the largest savings are
+    fine-tuned again with ``seeds`` more seeds (:func:`confirmation_seeds`) and the
+    chosen one is the largest saving whose confirmed accuracy
+    (:func:`confirmed_accuracy` of its fine-tunes: the extra ones, plus the search's own
+    unless ``fresh_only``) is within tolerance (a failed fine-tune: not confirmed). If
+    none is, the next ``top`` feasible ones are tried (at most ``4 * top`` in all);
+    then ``None`` (keep FP32). ``confirmation`` may also be given the old way, as
+    ``confirm_top, confirm_seeds``.
 
     Returns (chosen record or ``None``, one row per extra fine-tune, the chosen's
-    mean val / test / best-test accuracies, empty without confirmation).
+    mean val / test / best-test accuracies over the judged fine-tunes, empty without
+    confirmation).
     """
+    if not isinstance(confirmation, Confirmation):
+        confirmation = Confirmation(top=confirmation,
+                                    seeds=2 if confirm_seeds is None else confirm_seeds)
+    c = confirmation
     ok = records[records["feasible"]].sort_values(["saving", "val_acc", "order"],
                                                   ascending=[False, False, True])
     cols = ["rank", "config_key", "saving", "finetune_seed", "status", "error", "val_acc",
-            "test_acc", "best_test_acc", "seconds", "worker", "mean_val_acc", "confirmed"]
-    if not len(ok) or confirm_top == 0:
+            "test_acc", "best_test_acc", "seconds", "worker", "mean_val_acc",
+            "confirmed_val_acc", "confirmed"]
+    if not len(ok) or c.top == 0:
         return (ok.iloc[0] if len(ok) else None), pd.DataFrame(columns=cols), {}
-    seeds = confirmation_seeds(seed, confirm_seeds)
-    limit = min(len(ok), 4 * confirm_top)
+    seeds = confirmation_seeds(seed, c.seeds)
+    finetune = c.finetune(run.finetune)
+    limit = min(len(ok), 4 * c.top)
     rows: list[dict] = []
-    for start in range(0, limit, confirm_top):
-        batch = ok.iloc[start:min(start + confirm_top, limit)]
-        extra = run.measure_finetunes(list(batch["config_key"]), seeds)
+    for start in range(0, limit, c.top):
+        batch = ok.iloc[start:min(start + c.top, limit)]
+        extra = run.measure_finetunes(list(batch["config_key"]), seeds, finetune)
         found = None
         for rank, (_, top) in enumerate(batch.iterrows(), start=start + 1):
             key = top["config_key"]
             mine = [r for r in extra if r["config_key"] == key]
             first = run.private[key]
-            vals = [float(top["val_acc"])] + [r["val_acc"] for r in mine]
+            judged = ([] if c.fresh_only else [{"val_acc": float(top["val_acc"]), **first}]) \
+                + mine
+            vals = [float(r["val_acc"]) for r in judged]
             good = all(r["status"] != "failed" for r in mine)
             mean_val = float(np.mean(vals)) if good else np.nan
-            confirmed = bool(good and mean_val >= run.threshold - ACCURACY_SLACK)
+            bound = confirmed_accuracy(vals, c.z) if good else np.nan
+            confirmed = bool(good and bound >= run.threshold - ACCURACY_SLACK)
             for r in mine:
                 rows.append({**r, "rank": rank, "saving": float(top["saving"]),
-                             "mean_val_acc": mean_val, "confirmed": confirmed})
+                             "mean_val_acc": mean_val, "confirmed_val_acc": bound,
+                             "confirmed": confirmed})
             if confirmed and found is None:
                 found = (top, {"val_acc": mean_val, **{
-                    f: float(np.mean([first[f]] + [r[f] for r in mine]))
-                    for f in TEST_FIELDS}})
+                    f: float(np.mean([float(r[f]) for r in judged])) for f in TEST_FIELDS}})
         if found is not None:
             return found[0], pd.DataFrame(rows, columns=cols), found[1]
     return None, pd.DataFrame(rows, columns=cols), {}

@@ -21,9 +21,11 @@ from ..bits import as_assignment
 from ..cache import check_results_folder, stale_records_notice
 from ..checks import check_choice, check_int, check_number, check_optional_int
 from ..measure import prepare
-from ..models import QuantOptions
 from ..profiles import Profile, get_profile
-from .confirm import check_confirm, confirm_choice
+from ..quantize import QuantOptions
+from ..train import Finetune
+from ..variants import Confirmation, Variant, get_variant
+from .confirm import confirm_choice
 from .executors import check_scheduler, executor_workers, make_executor
 from .features import FeatureCache
 from .measurements import MeasurementRun
@@ -110,9 +112,23 @@ def _search(method: str, dataset: str, model: str, *, budget: Optional[int], tol
             scheduler: Optional[str] = None, n_mea: Optional[int] = None,
             n_sample: Optional[int] = None, n_iter: Optional[int] = None,
             strategy: Any = None, xgb_params: Optional[dict] = None,
-            confirm_top: int = 3, confirm_seeds: int = 2) -> SearchResult:
+            confirm_top: Optional[int] = None, confirm_seeds: Optional[int] = None,
+            confirmation: Optional[Confirmation] = None, finetune: Optional[Finetune] = None,
+            variant: "str | Variant | None" = None, device: Any = None) -> SearchResult:
     check_choice(method, "search method", METHODS)
-    confirm_top, confirm_seeds = check_confirm(confirm_top, confirm_seeds)
+    var = None if variant is None else get_variant(variant)
+    options = options if options is not None else (var.options if var else None)
+    finetune = finetune if finetune is not None else (var.finetune if var else Finetune())
+    if not isinstance(finetune, Finetune):
+        raise ValueError(f"finetune must be a sgquant.train.Finetune, got {finetune!r}")
+    conf = confirmation if confirmation is not None else (
+        var.confirmation if var else Confirmation())
+    if not isinstance(conf, Confirmation):
+        raise ValueError(f"confirmation must be a sgquant.variants.Confirmation, got {conf!r}")
+    conf = Confirmation(conf.top if confirm_top is None else confirm_top,
+                        conf.seeds if confirm_seeds is None else confirm_seeds,
+                        conf.fresh_only, conf.keep_epoch0, conf.z)
+    confirm_top, confirm_seeds = conf.top, conf.seeds
     prof = get_profile(profile)
     tolerance = check_tolerance(tolerance)
     seed = check_int(seed, "seed", minimum=0)
@@ -144,7 +160,7 @@ def _search(method: str, dataset: str, model: str, *, budget: Optional[int], tol
     run: Optional[MeasurementRun] = None
     try:
         # the FP32 model is trained (or read from the cache) once, here, before any job
-        setup = prepare(dataset, model, seed, prof, results_dir, data_root)
+        setup = prepare(dataset, model, seed, prof, results_dir, data_root, device)
         space = SearchSpace.from_layout(setup.layout, choices)
         if budget > space.size:
             raise ValueError(f"budget {budget} exceeds the {space.size} distinct "
@@ -155,13 +171,12 @@ def _search(method: str, dataset: str, model: str, *, budget: Optional[int], tol
                                       f"seed {seed}",
                    unit="config", disable=not progress, leave=False)
         run = MeasurementRun(setup, space, setup.fp32["val_acc"] - tolerance / 100.0,
-                             options, results_dir, data_root, pool, refresh, bar)
+                             options, results_dir, data_root, pool, refresh, bar, finetune)
         try:
             _measure_budget(run, method, budget, seed, settings)
             records = pd.DataFrame(run.rows)
             confirm_start = time.perf_counter()
-            top, confirmations, means = confirm_choice(run, records, seed, confirm_top,
-                                                       confirm_seeds)
+            top, confirmations, means = confirm_choice(run, records, seed, conf)
             confirm_seconds = time.perf_counter() - confirm_start
         finally:
             bar.close()
@@ -173,7 +188,11 @@ def _search(method: str, dataset: str, model: str, *, budget: Optional[int], tol
         chosen = as_assignment(top["assignment"])
         test = float(run.private[top["config_key"]]["test_acc"])
         best_test = float(run.private[top["config_key"]]["best_test_acc"])
-    settings.update(confirm_top=confirm_top, confirm_seeds=confirm_seeds)
+    settings.update(confirm_top=confirm_top, confirm_seeds=confirm_seeds,
+                    confirmation=conf.to_dict(), finetune=finetune.to_dict(),
+                    options=(options or QuantOptions()).to_dict(),
+                    variant=None if var is None else var.name,
+                    device=str(setup.device))
     return SearchResult(
         method=method, dataset=setup.dataset, model=setup.model_name, seed=seed,
         profile=prof.name, tolerance=tolerance, budget=budget, bit_choices=choices,
@@ -221,8 +240,11 @@ def random_search(dataset: str, model: str, *, budget: Optional[int] = None,
                   scheduler: Optional[str] = None,
                   results: Optional[str] = None, data_root: Optional[str] = None,
                   options: Optional[QuantOptions] = None,
-                  progress: bool = True, confirm_top: int = 3,
-                  confirm_seeds: int = 2) -> SearchResult:
+                  progress: bool = True, confirm_top: Optional[int] = None,
+                  confirm_seeds: Optional[int] = None,
+                  confirmation: Optional[Confirmation] = None,
+                  finetune: Optional[Finetune] = None,
+                  variant: "str | Variant | None" = None, device: Any = None) -> SearchResult:
     """Measure ``budget`` (default: the profile's) uniformly random configurations
     and choose the largest saving within ``tolerance`` points of FP32 validation
     accuracy.
@@ -232,11 +254,18 @@ def random_search(dataset: str, model: str, *, budget: Optional[int] = None,
     ``workers`` and ``scheduler``: a process pool, ``workers=0`` in-process, or a
     Dask cluster) runs the measurements.
 
-    Confirmation (:func:`~sgquant.search.confirm_choice`): the ``confirm_top``
-    feasible configurations with the largest savings are fine-tuned ``confirm_seeds``
-    more times and the chosen one is the largest saving whose mean validation
-    accuracy stays within tolerance (``confirm_top=0``: the top feasible one).
-    These extra fine-tunes are not part of the ``budget``.
+    Confirmation (:func:`~sgquant.search.confirm_choice`, a
+    :class:`~sgquant.variants.Confirmation`; ``confirm_top`` and ``confirm_seeds``
+    change its ``top`` and ``seeds``): the ``confirm_top`` feasible configurations with
+    the largest savings are fine-tuned ``confirm_seeds`` more times and the chosen one
+    is the largest saving whose mean validation accuracy (or its lower bound) stays
+    within tolerance (``confirm_top=0``: the top feasible one). These extra
+    fine-tunes are not part of the ``budget``.
+
+    ``variant`` (``"sgquant"``, ``"sgquant+"``, an ablation step or a
+    :class:`~sgquant.variants.Variant`) sets ``options``, ``finetune`` and
+    ``confirmation`` unless they are given; ``device`` where the FP32 model and the
+    in-process fine-tunes run (:func:`sgquant.device.resolve_device`).
 
     Raises :class:`~sgquant.search.SearchFailed` when too many measurements failed
     (:class:`~sgquant.search.failures.FailureLog`).
@@ -245,7 +274,9 @@ def random_search(dataset: str, model: str, *, budget: Optional[int] = None,
                    profile=profile, bit_choices=bit_choices, executor=executor,
                    workers=workers, scheduler=scheduler, results=results,
                    data_root=data_root, options=options, progress=progress,
-                   confirm_top=confirm_top, confirm_seeds=confirm_seeds)
+                   confirm_top=confirm_top, confirm_seeds=confirm_seeds,
+                   confirmation=confirmation, finetune=finetune, variant=variant,
+                   device=device)
 
 
 def cost_model_search(dataset: str, model: str, *, budget: Optional[int] = None,
@@ -259,8 +290,12 @@ def cost_model_search(dataset: str, model: str, *, budget: Optional[int] = None,
                       results: Optional[str] = None, data_root: Optional[str] = None,
                       options: Optional[QuantOptions] = None, progress: bool = True,
                       strategy: Any = None,
-                      xgb_params: Optional[dict] = None, confirm_top: int = 3,
-                      confirm_seeds: int = 2) -> SearchResult:
+                      xgb_params: Optional[dict] = None, confirm_top: Optional[int] = None,
+                      confirm_seeds: Optional[int] = None,
+                      confirmation: Optional[Confirmation] = None,
+                      finetune: Optional[Finetune] = None,
+                      variant: "str | Variant | None" = None,
+                      device: Any = None) -> SearchResult:
     """The paper's cost-model search (steps 1-5, see :mod:`sgquant.search`).
 
     The ``budget`` is split into a random first round and ``n_iter`` (default:
@@ -280,7 +315,8 @@ def cost_model_search(dataset: str, model: str, *, budget: Optional[int] = None,
                    data_root=data_root, options=options, progress=progress, n_mea=n_mea,
                    n_sample=n_sample, n_iter=n_iter, strategy=strategy,
                    xgb_params=xgb_params, confirm_top=confirm_top,
-                   confirm_seeds=confirm_seeds)
+                   confirm_seeds=confirm_seeds, confirmation=confirmation, finetune=finetune,
+                   variant=variant, device=device)
 
 
 def search(dataset: str, model: str, method: str = "cost-model", **kwargs: Any) -> SearchResult:

@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from ..measure import Setup, finetune_record, setup_from_state
-from ..models import QuantOptions
 from ..profiles import Profile
+from ..quantize import QuantOptions
+from ..train import Finetune
 
 __all__ = ["FinetuneJob", "run_finetune_job", "state_arrays", "state_digest"]
 
@@ -50,7 +51,7 @@ class FinetuneJob:
     ``seed``, ``profile``) with ``finetune_seed``; ``fp32_state`` are its weights
     (:func:`state_arrays`, identified by ``fp32_digest``), ``fp32_summary`` its
     accuracies; ``data_root``: where the worker finds the dataset (``None``: its own
-    default)."""
+    default); ``finetune``: the fine-tune settings (epochs, distillation, epoch 0)."""
 
     dataset: str
     model: str
@@ -63,6 +64,7 @@ class FinetuneJob:
     fp32_state: dict
     fp32_summary: dict
     fp32_digest: str
+    finetune: Optional[Finetune] = None
 
 
 def _setup_for(job: FinetuneJob) -> Setup:
@@ -83,4 +85,4 @@ def run_finetune_job(job: FinetuneJob) -> dict[str, Any]:
     """Run ``job`` in this process: its :class:`~sgquant.measure.Measurement` record
     (as a dict, ``worker`` naming this process). Touches no results folder."""
     return finetune_record(_setup_for(job), job.assignment, options=job.options,
-                           finetune_seed=job.finetune_seed)
+                           finetune_seed=job.finetune_seed, finetune=job.finetune)

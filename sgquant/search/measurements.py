@@ -19,7 +19,8 @@ import numpy as np
 from ..bits import BitAssignment, as_assignment
 from ..cache import ResultCache
 from ..measure import Measurement, Setup, measurement_key, memory_record, read_measurement
-from ..models import QuantOptions
+from ..quantize import QuantOptions
+from ..train import Finetune
 from .candidates import ACCURACY_SLACK
 from .failures import FailureLog, SearchFailed, describe
 from .jobs import FinetuneJob, run_finetune_job, state_arrays, state_digest
@@ -56,10 +57,11 @@ class MeasurementRun:
 
     def __init__(self, setup: Setup, space: SearchSpace, threshold: float,
                  options: Optional[QuantOptions], results: str, data_root: Optional[str],
-                 executor: Executor, refresh: Optional[Callable[[], Executor]], bar: Any
-                 ) -> None:
+                 executor: Executor, refresh: Optional[Callable[[], Executor]], bar: Any,
+                 finetune: Optional[Finetune] = None) -> None:
         self.setup, self.space, self.threshold = setup, space, threshold
         self.options, self.data_root = options, data_root
+        self.finetune = finetune or Finetune()
         self.cache = ResultCache(results)
         self.executor, self.refresh, self.bar = executor, refresh, bar
         self.failures = FailureLog()
@@ -69,11 +71,12 @@ class MeasurementRun:
         arrays = state_arrays(setup.fp32_state)
         self._fp32 = (arrays, state_digest(arrays))
 
-    def _job(self, assignment: BitAssignment, finetune_seed: int) -> FinetuneJob:
+    def _job(self, assignment: BitAssignment, finetune_seed: int,
+             finetune: Finetune) -> FinetuneJob:
         s = self.setup
         return FinetuneJob(s.dataset, s.model_name, s.seed, s.profile, assignment.to_dict(),
                            finetune_seed, self.options, self.data_root, self._fp32[0],
-                           dict(s.fp32), self._fp32[1])
+                           dict(s.fp32), self._fp32[1], finetune)
 
     def _store(self, key: dict, record: dict) -> None:
         try:
@@ -83,18 +86,21 @@ class MeasurementRun:
                                f"({describe(exc)}): make it writable or choose another "
                                "folder with --results") from None
 
-    def measure_all(self, items: Sequence[tuple[BitAssignment, int]]) -> list[Outcome]:
-        """Measure each ``(assignment, finetune seed)``: from the cache, else as a job."""
+    def measure_all(self, items: Sequence[tuple[BitAssignment, int]],
+                    finetune: Optional[Finetune] = None) -> list[Outcome]:
+        """Measure each ``(assignment, finetune seed)`` with ``finetune`` (default: the
+        search's settings): from the cache, else as a job."""
+        ft = self.finetune if finetune is None else finetune
         out: list[Optional[Outcome]] = [None] * len(items)
         futures: dict[Future, tuple[int, dict]] = {}
         for i, (a, seed) in enumerate(items):
-            key = measurement_key(self.setup, a, self.options, seed)
+            key = measurement_key(self.setup, a, self.options, seed, ft)
             hit = read_measurement(self.cache, key)
             if hit is not None:
                 out[i] = Outcome(hit, cached=True)
                 continue
             try:
-                futures[self.executor.submit(run_finetune_job, self._job(a, seed))] = (i, key)
+                futures[self.executor.submit(run_finetune_job, self._job(a, seed, ft))] = (i, key)
             except Exception as exc:  # e.g. a broken pool: recorded, the search goes on
                 out[i] = Outcome(None, exception=exc)
         for fut in as_completed(futures):
@@ -139,15 +145,16 @@ class MeasurementRun:
         self.vectors.extend(np.asarray(v, dtype=np.int64) for v in vectors)
         self.failures.check()
 
-    def measure_finetunes(self, keys: Sequence[str], finetune_seeds: Sequence[int]
-                          ) -> list[dict]:
+    def measure_finetunes(self, keys: Sequence[str], finetune_seeds: Sequence[int],
+                          finetune: Optional[Finetune] = None) -> list[dict]:
         """Re-measure the configurations ``keys`` (already measured) once per
-        ``finetune_seeds`` (same FP32 weights, other fine-tuning seeds), through the
-        cache and the executor; one row per fine-tune, in (key, seed) order."""
+        ``finetune_seeds`` (same FP32 weights, other fine-tuning seeds; ``finetune``:
+        other settings), through the cache and the executor; one row per fine-tune, in
+        (key, seed) order."""
         by_key = {r["config_key"]: r for r in self.rows}
         items = [(as_assignment(by_key[k]["assignment"]), int(s))
                  for k in keys for s in finetune_seeds]
-        outcomes = self.measure_all(items)
+        outcomes = self.measure_all(items, finetune)
         rows = []
         for (a, seed), o in zip(items, outcomes):
             rec = o.record or {}

@@ -1,0 +1,143 @@
+"""The method's variants: the paper's SGQuant and our SGQuant+, and the steps between them.
+
+A :class:`Variant` says everything that differs between the two, apart from the search
+itself (the same cost-model search runs for both):
+
+* **quantizer** (:class:`~sgquant.quantize.QuantOptions`): the paper's floor rounding over
+  the full min/max range, or round-to-nearest with a clipped (1st-99th percentile) range
+  for the hidden embeddings and the edge coefficients. A clipped range stores the same
+  float32 ``min``/``scale`` per group, so memory is counted alike.
+* **fine-tuning** (:class:`~sgquant.train.Finetune`) of the search's candidates and, longer
+  (``final_factor`` times the profile's epochs), of the chosen configuration from every
+  evaluation seed; SGQuant+ distils the FP32 model's logits
+  (:class:`~sgquant.train.Distillation`).
+* **confirmation** (:class:`Confirmation`, step 6 of the search): the winner's curse
+  makes the feasible configuration with the largest saving pass partly by luck. The paper's
+  selection takes it as measured (the library re-checks it with the mean over a few
+  fine-tunes, epoch 0 included, which is the same draw for every seed); SGQuant+ judges
+  fresh fine-tunes only, none of which may stop at epoch 0, by a lower confidence bound.
+
+:data:`VARIANTS` names the two methods; :data:`ABLATION` adds one change at a time, from
+the paper's method to SGQuant+.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .checks import check_bool, check_choice, check_int, check_number
+from .profiles import Profile
+from .quantize import QuantOptions
+from .train import Distillation, Finetune
+
+__all__ = ["Confirmation", "Variant", "VARIANTS", "ABLATION", "get_variant"]
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    r"""Step 6 of a search: the ``top`` feasible configurations with the largest savings
+    are fine-tuned ``seeds`` more times (other seeds, same FP32 weights), and the chosen
+    one is the largest saving whose validation accuracies :math:`a_1..a_n` satisfy
+
+    .. math:: \bar a - z\, s / \sqrt{n} \ge \text{FP32 val} - \text{tolerance}
+
+    (:math:`s` their sample standard deviation; ``z = 0``: the mean). ``fresh_only``
+    judges the extra fine-tunes alone, leaving out the search's own measurement (which
+    was selected for being high); ``keep_epoch0=False`` keeps the extra fine-tunes from
+    stopping at epoch 0, so they are independent draws. ``top = 0``: no confirmation.
+    """
+
+    top: int = 3
+    seeds: int = 2
+    fresh_only: bool = False
+    keep_epoch0: bool = True
+    z: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "top", check_int(self.top, "confirm_top", minimum=0))
+        object.__setattr__(self, "seeds", check_int(self.seeds, "confirm_seeds", minimum=1,
+                                                    maximum=999))
+        check_bool(self.fresh_only, "fresh_only")
+        check_bool(self.keep_epoch0, "keep_epoch0")
+        object.__setattr__(self, "z", check_number(self.z, "confirmation z", minimum=0.0))
+
+    def finetune(self, base: Finetune) -> Finetune:
+        """The fine-tune settings of the extra fine-tunes (``base`` with this epoch-0 rule)."""
+        return replace(base, keep_epoch0=self.keep_epoch0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"top": self.top, "seeds": self.seeds, "fresh_only": self.fresh_only,
+                "keep_epoch0": self.keep_epoch0, "z": self.z}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way to quantize, fine-tune and choose (see the module docstring)."""
+
+    name: str
+    label: str
+    options: QuantOptions = field(default_factory=QuantOptions)
+    finetune: Finetune = field(default_factory=Finetune)
+    final_factor: int = 1
+    confirmation: Confirmation = field(default_factory=Confirmation)
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "final_factor", check_int(self.final_factor, "final_factor",
+                                                           minimum=1))
+
+    def final_finetune(self, profile: Profile) -> Finetune:
+        """Fine-tune settings of the chosen configuration: ``final_factor`` times the
+        candidates' epochs."""
+        epochs = (self.finetune.epochs or profile.finetune_epochs) * self.final_factor
+        return replace(self.finetune, epochs=epochs if self.final_factor > 1 else
+                       self.finetune.epochs)
+
+    def search_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`sgquant.search.cost_model_search` for this variant."""
+        return {"options": self.options, "finetune": self.finetune,
+                "confirmation": self.confirmation}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "label": self.label, "options": self.options.to_dict(),
+                "finetune": self.finetune.to_dict(), "final_factor": self.final_factor,
+                "confirmation": self.confirmation.to_dict()}
+
+
+_PLUS_OPTIONS = QuantOptions("nearest", hidden=QuantOptions("nearest", 99.0),
+                             att=QuantOptions("nearest", 99.0))
+_PLUS_CONFIRMATION = Confirmation(top=3, seeds=3, fresh_only=True, keep_epoch0=False, z=1.0)
+_KD = Distillation(temperature=2.0, weight=0.5)
+
+_PAPER = Variant("sgquant", "SGQuant (paper's method)",
+                 note="floor rounding, min/max range, plain fine-tuning, the largest feasible "
+                      "saving re-checked by its mean validation accuracy")
+_PLUS = Variant("sgquant+", "SGQuant+", options=_PLUS_OPTIONS, finetune=Finetune(distill=_KD),
+                final_factor=6, confirmation=_PLUS_CONFIRMATION,
+                note="round-to-nearest, clipped range for hidden and attention, distillation, "
+                     "6x longer final fine-tune, confirmation by fresh fine-tunes and a "
+                     "lower confidence bound")
+
+#: The paper's method and ours.
+VARIANTS: dict[str, Variant] = {v.name: v for v in (_PAPER, _PLUS)}
+
+#: One change at a time, from the paper's method to SGQuant+ (the ablation).
+ABLATION: tuple[Variant, ...] = (
+    _PAPER,
+    replace(_PAPER, name="selection", label="+ selection fix",
+            confirmation=_PLUS_CONFIRMATION, note="the paper's method with SGQuant+'s confirmation"),
+    replace(_PAPER, name="quantizer", label="+ quantizer", options=_PLUS_OPTIONS,
+            confirmation=_PLUS_CONFIRMATION, note="and round-to-nearest with clipped ranges"),
+    replace(_PAPER, name="distillation", label="+ distillation", options=_PLUS_OPTIONS,
+            finetune=Finetune(distill=_KD), confirmation=_PLUS_CONFIRMATION,
+            note="and distillation from the FP32 logits"),
+    _PLUS,
+)
+
+
+def get_variant(name: "str | Variant") -> Variant:
+    """A :class:`Variant` by name (``sgquant``, ``sgquant+``, or an ablation step)."""
+    if isinstance(name, Variant):
+        return name
+    known = {v.name: v for v in ABLATION}
+    return known[check_choice(name, "variant", tuple(known))]
