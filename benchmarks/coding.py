@@ -16,10 +16,11 @@ and cached, ``sgquant.measure.prepare``):
    (``zstandard``): bytes and decode time of every block.
 4. **Packed rematching** (chapter 6's question): FP32 against packed at uniform 4 bits,
    time side by side, and peak memory of one pass in a fresh process each
-   (``sgquant.rematch.peak_memory_table(..., isolate=True)``) at several chunk sizes.
+   (``sgquant.rematch.peak_memory_table(..., isolate=True)``) at several (node rows,
+   edge rows) chunk sizes.
 
 ``--quick`` (CI, under 2 minutes): Cora only, the configuration 1-bit inputs with 8-bit
-hidden features and attention, fewer repeats, one chunk size for the peak memory. The
+hidden features and attention, fewer repeats, two chunk sizes for the packed pass. The
 last line reads ``Cora gcn: coded X bits/element (packed Y, entropy Z)`` for that
 configuration.
 
@@ -111,7 +112,7 @@ def print_storage(dataset: str, groups: pd.DataFrame) -> pd.DataFrame:
         print(head)
         rows = [(f"{r.feature}" + (f" b{int(r.bucket)}" if pd.notna(r.bucket) else ""),
                  str(r.bits), r.elements, [getattr(r, c) for c in METHOD_COLUMNS.values()],
-                 r.codec) for r in g.itertuples()]
+                 r.coder) for r in g.itertuples()]
         rows.append(("total", "", int(t["elements"]),
                      [t[c] for c in METHOD_COLUMNS.values()], t["codecs"]))
         for label, bits, n, values, codec in rows:
@@ -174,52 +175,58 @@ def print_coders(dataset: str, data, net, assignment: BitAssignment, repeats: in
             print(f"  {name:8s} b{g.bits:<2d} H {bound:>9,.0f} B | " + " | ".join(cells))
 
 
+#: (rows, edge rows) per chunk of the packed pass: chapter 6's default (edges chunked
+#: like rows) and larger edge chunks, which cut the per-chunk work of the edge loops.
+REMATCH_CHUNKS = ((64, 64), (1024, 1024), (64, 1024), (128, 2048), (256, 16384))
+REMATCH_CHUNKS_QUICK = ((64, 1024), (128, 2048))
+
+
 def print_rematching(quick: bool, repeats: int) -> None:
-    """Chapter 6's packed pass (Cora GCN, uniform 4 bits) against FP32."""
+    """Chapter 6's packed pass (Cora GCN, uniform 4 bits) against FP32: time side by
+    side in this process, peak memory of one pass per fresh process."""
     from sgquant import rematch
     data, buckets, net = load_case("Cora", "quick")
     asg = BitAssignment.uniform(4, net.num_layers)
-    chunks = (64, 256) if quick else (64, 256, 1024)
-    edge_chunks = (16384,) if quick else (None, 16384)
-    times = B.inference_times(net, data, asg, codecs=(), repeats=repeats)
-    fp32_ms = 1e3 * float(times["seconds"].iloc[0])
+    pairs = REMATCH_CHUNKS_QUICK if quick else REMATCH_CHUNKS
     print(f"\nCora gcn, uniform 4-bit, packed rematching against FP32 (one thread, median of "
           f"{repeats} alternating repeats; peak memory: one pass per fresh process)")
-    print(f"  {'chunk':>6s} {'edge chunk':>10s} {'packed ms':>9s} {'FP32 ms':>8s} {'x FP32':>7s} "
-          f"{'peak MB':>8s} {'FP32 MB':>8s} {'x less':>7s}")
-    for edge in edge_chunks:
-        peak = rematch.peak_memory_table("Cora", "gcn", asg, chunks, modes=("fp32", "packed"),
+    print(f"  {'rows':>5s} {'edges':>6s} {'packed ms':>9s} {'FP32 ms':>8s} {'x FP32':>7s} "
+          f"{'cpu x FP32':>10s} {'peak MB':>8s} {'FP32 MB':>8s} {'x less':>7s}")
+    for chunk, edge in pairs:
+        peak = rematch.peak_memory_table("Cora", "gcn", asg, (chunk,), modes=("fp32", "packed"),
                                          edge_chunk_size=edge, profile="quick", isolate=True)
         base = float(peak.loc[peak["mode"] == "fp32", "inference_bytes"].iloc[0])
-        for c in chunks:
-            runner = PackedRunner(net, asg, chunk_size=c, edge_chunk_size=edge)
-            xp = runner.pack_input(data.x, data.edge_index)
+        held = float(peak.loc[peak["mode"] == "packed", "inference_bytes"].iloc[0])
+        runner = PackedRunner(net, asg, chunk_size=chunk, edge_chunk_size=edge)
+        xp = runner.pack_input(data.x, data.edge_index)
 
-            def fp32():
-                net.reset_cache()
-                with torch.no_grad():
-                    net(data.x, data.edge_index)
-            side = _side_by_side({"fp32": fp32,
-                                  "packed": lambda: runner.run(xp, data.edge_index)}, repeats)
-            row = peak[(peak["mode"] == "packed") & (peak["chunk_size"] == c)].iloc[0]
-            print(f"  {c:6d} {edge or c:10d} {side['packed']:9.2f} {side['fp32']:8.2f} "
-                  f"{side['packed'] / side['fp32']:7.2f} {row.inference_bytes / 1e6:8.2f} "
-                  f"{base / 1e6:8.2f} {base / row.inference_bytes:7.2f}")
-    print(f"  (FP32 pass alone in the timing table above: {fp32_ms:.2f} ms)")
+        def fp32():
+            net.reset_cache()
+            with torch.no_grad():
+                net(data.x, data.edge_index)
+        wall, cpu = _side_by_side({"fp32": fp32,
+                                   "packed": lambda: runner.run(xp, data.edge_index)}, repeats)
+        print(f"  {chunk:5d} {edge:6d} {wall['packed']:9.2f} {wall['fp32']:8.2f} "
+              f"{wall['packed'] / wall['fp32']:7.2f} {cpu['packed'] / cpu['fp32']:10.2f} "
+              f"{held / 1e6:8.2f} {base / 1e6:8.2f} {base / held:7.2f}")
 
 
-def _side_by_side(passes: dict, repeats: int) -> dict[str, float]:
+def _side_by_side(passes: dict, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall and CPU milliseconds of each pass, run in turn ``repeats`` times."""
     from sgquant.measure import single_thread
-    times = {k: [] for k in passes}
+    wall: dict[str, list[float]] = {k: [] for k in passes}
+    cpu: dict[str, list[float]] = {k: [] for k in passes}
     with single_thread():
         for fn in passes.values():
             fn()
         for _ in range(repeats):
             for k, fn in passes.items():
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.thread_time()
                 fn()
-                times[k].append(time.perf_counter() - start)
-    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
+                wall[k].append(time.perf_counter() - start)
+                cpu[k].append(time.thread_time() - start_cpu)
+    return ({k: 1e3 * statistics.median(v) for k, v in wall.items()},
+            {k: 1e3 * statistics.median(v) for k, v in cpu.items()})
 
 
 # -------------------------------------------------------------------------- main

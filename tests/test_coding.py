@@ -3,8 +3,6 @@ coded inference equal to packed inference, the targets of chapter 7 on Cora, and
 chapter's functions in the quick profile."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch

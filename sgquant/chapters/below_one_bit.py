@@ -49,7 +49,7 @@ from ..models import QuantGNN
 from ..packed import PackedRunner
 from ..profiles import Profile, get_profile
 
-__all__ = ["METHODS", "CHUNK_SIZE", "EDGE_CHUNK_SIZE", "TIMED_CODECS", "input_first",
+__all__ = ["METHODS", "CHOSEN", "CHUNK_SIZE", "EDGE_CHUNK_SIZE", "TIMED_CODECS", "input_first",
            "csr_nbytes", "fp32_features", "storage_baselines", "storage_totals",
            "inference_times", "below_one_bit_tables", "plot_bytes", "reading", "Chapter"]
 
@@ -64,6 +64,8 @@ EDGE_CHUNK_SIZE: int = 2048
 TIMED_CODECS: tuple[str, ...] = ("packed", "sparse", "entropy", "auto")
 _COMPONENT_LABELS = {"input": "input features", "hidden": "hidden features",
                      "attention": "edge coefficients"}
+#: Label of the chosen configuration in the chapter's tables.
+CHOSEN = "chosen"
 
 
 def input_first(num_layers: int, input_bits: int = 1, other_bits: int = 8) -> BitAssignment:
@@ -115,7 +117,9 @@ def storage_baselines(net: QuantGNN, data: Data, assignment: Union[BitAssignment
     """Bytes of every feature group of ``net`` on ``data`` under ``assignment``, one
     row per group: ``elements`` and the bytes of each of :data:`METHODS`
     (``fp32_bytes``, ``csr_bytes``, ``sparse_fp32_bytes``, ``packed_bytes``,
-    ``coded_bytes`` with the ``codec`` chosen, ``entropy_bytes``), ``same_logits``
+    ``coded_bytes`` with the ``codec`` chosen and its ``coder``: ``sparse``,
+    ``ans/codes``, ``ans/runs``, ``zstd/codes``, ``zstd/runs`` or ``packed``;
+    ``entropy_bytes``), ``same_logits``
     (coded pass == packed pass, bit for bit) and ``same_predictions`` (share of nodes
     whose coded argmax equals the fake-quant model's). Groups kept in float32 count
     :math:`4n` bytes in every method."""
@@ -150,12 +154,14 @@ def storage_baselines(net: QuantGNN, data: Data, assignment: Union[BitAssignment
             entropy = (dense if g.bits == FP32_BITS
                        else math.ceil(code_entropy_bits(g.packed) / 8))
             rows.append({
-                "configuration": label or str(asg), "feature": name,
+                "configuration": label or str(asg), "assignment": str(asg), "feature": name,
                 "component": _component(name), "layer": int(name.split("_L")[1]),
                 "bucket": j if len(feature.groups) > 1 else None, "bits": g.bits,
                 "elements": elements, "fp32_bytes": dense, "csr_bytes": csr,
                 "sparse_fp32_bytes": min(dense, csr), "packed_bytes": g.nbytes,
-                "coded_bytes": cg.nbytes, "codec": cg.codec, "entropy_bytes": entropy,
+                "coded_bytes": cg.nbytes, "codec": cg.codec,
+                "coder": cg.coded.plan.label if cg.coded is not None else cg.codec,
+                "entropy_bytes": entropy,
                 "same_logits": same, "same_predictions": agree,
                 "average_bits": _average_bits(packed.records),
             })
@@ -175,7 +181,8 @@ def storage_totals(groups: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for conf, g in groups.groupby("configuration", sort=False):
         n = int(g["elements"].sum())
-        row: dict[str, Any] = {"configuration": conf, "elements": n,
+        row: dict[str, Any] = {"configuration": conf, "assignment": g["assignment"].iloc[0],
+                               "elements": n,
                                "average_bits": float(g["average_bits"].iloc[0])}
         for method in METHODS:
             total = int(g[_COLUMN[method]].sum())
@@ -188,7 +195,7 @@ def storage_totals(groups: pd.DataFrame) -> pd.DataFrame:
         row["sparse_fp32_saving_vs_fp32"] = row["fp32_bytes"] / row["sparse_fp32_bytes"]
         row["coded_vs_entropy"] = row["coded_bytes"] / max(row["entropy_bytes"], 1)
         row["coded_vs_packed"] = row["coded_bytes"] / row["packed_bytes"]
-        row["codecs"] = ", ".join(f"{c} x{k}" for c, k in g["codec"].value_counts().items())
+        row["codecs"] = ", ".join(f"{c} x{k}" for c, k in g["coder"].value_counts().items())
         row["same_logits"] = bool(g["same_logits"].all())
         row["same_predictions"] = float(g["same_predictions"].min())
         rows.append(row)
@@ -272,7 +279,7 @@ def below_one_bit_tables(dataset: str = "Cora", model: str = "gcn",
     chosen = input_first(L) if assignment is None else as_assignment(assignment)
     chosen.check_shape(L, setup.buckets.num_buckets)
     configs = [(f"uniform {b}-bit", BitAssignment.uniform(b, L)) for b in bits]
-    configs.append((f"chosen: {chosen}", chosen))
+    configs.append((CHOSEN, chosen))
     groups = pd.concat([storage_baselines(net, setup.data, a, setup.buckets, label=name)
                         for name, a in configs], ignore_index=True)
     groups.insert(0, "dataset", setup.dataset)
@@ -282,7 +289,8 @@ def below_one_bit_tables(dataset: str = "Cora", model: str = "gcn",
     totals.insert(1, "model", setup.model_name)
     reps = repeats if repeats is not None else (5 if prof.name == "quick" else 15)
     timing = inference_times(net, setup.data, chosen, setup.buckets, repeats=reps)
-    timing.insert(0, "configuration", f"chosen: {chosen}")
+    timing.insert(0, "configuration", CHOSEN)
+    timing.insert(1, "assignment", str(chosen))
     return {"groups": groups, "totals": totals, "timing": timing}
 
 
@@ -300,7 +308,8 @@ def plot_bytes(groups: pd.DataFrame, configurations: Optional[Sequence[str]] = N
     df = pd.DataFrame(rows)
     grid = sns.catplot(df, kind="bar", x="component", y="MB", hue="method", col="configuration",
                        col_order=confs, col_wrap=min(3, len(confs)), height=3.2, aspect=1.25,
-                       hue_order=list(METHODS), sharey=True)
+                       hue_order=list(METHODS), order=list(_COMPONENT_LABELS.values()),
+                       sharey=True)
     grid.set(yscale="log")
     grid.set_axis_labels("", "MB (1e6 bytes), log scale")
     grid.set_titles("{col_name}")
@@ -336,11 +345,15 @@ def reading(tables: dict[str, pd.DataFrame]) -> str:
         f"dense FP32 and {best['coded_saving_vs_sparse_fp32']:.1f}x less than sparse FP32, "
         f"{best['coded_vs_entropy']:.3f}x the codes' order-0 entropy "
         f"({best['entropy_bits_per_element']:.3f} bits per element; codecs {best['codecs']}). ")
-    chosen = t[t["configuration"].str.startswith("chosen")]
+    if (t["coded_vs_entropy"] < 1).any():
+        text.append("Coded storage goes below the order-0 entropy where the run form (gaps "
+                    "between non-zero codes) or zstd's matches capture structure that a "
+                    "code-by-code model cannot. ")
+    chosen = t[t["configuration"] == CHOSEN]
     if len(chosen):
         c = chosen.iloc[0]
         text.append(
-            f"At the chosen configuration ({c['configuration'][len('chosen: '):]}, "
+            f"At the chosen configuration ({c['assignment']}, "
             f"{c['average_bits']:.2f} average bits) the coded features take "
             f"{c['coded_bits_per_element']:.3f} bits per element: "
             f"{c['coded_saving_vs_fp32']:.0f}x less than dense FP32, "
@@ -416,9 +429,13 @@ class Chapter:
 
     def totals_table(self) -> Any:
         from .. import plots
+        totals = self.tables["totals"]
+        chosen = totals.loc[totals["configuration"] == CHOSEN, "assignment"]
         return plots.table(
-            self.tables["totals"], caption="Feature storage by method (all groups)",
-            columns={"configuration": "configuration", "fp32_bytes": "dense FP32 (B)",
+            totals, caption="Feature storage by method (all groups)" + (
+                f"; chosen = {chosen.iloc[0]}" if len(chosen) else ""),
+            columns={"configuration": "configuration", "average_bits": "avg bits",
+                     "fp32_bytes": "dense FP32 (B)",
                      "sparse_fp32_bytes": "sparse FP32 (B)", "packed_bytes": "packed (B)",
                      "coded_bytes": "coded (B)", "entropy_bytes": "entropy bound (B)",
                      "coded_bits_per_element": "coded bits/element",
@@ -439,7 +456,7 @@ class Chapter:
             columns={"configuration": "configuration", "feature": "feature",
                      "bucket": "bucket", "bits": "bits", "elements": "elements",
                      "fp32_bytes": "dense FP32", "sparse_fp32_bytes": "sparse FP32",
-                     "packed_bytes": "packed", "coded_bytes": "coded", "codec": "codec",
+                     "packed_bytes": "packed", "coded_bytes": "coded", "coder": "coder",
                      "entropy_bytes": "entropy bound"},
             formats={"bucket": "{:.0f}"} | {k: "{:,.0f}" for k in (
                 "elements", "dense FP32", "sparse FP32", "packed", "coded", "entropy bound")})

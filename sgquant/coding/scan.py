@@ -14,9 +14,10 @@ import numpy as np
 
 from ..checks import check_int
 from ..packing import PackedTensor
+from .model import entropy_bits
 from .streams import block_codes, gaps_of
 
-__all__ = ["DEFAULT_BLOCK_ELEMENTS", "block_rows_for", "GroupCodes"]
+__all__ = ["DEFAULT_BLOCK_ELEMENTS", "block_rows_for", "GroupCodes", "code_entropy_bits"]
 
 #: Elements per coded block, about (rows are never split: see :func:`block_rows_for`).
 DEFAULT_BLOCK_ELEMENTS: int = 1 << 16
@@ -109,3 +110,10 @@ class GroupCodes:
         hist = self.histogram.copy()
         hist[self.dominant] = 0
         return hist
+
+
+def code_entropy_bits(packed: PackedTensor) -> float:
+    r"""Empirical order-0 entropy of the codes of a packed group, in bits (:math:`nH`;
+    the bound of symbol-by-symbol coding, model excluded)."""
+    scan = GroupCodes(packed, block_rows_for(packed.row_numel if packed.shape else 1))
+    return entropy_bits(scan.histogram)
