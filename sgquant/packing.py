@@ -11,9 +11,11 @@ codes live on.
   :math:`\mathbf{x}' = s \cdot q + \min`;
 * :class:`PackedTensor`: the same, bit-packed, with row access (:meth:`PackedTensor.rows`,
   :meth:`PackedTensor.gather`) that decodes only the bytes of the rows asked for.
-  Widths 1, 2, 4 and 8 decode through a 256-entry byte table (one float32 row per byte
+  Widths 1, 2 and 4 decode through a 256-entry byte table (one float32 row per byte
   value, computed with the same float32 operations as :meth:`QuantizedTensor.dequantize`,
-  hence identical values).
+  hence identical values); on the CPU the table is read as one opaque
+  :math:`4 \cdot 8/b`-byte item per byte value (``numpy.take``), a single gather over
+  the chunk's bytes. Width 8 converts the bytes themselves (:math:`s \cdot q + \min`).
 """
 from __future__ import annotations
 
@@ -215,6 +217,8 @@ class PackedTensor:
     shape: tuple[int, ...]
     rounding: str = "floor"
     _table: Optional[Tensor] = field(default=None, repr=False)
+    _items: Optional[np.ndarray] = field(default=None, repr=False)
+    _items_of: Optional[Tensor] = field(default=None, repr=False)
 
     @property
     def numel(self) -> int:
@@ -263,16 +267,32 @@ class PackedTensor:
             self._table = values[codes]
         return self._table
 
+    def _byte_items(self) -> np.ndarray:
+        """:meth:`table` viewed as 256 opaque items of ``4 * 8 / b`` bytes (CPU)."""
+        table = self.table()
+        if self._items is None or self._items_of is not table:
+            width = 4 * table.shape[1]
+            self._items = table.contiguous().numpy().view(np.dtype(("V", width))).reshape(256)
+            self._items_of = table
+        return self._items
+
     def _decode(self, data: Tensor, bit_offset: int, n: int) -> Tensor:
         """``n`` rematched values (1-D float32) from the bytes ``data``, starting at
         stream bit ``bit_offset`` of ``data``."""
-        if self.bits in LUT_BITS and bit_offset % self.bits == 0:
-            per_byte = 8 // self.bits
-            first = bit_offset // self.bits
-            nbytes = (first + n + per_byte - 1) // per_byte
-            out = self.table().index_select(0, data[:nbytes].to(torch.int32)).view(-1)
+        b = self.bits
+        if b in LUT_BITS and bit_offset % b == 0:
+            per_byte = 8 // b
+            first = bit_offset // b
+            data = data[:(first + n + per_byte - 1) // per_byte]
+            if b == 8:
+                out = data.to(torch.float32).mul_(self.scale).add_(self.minimum)
+            elif data.device.type == "cpu":
+                items = np.take(self._byte_items(), data.numpy(), axis=0)
+                out = torch.from_numpy(items.view(np.float32).reshape(-1))
+            else:
+                out = self.table().index_select(0, data.to(torch.int32)).view(-1)
             return out[first:first + n] if (first or out.numel() != n) else out
-        codes = unpack_bits(data, self.bits, n, bit_offset=bit_offset)
+        codes = unpack_bits(data, b, n, bit_offset=bit_offset)
         return codes.to(torch.float32).mul_(self.scale).add_(self.minimum)
 
     def rows(self, start: int, stop: int) -> Tensor:

@@ -45,6 +45,7 @@ from torch_geometric.utils import remove_self_loops
 from ..bits import BitAssignment, as_assignment
 from ..bitwidth import FP32_BITS
 from ..checks import check_bool, check_int
+from ..coding import check_codec
 from ..degree import DegreeBuckets
 from ..models.base import ROW_BLOCK, QuantGNN
 from ..quantize import QuantOptions
@@ -105,7 +106,8 @@ class Edges:
 class FeatureRecord:
     """Storage of one quantized group: ``layer`` (1-based), ``component`` (``emb``/``att``),
     ``bucket`` (degree bucket of an ``emb`` group, ``None`` for ``att``), ``bits``,
-    ``elements`` and the ``nbytes`` actually held."""
+    ``elements``, the ``nbytes`` actually held and the ``codec`` that holds them
+    (``fp32``, ``packed``, ``sparse`` or ``entropy``)."""
 
     layer: int
     component: str
@@ -113,6 +115,7 @@ class FeatureRecord:
     bits: int
     elements: int
     nbytes: int
+    codec: str = "packed"
 
 
 @dataclass
@@ -151,6 +154,10 @@ class PackedRunner:
         edge_chunk_size: edge rows per chunk (default ``chunk_size``).
         keep_features: keep every :class:`PackedFeature` in the result (for checks);
             by default each one is freed once consumed.
+        codec: how each quantized group is stored (:data:`sgquant.coding.CODECS`):
+            ``packed`` (fixed-width bit packing, the default), ``sparse``, ``entropy``
+            (lossless codes of the codes, decoded block by block as rows are consumed;
+            same logits) or ``auto`` (the smallest of the three per group).
     """
 
     def __init__(self, model: QuantGNN, assignment: Union[BitAssignment, dict, str], *,
@@ -158,7 +165,7 @@ class PackedRunner:
                  options: Optional[QuantOptions] = None,
                  chunk_size: int = DEFAULT_CHUNK_SIZE,
                  edge_chunk_size: Optional[int] = None,
-                 keep_features: bool = False) -> None:
+                 keep_features: bool = False, codec: str = "packed") -> None:
         if not isinstance(model, QuantGNN):
             raise ValueError(f"PackedRunner needs an sgquant model (GCN, AGNN, GAT), got "
                              f"{type(model).__name__}")
@@ -176,6 +183,7 @@ class PackedRunner:
         self.edge_chunk_size = (self.chunk_size if edge_chunk_size is None
                                 else check_chunk_size(edge_chunk_size, "edge_chunk_size"))
         self.keep_features = check_bool(bool(keep_features), "keep_features")
+        self.codec = check_codec(codec)
         self.device = next(model.parameters()).device
         self._records: list[FeatureRecord] = []
         self._input_records: list[FeatureRecord] = []
@@ -213,7 +221,7 @@ class PackedRunner:
                 continue
             bucket = None if component == "att" else j
             self._records.append(FeatureRecord(layer, component, bucket, g.bits, elements,
-                                               g.nbytes))
+                                               g.nbytes, g.codec))
         if self.keep_features:
             self._kept[feature.name] = feature
 
@@ -227,14 +235,16 @@ class PackedRunner:
                 group = FeatureGroup(None, FP32_BITS, values=h.to(torch.float32))
             else:
                 group = pack_group(lambda s, e: h[s:e], n, rest, row[0], self.options,
-                                   self.chunk_size, device=self.device)
+                                   self.chunk_size, device=self.device, codec=self.codec,
+                                   name=name)
             feature = PackedFeature(name, h.shape, [group])
         else:
             groups = []
-            for idx, bits in zip(self._group_index, row):
+            for j, (idx, bits) in enumerate(zip(self._group_index, row)):
                 src = (lambda s, e, idx=idx: h.index_select(0, idx[s:e]))
                 groups.append(pack_group(src, int(idx.numel()), rest, bits, self.options,
-                                         self.chunk_size, index=idx, device=self.device))
+                                         self.chunk_size, index=idx, device=self.device,
+                                         codec=self.codec, name=f"{name} bucket {j}"))
             feature = PackedFeature(name, h.shape, groups, group_of=self._group_of)
         self._record(feature, layer + 1, "emb")
         return feature
@@ -244,9 +254,11 @@ class PackedRunner:
         """Quantize and pack the edge coefficients of ``layer`` (0-based), produced chunk by
         chunk by ``source(start, stop)``."""
         bits = self.assignment.att_bits[layer]
+        name = f"att_L{layer + 1}"
         group = pack_group(source, num_edges, row_shape, bits, self.options,
-                           self.edge_chunk_size, device=self.device)
-        feature = PackedFeature(f"att_L{layer + 1}", (num_edges, *row_shape), [group])
+                           self.edge_chunk_size, device=self.device, codec=self.codec,
+                           name=name)
+        feature = PackedFeature(name, (num_edges, *row_shape), [group])
         self._record(feature, layer + 1, "att")
         return feature
 

@@ -3,8 +3,10 @@ r"""Quantized features held as packed codes: groups, features, and how they are 
 A feature (a layer input :math:`N \times d`, or an edge tensor :math:`E \times heads`) is
 stored as one or more groups (one per degree bucket for a topology-aware ``emb``), each a
 :class:`~sgquant.packing.PackedTensor` of :math:`\lceil n b / 8 \rceil` bytes plus its
-float32 ``min`` and ``scale``, or float32 values at 32 bits. Rows are *rematched*
-(:math:`x' = s q + \min`) on demand by :meth:`PackedFeature.rows` / :meth:`PackedFeature.gather`.
+float32 ``min`` and ``scale``, a :class:`~sgquant.coding.CodedTensor` (the same codes
+coded losslessly in blocks, :mod:`sgquant.coding`), or float32 values at 32 bits. Rows
+are *rematched* (:math:`x' = s q + \min`) on demand by :meth:`PackedFeature.rows` /
+:meth:`PackedFeature.gather`.
 """
 from __future__ import annotations
 
@@ -16,10 +18,12 @@ import torch
 from torch import Tensor
 
 from ..bitwidth import FP32_BITS
+from ..coding import CodedTensor, encode_group
 from ..packing import PackedTensor, pack_bits
 from ..quantize import QuantOptions, RangeObserver, codes
 
-__all__ = ["spans", "FeatureGroup", "PackedFeature", "RowSubset", "pack_group"]
+__all__ = ["spans", "FeatureGroup", "PackedFeature", "RowSubset", "PACK_PIECE_ELEMENTS",
+           "pack_step", "pack_group"]
 
 
 def spans(n: int, size: int) -> Iterator[tuple[int, int]]:
@@ -30,33 +34,55 @@ def spans(n: int, size: int) -> Iterator[tuple[int, int]]:
 
 @dataclass(eq=False)
 class FeatureGroup:
-    """Rows ``index`` (sorted; ``None``: all rows) of a feature, packed or float32."""
+    """Rows ``index`` (sorted; ``None``: all rows) of a feature: bit-packed, coded or
+    float32 (exactly one of ``packed``, ``coded``, ``values``)."""
 
     index: Optional[Tensor]
     bits: int
     packed: Optional[PackedTensor] = None
     values: Optional[Tensor] = None
+    coded: Optional[CodedTensor] = None
+
+    @property
+    def store(self):
+        """What holds the rows: the float32 values, the coded or the packed tensor."""
+        if self.values is not None:
+            return self.values
+        return self.coded if self.coded is not None else self.packed
+
+    @property
+    def codec(self) -> str:
+        """``fp32``, ``packed``, or the block codec of a coded group."""
+        if self.values is not None:
+            return "fp32"
+        return self.coded.codec if self.coded is not None else "packed"
+
+    @property
+    def device(self) -> torch.device:
+        if self.values is not None:
+            return self.values.device
+        return self.coded.device if self.coded is not None else self.packed.data.device
 
     @property
     def num_rows(self) -> int:
-        store = self.values if self.values is not None else self.packed
-        return int(store.shape[0])
+        return int(self.store.shape[0])
 
     @property
     def nbytes(self) -> int:
         if self.values is not None:
             return int(self.values.numel()) * 4
-        return self.packed.nbytes if self.packed is not None else 0
+        store = self.store
+        return store.nbytes if store is not None else 0
 
     def rows(self, start: int, stop: int) -> Tensor:
         if self.values is not None:
             return self.values[start:stop]
-        return self.packed.rows(start, stop)
+        return self.store.rows(start, stop)
 
     def gather(self, pos: Tensor) -> Tensor:
         if self.values is not None:
             return self.values.index_select(0, pos)
-        return self.packed.gather(pos)
+        return self.store.gather(pos)
 
 
 class PackedFeature:
@@ -88,8 +114,7 @@ class PackedFeature:
 
     @property
     def device(self) -> torch.device:
-        g = self.groups[0]
-        return (g.values if g.values is not None else g.packed.data).device
+        return self.groups[0].device
 
     def _single(self) -> bool:
         return len(self.groups) == 1 and self.groups[0].index is None
@@ -150,10 +175,28 @@ class RowSubset:
         return self.feature.gather(self.n_id.index_select(0, ids))
 
 
+#: Elements quantized and packed per piece, at least (see :func:`pack_step`).
+PACK_PIECE_ELEMENTS: int = 1 << 14
+
+
+def pack_step(chunk: int, per_row: int) -> int:
+    r"""Rows quantized and packed at a time by :func:`pack_group`: a multiple of 8 (each
+    piece packs to whole bytes at any width), at least ``chunk`` rows and at least
+    :data:`PACK_PIECE_ELEMENTS` elements, so that narrow rows (hidden features, edge
+    coefficients) are not packed a few hundred values at a time. Codes are elementwise
+    for a given range, so the piece size changes no code; the float32 temporaries of a
+    piece stay about :math:`\max(\text{chunk} \cdot r, 2^{14})` elements."""
+    rows = max(chunk, PACK_PIECE_ELEMENTS // max(per_row, 1))
+    return -(-rows // 8) * 8
+
+
 def pack_group(source: Callable[[int, int], Tensor], n: int, row_shape: tuple[int, ...],
                bits: int, options: QuantOptions, chunk: int, index: Optional[Tensor] = None,
-               device: Optional[torch.device] = None) -> FeatureGroup:
-    r"""Quantize the ``n`` rows produced by ``source(s, e)`` as one group and pack them.
+               device: Optional[torch.device] = None, codec: str = "packed",
+               name: str = "group") -> FeatureGroup:
+    r"""Quantize the ``n`` rows produced by ``source(s, e)`` as one group and pack them
+    (then code them with ``codec``, :func:`sgquant.coding.encode_group`; ``name``
+    labels the group in error messages).
 
     The range comes from a :class:`~sgquant.quantize.RangeObserver` fed chunk by chunk
     (min/max, exact in any order), or with the whole group once when the range is clipped
@@ -171,7 +214,8 @@ def pack_group(source: Callable[[int, int], Tensor], n: int, row_shape: tuple[in
         empty = PackedTensor(torch.empty(0, dtype=torch.uint8, device=device), 0.0, 0.0, bits,
                              shape, options.rounding)
         return FeatureGroup(index, bits, packed=empty)
-    step = -(-chunk // 8) * 8  # whole bytes at any width
+    per_row = math.prod(row_shape)
+    step = pack_step(chunk, per_row)
     observer = RangeObserver(options.clip_percentile)
     if options.clip_percentile is None:
         for s, e in spans(n, step):
@@ -179,7 +223,6 @@ def pack_group(source: Callable[[int, int], Tensor], n: int, row_shape: tuple[in
     else:
         observer.update(source(0, n))
     mn, mx = observer.calculate_range()
-    per_row = math.prod(row_shape)
     data = torch.empty((n * per_row * bits + 7) // 8, dtype=torch.uint8, device=device)
     scale = None
     for s, e in spans(n, step):
@@ -188,4 +231,7 @@ def pack_group(source: Callable[[int, int], Tensor], n: int, row_shape: tuple[in
         b0 = s * per_row * bits // 8
         data[b0:b0 + piece.numel()] = piece
     packed = PackedTensor(data, float(mn), float(scale), bits, shape, options.rounding)
-    return FeatureGroup(index, bits, packed=packed)
+    store = encode_group(packed, codec, name=name)
+    if isinstance(store, CodedTensor):
+        return FeatureGroup(index, bits, coded=store)
+    return FeatureGroup(index, bits, packed=store)
