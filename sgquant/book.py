@@ -44,7 +44,7 @@ __all__ = [
 CHAPTER_DIR = Path("book") / "chapters"
 #: Files and folders of the book besides the chapters and its pages ``book/*.md``
 #: (copied by ``--out``).
-BOOK_FILES = ("_config.yml", "_toc.yml", "CITATION.cff", "book/_static")
+BOOK_FILES = ("_config.yml", "_toc.yml", "CITATION.cff", "book/_static", "book/references.bib")
 #: The file that marks a folder as written by ``sgquant book --out``.
 BOOK_MARKER = ".sgquant-book"
 

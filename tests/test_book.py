@@ -25,6 +25,7 @@ EXPECTED = {
     "04_granularity": ("<table", "<img"),
     "05_autobit": ("<table", "<img"),
     "06_rematching": ("<table", "<img"),
+    "07_below_one_bit": ("<table", "<img"),
 }
 
 

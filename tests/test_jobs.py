@@ -81,7 +81,7 @@ def test_workers_die_with_a_killed_search_and_the_pipe_closes(sig, where, tmp_pa
 def test_a_worker_whose_parent_is_gone_ends_itself():
     """The worker initializer exits at once when it does not run under the parent it
     was started for (the parent died before the worker set up its watch)."""
-    code = subprocess.run([sys.executable, "-c", "from sgquant.search.executors import "
+    code = subprocess.run([sys.executable, "-c", "from sgquant.search.orphans import "
                            "die_with_parent; die_with_parent(1); print('alive')"],
                           capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)})

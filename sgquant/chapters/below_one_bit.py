@@ -29,6 +29,7 @@ import math
 import statistics
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Optional, Sequence, Union
 
 import matplotlib.pyplot as plt
@@ -40,14 +41,16 @@ from torch_geometric.data import Data
 
 from ..bits import BitAssignment, as_assignment
 from ..bitwidth import FP32_BITS
-from ..checks import check_int
+from ..checks import check_int, check_int_list
 from ..coding import code_entropy_bits
-from ..data import DegreeBuckets, canonical_name
+from ..data import canonical_name
+from ..degree import DegreeBuckets
 from ..measure import build_for, prepare, single_thread
 from ..memory import MB
 from ..models import QuantGNN
 from ..packed import PackedRunner
 from ..profiles import Profile, get_profile
+from .common import SingleDatasetChapter
 
 __all__ = ["METHODS", "CHOSEN", "CHUNK_SIZE", "EDGE_CHUNK_SIZE", "TIMED_CODECS", "input_first",
            "csr_nbytes", "fp32_features", "storage_baselines", "storage_totals",
@@ -386,46 +389,22 @@ def reading(tables: dict[str, pd.DataFrame]) -> str:
 
 # ------------------------------------------------------------------- notebook glue
 @dataclass
-class Chapter:
-    """Chapter 7 with its notebook's parameters; each method shows one table, figure
-    or the reading (measurements run once, on first use)."""
+class Chapter(SingleDatasetChapter):
+    """Chapter 7 (``notebooks/07_below_one_bit.ipynb``); each method shows one table,
+    figure or the reading (measurements run once, on first use)."""
 
-    dataset: Any = "Cora"
-    model: Any = "gcn"
-    profile: str = "default"
-    seeds: Any = None
     bits: Sequence[int] = (1, 2, 4, 8)
     assignment: Any = None
-    _tables: Optional[dict] = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        from .. import plots
-        from ..experiments import check_parameters
-        checked = check_parameters(dataset=self.dataset, model=self.model,
-                                   profile=self.profile, seeds=self.seeds)
-        if len(checked["datasets"]) != 1 or len(checked["models"]) != 1:
-            raise ValueError(f"this chapter takes one dataset and one model, got "
-                             f"dataset={self.dataset!r}, model={self.model!r}")
-        self.bits = [check_int(b, "bits entry", minimum=1, maximum=16) for b in self.bits]
-        self.dataset_name, self.model_name = checked["datasets"][0], checked["models"][0]
-        self.seed = checked["seeds"][0]
-        plots.setup_style()
+        super().__post_init__()
+        self.bits = check_int_list(self.bits, "bits", minimum=1, maximum=16)
 
-    @property
+    @cached_property
     def tables(self) -> dict[str, pd.DataFrame]:
-        if self._tables is None:
-            self._tables = below_one_bit_tables(self.dataset_name, self.model_name,
-                                                self.profile, self.seed, bits=self.bits,
-                                                assignment=self.assignment)
-        return self._tables
-
-    def configuration(self) -> Any:
-        from .. import plots
-        from ..experiments import run_info
-        return plots.table(run_info(self.profile, dataset=self.dataset, model=self.model,
-                                    seeds=self.seeds, bits=self.bits,
-                                    assignment=self.assignment),
-                           caption="Run configuration (parameters and profile budgets)")
+        return below_one_bit_tables(self.dataset_name, self.model_name, self.profile,
+                                    self.seed_list[0], bits=self.bits,
+                                    assignment=self.assignment)
 
     def totals_table(self) -> Any:
         from .. import plots

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import threading
-import time
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
 from ..checks import check_int, check_number
+from .orphans import die_with_parent
 
 __all__ = ["SerialExecutor", "DaskExecutor", "SchedulerUnreachable", "make_executor",
            "check_scheduler", "executor_workers", "SCHEDULER_SCHEMES"]
@@ -58,26 +57,6 @@ class SerialExecutor(Executor):
         self._shutdown = True
 
 
-def _watch_parent(parent: int, every: float) -> None:
-    while True:
-        time.sleep(every)
-        if os.getppid() != parent:
-            os._exit(1)
-
-
-def die_with_parent(parent: int, every: float = 0.25) -> None:
-    """Worker initializer: end this process within ``every`` seconds of ``parent``'s
-    death, however it died (``SIGKILL`` included).
-
-    A daemon thread polls :func:`os.getppid`: an orphan is re-parented, so the pid
-    changes. (Linux's ``prctl(PR_SET_PDEATHSIG)`` is not used: it fires when the
-    *thread* that started the worker ends, and a pool may be first used from a
-    short-lived thread.)
-    """
-    if os.getppid() != parent:  # the parent died before this worker started
-        os._exit(1)
-    threading.Thread(target=_watch_parent, args=(parent, every), daemon=True,
-                     name="sgquant-watch-parent").start()
 
 
 def check_scheduler(scheduler: Optional[str]) -> Optional[str]:

@@ -2,7 +2,7 @@
 
 Its worker processes are children of this process; like the process pool's workers
 they die with it, even when it is killed with ``SIGKILL``
-(:func:`sgquant.search.executors.die_with_parent`, run in each worker by a
+(:func:`sgquant.search.orphans.die_with_parent`, run in each worker by a
 :class:`distributed.WorkerPlugin`). Imported only when a local cluster is asked for.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from distributed import Client, LocalCluster, WorkerPlugin
 
-from .executors import die_with_parent
+from .orphans import die_with_parent
 
 __all__ = ["DieWithDriver", "start_local_cluster"]
 
