@@ -19,10 +19,12 @@ and cached, ``sgquant.measure.prepare``):
    (``sgquant.rematch.peak_memory_table(..., isolate=True)``) at several (node rows,
    edge rows) chunk sizes.
 
-``--quick`` (CI, under 2 minutes): Cora only, the configuration 1-bit inputs with 8-bit
-hidden features and attention, fewer repeats, two chunk sizes for the packed pass. The
-last line reads ``Cora gcn: coded X bits/element (packed Y, entropy Z)`` for that
-configuration.
+By default the configuration is the one chapter 3's SGQuant+ search chooses in the
+profile (``sgquant.chapters.overall.search_choice``; read from the results cache after
+``make book``, searched otherwise). ``--quick`` (CI, under 2 minutes): Cora only, the
+configuration 1-bit inputs with 8-bit hidden features and attention, fewer repeats, two
+chunk sizes for the packed pass. The last line reads
+``Cora gcn: coded X bits/element (packed Y, entropy Z)`` for that configuration.
 
     .venv/bin/python benchmarks/coding.py [--quick] [--datasets Cora CiteSeer ...]
 """
@@ -243,11 +245,16 @@ def main(argv: Optional[list[str]] = None) -> None:
     repeats = args.repeats or (7 if args.quick else 15)
     print(f"sgquant coding benchmark | {platform.processor() or platform.machine()} | "
           f"torch {torch.__version__} | profile {profile} | repeats {repeats}")
-    chosen_label = "1-bit input, 8-bit hidden and attention"
     last = None
     for dataset in datasets:
         data, buckets, net = load_case(dataset, profile)
-        chosen = B.input_first(net.num_layers)
+        if args.quick:
+            chosen_label = "1-bit input, 8-bit hidden and attention"
+            chosen = B.input_first(net.num_layers)
+        else:  # the configuration chapter 3's SGQuant+ search chooses (cached after the book)
+            from sgquant.chapters.overall import search_choice
+            chosen = search_choice(dataset, "gcn", profile)
+            chosen_label = f"{profile} profile's chosen configuration"
         configs = {chosen_label: chosen}
         if not args.quick:
             configs.update({f"uniform {b}-bit": BitAssignment.uniform(b, net.num_layers)

@@ -89,46 +89,60 @@ def table(df: pd.DataFrame, caption: Optional[str] = None, precision: int = 2,
 
 
 def format_overall(t: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Table III for display: (accuracy, memory, chosen configurations), ours beside
-    the paper's, one row per (dataset, model), ``mean ± std`` over seeds,
+    """Table III for display (:func:`sgquant.chapters.overall.overall_table`): (accuracy,
+    memory, chosen configurations), one row per (dataset, model) with each method's
+    columns side by side beside the paper's; ``mean ± std`` (std across search seeds),
     accuracies in %. Accuracy and memory have two-level column headers."""
     acc, mem, chosen = [], [], []
-    ours = "ours (test; chosen on validation)"
+    dash = "—"
+    labels = list(dict.fromkeys(t["variant_label"].dropna())) if "variant_label" in t else []
     authors = "authors' protocol (best test over epochs)"
-    for r in t.itertuples():
-        ran = r.status == "run"
-        base = {("", "dataset"): r.dataset, ("", "model"): MODEL_LABELS.get(r.model, r.model),
-                ("", "status"): f"run, {int(r.seeds)} seed{'s' if r.seeds > 1 else ''}"
-                if ran else r.status}
-        dash = "—"
-        acc.append({**base,
-                    (ours, "FP32"): pm(r.fp32_test, r.fp32_test_std) if ran else dash,
-                    (ours, "SGQuant"): pm(r.test, r.test_std) if ran else dash,
-                    (ours, "drop"): pm(r.acc_drop, r.acc_drop_std) if ran else dash,
-                    ("paper", "FP32"): pm(r.paper_fp32_acc, None),
-                    ("paper", "SGQuant"): pm(r.paper_acc, None),
-                    ("paper", "drop"): pm(r.paper_acc_drop, None),
-                    (authors, "FP32"): pm(r.fp32_best_test, r.fp32_best_test_std) if ran else dash,
-                    (authors, "SGQuant"): pm(r.best_test, r.best_test_std) if ran else dash})
-        mem.append({**base,
-                    ("average bits", "ours"): f"{r.average_bits:.2f}" if ran else dash,
-                    ("average bits", "paper"): pm(r.paper_average_bits, None),
-                    ("FP32 MB", "ours"): f"{r.fp32_memory_mb:.2f}" if ran else dash,
-                    ("FP32 MB", "paper"): pm(r.paper_fp32_mb, None),
-                    ("SGQuant MB", "ours"): f"{r.memory_mb:.3f}" if ran else dash,
-                    ("SGQuant MB", "paper"): pm(r.paper_mb, None),
-                    ("saving", "ours"): f"{r.ours_saving:.2f}x" if ran else dash,
-                    ("saving", "ours, 32/avg bits"): f"{r.ours_paper_saving:.2f}x" if ran else dash,
-                    ("saving", "paper"): pm(r.paper_saving, None, suffix="x")})
-        if ran:
-            chosen.append({"dataset": r.dataset, "model": MODEL_LABELS.get(r.model, r.model),
-                           "within tolerance": "yes" if r.found else "no (FP32 kept)",
-                           "chosen configuration": short_config(r.chosen)})
-    acc_df, mem_df = pd.DataFrame(acc), pd.DataFrame(mem)
-    acc_df.columns = pd.MultiIndex.from_tuples(acc_df.columns)
-    mem_df.columns = pd.MultiIndex.from_tuples(mem_df.columns)
-    return acc_df, mem_df, pd.DataFrame(chosen, columns=["dataset", "model", "within tolerance",
-                                                          "chosen configuration"])
+    for (d, m), pair in t.groupby(["dataset", "model"], sort=False):
+        ran = pair[pair["status"] == "run"]
+        first = pair.iloc[0]
+        status = first["status"] if not len(ran) else (
+            f"run: {int(ran['seeds'].max())} seed(s) x {int(ran['searches'].max())} search(es)")
+        base = {("", "dataset"): d, ("", "model"): MODEL_LABELS.get(m, m), ("", "status"): status}
+        by = {r.variant_label: r for r in ran.itertuples()}
+        fp32 = ran.iloc[0] if len(ran) else None
+        a_row = {**base, ("FP32 (ours)", "test"): dash if fp32 is None
+                 else pm(fp32["fp32_test"], fp32["fp32_test_std"])}
+        m_row = {**base, ("FP32 MB", "ours"): dash if fp32 is None
+                 else f"{fp32['fp32_memory_mb']:.2f}", ("FP32 MB", "paper"):
+                 pm(first.get("paper_fp32_mb"), None)}
+        for label in labels:
+            r = by.get(label)
+            a_row[(label, "test")] = dash if r is None else pm(r.test, r.test_std)
+            a_row[(label, "drop")] = dash if r is None else pm(r.drop, r.drop_std)
+            a_row[(label, "drop > tol.")] = dash if r is None else \
+                f"{int(r.over_tolerance)} / {int(r.searches)}"
+            m_row[(label, "avg bits")] = dash if r is None else f"{r.average_bits:.2f}"
+            m_row[(label, "saving")] = dash if r is None else pm(r.saving, r.saving_std,
+                                                                 suffix="x")
+            m_row[(label, "32/avg bits")] = dash if r is None else f"{r.formula_saving:.2f}x"
+            if "coded_saving" in t:
+                m_row[(label, "coded")] = dash if r is None or pd.isna(r.coded_saving) else \
+                    f"{r.coded_saving:.1f}x ({r.coded_bits:.2f} bits)"
+            if r is not None:
+                chosen.append({"dataset": d, "model": MODEL_LABELS.get(m, m), "method": label,
+                               "within tolerance": f"{int(r.found)} of {int(r.searches)} searches",
+                               "chosen configuration(s)": " | ".join(
+                                   short_config(c) for c in str(r.chosen).split(" | "))})
+        a_row.update({("paper", "FP32"): pm(first.get("paper_fp32_acc"), None),
+                      ("paper", "SGQuant"): pm(first.get("paper_acc"), None),
+                      ("paper", "drop"): pm(first.get("paper_acc_drop"), None),
+                      (authors, "FP32"): dash if fp32 is None
+                      else pm(fp32["fp32_best_test"], fp32["fp32_best_test_std"])})
+        for label in labels:
+            r = by.get(label)
+            a_row[(authors, label)] = dash if r is None else pm(r.best_test, r.best_test_std)
+        m_row.update({("paper", "avg bits"): pm(first.get("paper_average_bits"), None),
+                      ("paper", "saving"): pm(first.get("paper_saving"), None, suffix="x")})
+        acc.append(a_row)
+        mem.append(m_row)
+    return (_two_level(acc), _two_level(mem),
+            pd.DataFrame(chosen, columns=["dataset", "model", "method", "within tolerance",
+                                          "chosen configuration(s)"]))
 
 
 def _two_level(rows: list[dict]) -> pd.DataFrame:
@@ -256,20 +270,24 @@ def plot_memory_breakdown(df: pd.DataFrame) -> plt.Figure:
 
 
 def plot_overall_saving(t: pd.DataFrame) -> plt.Figure:
-    """Table III's saving column: ours (with min/scale), ours by the paper's
-    formula (32/average bits) and the paper's, per (dataset, model) run."""
+    """Table III's saving column: each method's (mean over search seeds, with min/scale;
+    the table gives the std) beside the paper's, per (dataset, model) run."""
     ran = t[t["status"] == "run"]
     rows = []
-    for r in ran.itertuples():
-        short = SHORT_DATASET_NAMES.get(r.dataset, r.dataset)
-        label = f"{short}\n{MODEL_LABELS.get(r.model, r.model)}"
-        rows += [{"pair": label, "saving": r.ours_saving, "source": "ours (with min/scale)"},
-                 {"pair": label, "saving": r.ours_paper_saving, "source": "ours, 32/avg bits"},
-                 {"pair": label, "saving": r.paper_saving, "source": "paper"}]
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.0 * max(len(ran), 1) + 2.5), 4.0))
+    for (d, m), pair in ran.groupby(["dataset", "model"], sort=False):
+        label = f"{SHORT_DATASET_NAMES.get(d, d)}\n{MODEL_LABELS.get(m, m)}"
+        for r in pair.itertuples():
+            rows.append({"pair": label, "saving": r.saving, "std": r.saving_std,
+                         "source": r.variant_label})
+        if not pd.isna(pair["paper_saving"].iloc[0]):
+            rows.append({"pair": label, "saving": pair["paper_saving"].iloc[0], "std": np.nan,
+                         "source": "paper (as published)"})
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * max(ran[["dataset", "model"]]
+                                                          .drop_duplicates().shape[0], 1) + 2.5),
+                                    4.0))
     if rows:
-        sns.barplot(data=pd.DataFrame(rows), x="pair", y="saving", hue="source", ax=ax,
-                    palette=["#4c72b0", "#a1c9f4", "#dd8452"])
+        df = pd.DataFrame(rows)
+        sns.barplot(data=df, x="pair", y="saving", hue="source", ax=ax, errorbar=None)
         ax.legend(fontsize=8, title=None, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0),
                   frameon=False)
         ax.tick_params(axis="x", labelsize=8)

@@ -33,6 +33,7 @@ class Profile:
     search_budget: int
     search_sample: int
     search_iterations: int
+    search_seeds: int
     granularity_samples: int
     num_buckets: int
     gat_hidden: int
@@ -40,7 +41,12 @@ class Profile:
     bit_choices: tuple[int, ...] = DEFAULT_BIT_CHOICES
 
     def seed_list(self) -> list[int]:
+        """The FP32 seeds results are reported over: ``0 .. seeds - 1``."""
         return list(range(self.seeds))
+
+    def search_seed_list(self, first: int = 0) -> list[int]:
+        """The search seeds of a table row: ``first .. first + search_seeds - 1``."""
+        return list(range(first, first + self.search_seeds))
 
     def architecture(self, model: str) -> dict[str, int]:
         """Keyword arguments of :func:`sgquant.models.build_model` for ``model``."""
@@ -60,17 +66,17 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick", datasets=("Cora",), models=MODELS, seeds=1,
         fp32_epochs=60, patience=30, finetune_epochs=3,
-        search_budget=8, search_sample=200, search_iterations=2,
+        search_budget=8, search_sample=200, search_iterations=2, search_seeds=1,
         granularity_samples=3, num_buckets=3, gat_hidden=8, gat_heads=2),
     "default": Profile(
         name="default", datasets=("Cora", "CiteSeer", "Amazon-Computers"), models=MODELS,
         seeds=3, fp32_epochs=200, patience=100, finetune_epochs=10,
-        search_budget=40, search_sample=2000, search_iterations=4,
+        search_budget=24, search_sample=2000, search_iterations=3, search_seeds=3,
         granularity_samples=8, num_buckets=3, gat_hidden=8, gat_heads=8),
     "paper": Profile(
         name="paper", datasets=("Cora", "CiteSeer", "PubMed", "Amazon-Computers", "Reddit"),
         models=MODELS, seeds=5, fp32_epochs=200, patience=100, finetune_epochs=50,
-        search_budget=200, search_sample=10000, search_iterations=10,
+        search_budget=200, search_sample=10000, search_iterations=10, search_seeds=5,
         granularity_samples=20, num_buckets=3,
         gat_hidden=PAPER_ARCHITECTURES["gat"][0], gat_heads=DEFAULT_GAT_HEADS),
 }

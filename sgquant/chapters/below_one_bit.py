@@ -270,8 +270,9 @@ def below_one_bit_tables(dataset: str = "Cora", model: str = "gcn",
                          repeats: Optional[int] = None) -> dict[str, pd.DataFrame]:
     """The chapter's measurements on the FP32 model of ``(dataset, model, seed)``
     (trained once, cached): ``groups`` and ``totals`` (:func:`storage_baselines`,
-    :func:`storage_totals`) at uniform ``bits`` and at ``assignment`` (default
-    :func:`input_first`: 1-bit input, 8 bits elsewhere), and ``timing``
+    :func:`storage_totals`) at uniform ``bits`` and at ``assignment`` (default: the
+    configuration chapter 3's SGQuant+ search chooses,
+    :func:`sgquant.chapters.overall.search_choice`), and ``timing``
     (:func:`inference_times` at ``assignment``; ``repeats`` default 5 in the quick
     profile, 15 otherwise)."""
     prof = get_profile(profile)
@@ -279,7 +280,11 @@ def below_one_bit_tables(dataset: str = "Cora", model: str = "gcn",
     net = build_for(setup.data, setup.model_name, prof)
     net.load_state_dict(setup.fp32_state)
     L = net.num_layers
-    chosen = input_first(L) if assignment is None else as_assignment(assignment)
+    if assignment is None:
+        from .overall import search_choice
+        chosen = search_choice(setup.dataset, setup.model_name, prof)
+    else:
+        chosen = as_assignment(assignment)
     chosen.check_shape(L, setup.buckets.num_buckets)
     configs = [(f"uniform {b}-bit", BitAssignment.uniform(b, L)) for b in bits]
     configs.append((CHOSEN, chosen))

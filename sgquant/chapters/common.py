@@ -87,11 +87,22 @@ def _check_bits_list(values: Any, name: str) -> list[int]:
     return [check_bits(v) for v in values]
 
 
+def _check_variants(values: Any) -> list[str]:
+    from ..variants import get_variant
+
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable) or not values:
+        raise ValueError(f"variants must be a non-empty list, e.g. ['sgquant', 'sgquant+'], "
+                         f"got {values!r}")
+    return [get_variant(v).name for v in values]
+
+
 #: Checks of the chapter parameters other than dataset, model, profile and seeds.
 _CHECKS = {
     "workers": lambda v: check_optional_int(v, "workers", minimum=0),
     "tolerance": lambda v: check_number(v, "tolerance", minimum=0),
     "search_seed": lambda v: check_int(v, "search_seed", minimum=0),
+    "search_seeds": lambda v: check_optional_int(v, "search_seeds", minimum=1),
+    "variants": lambda v: _check_variants(v),
     "budget": lambda v: check_optional_int(v, "budget", minimum=1),
     "samples": lambda v: check_optional_int(v, "samples", minimum=1),
     "bits": lambda v: _check_bits_list(v, "bits"),

@@ -21,7 +21,7 @@ from torch_geometric.nn import AGNNConv
 from torch_geometric.utils import softmax
 
 from ..checks import check_int
-from .base import LayerSpec, QuantGNN, RowBlockedLinear, check_dropout
+from .base import LayerSpec, QuantGNN, RowBlockedLinear, check_dropout, dropout
 
 __all__ = ["QuantAGNNConv", "AGNN"]
 
@@ -76,7 +76,7 @@ class AGNN(QuantGNN):
         for i, prop in enumerate(self.props):
             h = prop(self.quant_emb(h, i + 1), edge_index)
         h = self.quant_emb(h, self.num_layers - 1)
-        h = F.dropout(h, self.dropout, self.training)
+        h = dropout(h, self.dropout, self.training)
         return self.lin2(h)
 
     def packed_forward(self, runner, h, edge_index: Tensor, num_nodes: int,

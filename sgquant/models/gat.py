@@ -18,7 +18,7 @@ from torch import Tensor
 from torch_geometric.nn import GATConv
 
 from ..checks import check_int
-from .base import LayerSpec, QuantGNN, check_dropout, use_row_blocks
+from .base import LayerSpec, QuantGNN, check_dropout, dropout, use_row_blocks
 
 __all__ = ["DEFAULT_GAT_HEADS", "QuantGATConv", "GAT"]
 
@@ -45,7 +45,7 @@ class QuantGATConv(GATConv):
         alpha = super().edge_update(alpha_j, alpha_i, edge_attr, index, ptr, dim_size)
         if self.quantizer is not None:
             alpha = self.quantizer(alpha)
-        return F.dropout(alpha, p=self.attention_dropout, training=self.training)
+        return dropout(alpha, self.attention_dropout, self.training)
 
 
 class GAT(QuantGNN):

@@ -9,6 +9,7 @@ coefficients :math:`1/\sqrt{\hat d_u \hat d_v}`). Dropout on each layer's input.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import torch
@@ -45,10 +46,12 @@ class GCN(QuantGNN):
         self.dims = dims
         self.dropout = check_dropout(dropout)
         self._norm_cache: tuple = ()
+        self._adjacency = {}
 
     def reset_cache(self) -> None:
         super().reset_cache()
         self._norm_cache = ()
+        self._adjacency: dict[int, tuple[Tensor, Tensor]] = {}
 
     def normalized_edges(self, edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
         """Edges with self-loops and their symmetric normalisation, cached for the last
@@ -59,12 +62,34 @@ class GCN(QuantGNN):
             self._norm_cache = (edge_index, (edge_index._version, num_nodes), ei, w)
         return self._norm_cache[2], self._norm_cache[3]
 
+    def adjacency(self, k: int, ei: Tensor, w: Tensor, num_nodes: int) -> Tensor:
+        r"""Layer ``k``'s quantized coefficients as a sparse CSR matrix :math:`\hat A^\top`
+        (rows: targets), for training: the coefficients do not depend on the weights, so
+        it is built once per assignment (:meth:`reset_cache` forgets it) and each step is
+        one sparse-dense product in PyG's ``GCNConv`` instead of per-edge messages."""
+        cached = self._adjacency.get(k)
+        if cached is not None and cached[0] is ei:
+            return cached[1]
+        with warnings.catch_warnings():  # torch: "sparse CSR support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            adj = torch.sparse_coo_tensor(torch.stack([ei[1], ei[0]]), w.detach(),
+                                          (num_nodes, num_nodes)).coalesce().to_sparse_csr()
+        self._adjacency[k] = (ei, adj)
+        return adj
+
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        """Training aggregates with a sparse product (fast); evaluation with PyG's
+        per-edge messages in edge order, the sums packed inference reproduces exactly."""
         self._check_graph(x, edge_index)
-        ei, w = self.normalized_edges(edge_index, x.size(0))
+        n = x.size(0)
+        ei, w = self.normalized_edges(edge_index, n)
         h = self.quant_input(x)
         for k, conv in enumerate(self.convs):
-            h = conv(self.layer_input(h, k), ei, self.quant_att(w, k))
+            wq = self.quant_att(w, k)
+            if self.training:
+                h = conv(self.layer_input(h, k), self.adjacency(k, ei, wq, n))
+            else:
+                h = conv(self.layer_input(h, k), ei, wq)
             if k < len(self.convs) - 1:
                 h = F.relu(h)
         return h

@@ -26,11 +26,19 @@ __all__ = ["confirm_choice", "confirmation_seeds", "check_confirm", "confirmed_a
            "Confirmation"]
 
 
-def confirmation_seeds(seed: int, confirm_seeds: int) -> list[int]:
+def confirmation_seeds(seed: int, confirm_seeds: int, exclude: Optional[int] = None
+                       ) -> list[int]:
     """The fine-tune seeds of the confirmation of a search with ``seed``:
-    ``seed * 1000 + 1 + i`` for ``i < confirm_seeds`` (never ``seed`` itself,
-    the search measurements' fine-tune seed; disjoint across search seeds)."""
-    return [seed * 1000 + 1 + i for i in range(confirm_seeds)]
+    ``seed * 1000 + 1 + i``, the first ``confirm_seeds`` of them that are not
+    ``exclude`` (the search measurements' fine-tune seed, the FP32 model's seed);
+    disjoint across search seeds."""
+    out, i = [], 0
+    while len(out) < confirm_seeds:
+        candidate = seed * 1000 + 1 + i
+        if candidate != exclude:
+            out.append(candidate)
+        i += 1
+    return out
 
 
 def check_confirm(confirm_top: Any, confirm_seeds: Any) -> tuple[int, int]:
@@ -80,7 +88,7 @@ def confirm_choice(run: MeasurementRun, records: pd.DataFrame, seed: int,
             "confirmed_val_acc", "confirmed"]
     if not len(ok) or c.top == 0:
         return (ok.iloc[0] if len(ok) else None), pd.DataFrame(columns=cols), {}
-    seeds = confirmation_seeds(seed, c.seeds)
+    seeds = confirmation_seeds(seed, c.seeds, exclude=run.setup.seed)
     finetune = c.finetune(run.finetune)
     limit = min(len(ok), 4 * c.top)
     rows: list[dict] = []

@@ -114,8 +114,10 @@ def _search(method: str, dataset: str, model: str, *, budget: Optional[int], tol
             strategy: Any = None, xgb_params: Optional[dict] = None,
             confirm_top: Optional[int] = None, confirm_seeds: Optional[int] = None,
             confirmation: Optional[Confirmation] = None, finetune: Optional[Finetune] = None,
-            variant: "str | Variant | None" = None, device: Any = None) -> SearchResult:
+            variant: "str | Variant | None" = None, device: Any = None,
+            fp32_seed: Optional[int] = None) -> SearchResult:
     check_choice(method, "search method", METHODS)
+    fp32_seed = check_optional_int(fp32_seed, "fp32_seed", minimum=0)
     var = None if variant is None else get_variant(variant)
     options = options if options is not None else (var.options if var else None)
     finetune = finetune if finetune is not None else (var.finetune if var else Finetune())
@@ -160,7 +162,8 @@ def _search(method: str, dataset: str, model: str, *, budget: Optional[int], tol
     run: Optional[MeasurementRun] = None
     try:
         # the FP32 model is trained (or read from the cache) once, here, before any job
-        setup = prepare(dataset, model, seed, prof, results_dir, data_root, device)
+        setup = prepare(dataset, model, seed if fp32_seed is None else fp32_seed, prof,
+                        results_dir, data_root, device)
         space = SearchSpace.from_layout(setup.layout, choices)
         if budget > space.size:
             raise ValueError(f"budget {budget} exceeds the {space.size} distinct "
@@ -192,7 +195,7 @@ def _search(method: str, dataset: str, model: str, *, budget: Optional[int], tol
                     confirmation=conf.to_dict(), finetune=finetune.to_dict(),
                     options=(options or QuantOptions()).to_dict(),
                     variant=None if var is None else var.name,
-                    device=str(setup.device))
+                    device=str(setup.device), fp32_seed=setup.seed)
     return SearchResult(
         method=method, dataset=setup.dataset, model=setup.model_name, seed=seed,
         profile=prof.name, tolerance=tolerance, budget=budget, bit_choices=choices,
@@ -244,7 +247,8 @@ def random_search(dataset: str, model: str, *, budget: Optional[int] = None,
                   confirm_seeds: Optional[int] = None,
                   confirmation: Optional[Confirmation] = None,
                   finetune: Optional[Finetune] = None,
-                  variant: "str | Variant | None" = None, device: Any = None) -> SearchResult:
+                  variant: "str | Variant | None" = None, device: Any = None,
+                  fp32_seed: Optional[int] = None) -> SearchResult:
     """Measure ``budget`` (default: the profile's) uniformly random configurations
     and choose the largest saving within ``tolerance`` points of FP32 validation
     accuracy.
@@ -265,7 +269,9 @@ def random_search(dataset: str, model: str, *, budget: Optional[int] = None,
     ``variant`` (``"sgquant"``, ``"sgquant+"``, an ablation step or a
     :class:`~sgquant.variants.Variant`) sets ``options``, ``finetune`` and
     ``confirmation`` unless they are given; ``device`` where the FP32 model and the
-    in-process fine-tunes run (:func:`sgquant.device.resolve_device`).
+    in-process fine-tunes run (:func:`sgquant.device.resolve_device`). ``fp32_seed``
+    (default: ``seed``) selects the FP32 model apart from the search's own randomness,
+    so several search seeds can share one FP32 model and its measurements.
 
     Raises :class:`~sgquant.search.SearchFailed` when too many measurements failed
     (:class:`~sgquant.search.failures.FailureLog`).
@@ -276,7 +282,7 @@ def random_search(dataset: str, model: str, *, budget: Optional[int] = None,
                    data_root=data_root, options=options, progress=progress,
                    confirm_top=confirm_top, confirm_seeds=confirm_seeds,
                    confirmation=confirmation, finetune=finetune, variant=variant,
-                   device=device)
+                   device=device, fp32_seed=fp32_seed)
 
 
 def cost_model_search(dataset: str, model: str, *, budget: Optional[int] = None,
@@ -295,7 +301,7 @@ def cost_model_search(dataset: str, model: str, *, budget: Optional[int] = None,
                       confirmation: Optional[Confirmation] = None,
                       finetune: Optional[Finetune] = None,
                       variant: "str | Variant | None" = None,
-                      device: Any = None) -> SearchResult:
+                      device: Any = None, fp32_seed: Optional[int] = None) -> SearchResult:
     """The paper's cost-model search (steps 1-5, see :mod:`sgquant.search`).
 
     The ``budget`` is split into a random first round and ``n_iter`` (default:
@@ -316,7 +322,7 @@ def cost_model_search(dataset: str, model: str, *, budget: Optional[int] = None,
                    n_sample=n_sample, n_iter=n_iter, strategy=strategy,
                    xgb_params=xgb_params, confirm_top=confirm_top,
                    confirm_seeds=confirm_seeds, confirmation=confirmation, finetune=finetune,
-                   variant=variant, device=device)
+                   variant=variant, device=device, fp32_seed=fp32_seed)
 
 
 def search(dataset: str, model: str, method: str = "cost-model", **kwargs: Any) -> SearchResult:
