@@ -113,7 +113,7 @@ def format_overall(t: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
         for label in labels:
             r = by.get(label)
             a_row[(label, "test")] = dash if r is None else pm(r.test, r.test_std)
-            a_row[(label, "drop")] = dash if r is None else pm(r.drop, r.drop_std)
+            a_row[(label, "drop")] = dash if r is None else pm(r.acc_drop, r.acc_drop_std)
             a_row[(label, "drop > tol.")] = dash if r is None else \
                 f"{int(r.over_tolerance)} / {int(r.searches)}"
             m_row[(label, "avg bits")] = dash if r is None else f"{r.average_bits:.2f}"

@@ -172,18 +172,20 @@ def test_overall_reads_fp32_accuracy_from_the_record(cora):
 
 def test_overall_table_keeps_pairs_the_paper_does_not_have():
     rows = [{"dataset": "Coauthor-CS", "model": "gcn", "seed": 0, "status": "run",
+             "variant": "sgquant+", "variant_label": "SGQuant+", "search_seed": 0,
              "fp32_val": 90.0, "fp32_test": 91.0, "fp32_best_test": 92.0, "val": 89.5,
              "test": 90.0, "best_test": 91.0, "average_bits": 2.0, "fp32_memory_mb": 16.0,
              "memory_mb": 1.0, "saving": 16.0, "paper_saving": 16.0, "weight_mb": 0.2,
-             "chosen": "BitAssignment(L1: att 2, emb 2)", "chosen_json": "{}", "found": True}]
+             "chosen": "BitAssignment(L1: att 2, emb 2)", "chosen_json": "{}", "found": True,
+             "final_epochs": 60}]
     t = C.overall.overall_table(pd.DataFrame(rows))
     assert len(t) == 16 and t.iloc[-1]["dataset"] == "Coauthor-CS"
     assert math.isnan(t.iloc[-1]["paper_saving"]) and t.iloc[-1]["acc_drop"] == 1.0
     acc, mem, _ = P.format_overall(t)
     last = mem.iloc[-1]
-    assert last[("saving", "paper")] == "—" and last[("saving", "ours")] == "16.00x"
+    assert last[("paper", "saving")] == "—" and last[("SGQuant+", "saving")] == "16.00x"
     text = C.overall.reading_overall(t)
-    assert "16.0x" in text and "The paper reports" not in text
+    assert "16.0x" in text and "reaches the paper's saving" not in text
 
 
 def test_rounding_table_prepares_each_seed_once(monkeypatch, cora, tmp_path):

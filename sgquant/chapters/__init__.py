@@ -34,7 +34,7 @@ from types import ModuleType
 CHAPTERS = {"01_memory_breakdown": "memory_breakdown", "02_setup": "setup",
             "03_overall": "overall", "04_granularity": "granularity", "05_autobit": "autobit",
             "06_rematching": "rematching", "07_below_one_bit": "below_one_bit"}
-MODULES = ("common", *CHAPTERS.values(), "packed_inference")
+MODULES = ("common", "choice", *CHAPTERS.values(), "packed_inference")
 
 __all__ = ["CHAPTERS", "MODULES", *MODULES]
 

@@ -281,7 +281,7 @@ def below_one_bit_tables(dataset: str = "Cora", model: str = "gcn",
     net.load_state_dict(setup.fp32_state)
     L = net.num_layers
     if assignment is None:
-        from .overall import search_choice
+        from .choice import search_choice
         chosen = search_choice(setup.dataset, setup.model_name, prof)
     else:
         chosen = as_assignment(assignment)

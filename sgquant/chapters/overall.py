@@ -24,6 +24,7 @@ from ..paper import paper_table
 from ..plots import MODEL_LABELS, format_overall, plot_overall_saving, table
 from ..profiles import Profile, get_profile
 from ..variants import Variant, get_variant
+from .choice import SEARCH_FP32_SEED, search_choice
 from .common import (NOT_AVAILABLE, NOT_IN_PROFILE, BaseChapter, dataset_available, markdown,
                      mean_std, measurement_pool, percent, pretrain, resolve_datasets,
                      resolve_models, resolve_seeds, run_jobs)
@@ -32,8 +33,6 @@ __all__ = ["SEARCH_FP32_SEED", "DEFAULT_VARIANTS", "search_choice", "overall_run
            "overall_table",
            "add_coded_storage", "reading_overall", "Chapter"]
 
-#: The FP32 model every search of a row runs on (never one of the evaluation seeds).
-SEARCH_FP32_SEED = 100
 #: The methods Table III compares.
 DEFAULT_VARIANTS = ("sgquant", "sgquant+")
 
@@ -49,26 +48,6 @@ def _check_search_seeds(search_seed: int, search_seeds: Optional[int], prof: Pro
         raise ValueError(f"search_fp32_seed {fp32_seed} is one of the evaluation seeds "
                          f"{seed_list}: the searches need an FP32 model of their own")
     return prof.search_seed_list(first) if n is None else list(range(first, first + n))
-
-
-def search_choice(dataset: str, model: str, profile: "str | Profile" = "default", *,
-                  variant: "str | Variant" = "sgquant+", search_seed: int = 0,
-                  tolerance: float = 0.5, workers: Optional[int] = None) -> BitAssignment:
-    """The configuration chapter 3's search chooses for (``dataset``, ``model``) with
-    ``variant`` and ``search_seed`` (on the FP32 model of :data:`SEARCH_FP32_SEED`; read
-    from the results cache when chapter 3 ran with the same profile), FP32 if none is
-    within tolerance. Chapter 7 and ``benchmarks/coding.py`` store this choice."""
-    from ..search import cost_model_search
-
-    prof = get_profile(profile)
-    with measurement_pool(prof, workers) as pool:
-        result = cost_model_search(dataset, model, tolerance=tolerance, seed=search_seed,
-                                   fp32_seed=SEARCH_FP32_SEED, profile=prof, executor=pool,
-                                   progress=False, variant=variant)
-    if result.chosen is not None:
-        return result.chosen
-    return BitAssignment.fp32(int(result.records["assignment"].map(
-        lambda a: len(BitAssignment.from_json(a).att_bits)).iloc[0]))
 
 
 def overall_runs(dataset: "str | Sequence[str] | None" = None,
@@ -168,8 +147,8 @@ def _pair_runs(name: str, m: str, prof: Profile, seed_list: list[int], search_li
 def _aggregate(ran: pd.DataFrame, tolerance: float) -> dict:
     """One (dataset, model, variant): means over evaluation seeds per search seed, then
     mean and std across search seeds (the stability of the choice)."""
-    per = ran.assign(drop=ran["fp32_test"] - ran["test"]).groupby("search_seed").agg(
-        test=("test", "mean"), drop=("drop", "mean"), best_test=("best_test", "mean"),
+    per = ran.assign(acc_drop=ran["fp32_test"] - ran["test"]).groupby("search_seed").agg(
+        test=("test", "mean"), acc_drop=("acc_drop", "mean"), best_test=("best_test", "mean"),
         saving=("saving", "first"), formula_saving=("paper_saving", "first"),
         average_bits=("average_bits", "first"), memory_mb=("memory_mb", "first"),
         found=("found", "first"), chosen=("chosen", "first"))
@@ -179,10 +158,10 @@ def _aggregate(ran: pd.DataFrame, tolerance: float) -> dict:
     for col in ("fp32_test", "fp32_best_test", "fp32_val"):
         row[col], row[f"{col}_std"] = mean_std(fp32[col])
     row["val"], row["val_std"] = mean_std(ran["val"])
-    for col in ("test", "drop", "best_test", "saving", "formula_saving", "average_bits",
+    for col in ("test", "acc_drop", "best_test", "saving", "formula_saving", "average_bits",
                 "memory_mb"):
         row[col], row[f"{col}_std"] = mean_std(per[col])
-    row["over_tolerance"] = int((per["drop"] > tolerance + 1e-9).sum())
+    row["over_tolerance"] = int((per["acc_drop"] > tolerance + 1e-9).sum())
     row["found"] = int(per["found"].astype(bool).sum())
     row["chosen"] = " | ".join(dict.fromkeys(per["chosen"]))
     row["fp32_memory_mb"] = float(ran["fp32_memory_mb"].iloc[0])
@@ -194,7 +173,7 @@ def overall_table(runs: pd.DataFrame, tolerance: float = 0.5) -> pd.DataFrame:
     """Table III: one row per (dataset, model, variant) run (:func:`_aggregate`), beside
     the paper's numbers, in the paper's row order; pairs the paper does not have (another
     dataset) follow with its columns empty, pairs not run keep their ``status``.
-    ``drop`` is FP32 test minus the variant's test (points), ``over_tolerance`` the
+    ``acc_drop`` is FP32 test minus the variant's test (points), ``over_tolerance`` the
     searches whose drop exceeds ``tolerance``."""
     paper = paper_table("table3_overall")
     runs = runs.reindex(columns=list(dict.fromkeys([*runs.columns, "dataset", "model", "status",
@@ -274,19 +253,19 @@ def reading_overall(table3: pd.DataFrame, tolerance: float = 0.5) -> str:
             f"**{label}** saves **{sub['saving'].min():.1f}x to {sub['saving'].max():.1f}x** of "
             f"feature memory (counting the min/scale overhead; mean over "
             f"{int(sub['searches'].max())} search seed(s) per row) at a mean test drop of "
-            f"**{sub['drop'].mean():.2f} points** against our FP32; the test drop of a search's "
+            f"**{sub['acc_drop'].mean():.2f} points** against our FP32; the test drop of a search's "
             f"choice exceeds the {tolerance:g}-point tolerance in {over} of {total} searches")
         if len(paper):
             meets = paper[(paper["saving"] >= paper["paper_saving"] - 1e-9)
-                          & (paper["drop"] <= tolerance + 1e-9)]
+                          & (paper["acc_drop"] <= tolerance + 1e-9)]
             text.append(f"; it reaches the paper's saving at a drop of at most {tolerance:g} "
                         f"points on {len(meets)} of {len(paper)} rows")
         text.append(". ")
     plus = ran[ran["variant"] == "sgquant+"] if "variant" in ran else ran.iloc[0:0]
     if len(plus):
-        spread = plus["drop_std"].dropna()
+        spread = plus["acc_drop_std"].dropna()
         if len(spread):
-            worst = plus.loc[plus["drop_std"].idxmax()]
+            worst = plus.loc[plus["acc_drop_std"].idxmax()]
             text.append(
                 f"Across search seeds the test drop of SGQuant+'s choice varies by at most "
                 f"{spread.max():.2f} points (standard deviation; "
@@ -299,8 +278,8 @@ def reading_overall(table3: pd.DataFrame, tolerance: float = 0.5) -> str:
             why = []
             if r.saving < r.paper_saving - 1e-9:
                 why.append(f"saving {r.saving:.1f}x < the paper's {r.paper_saving:.1f}x")
-            if r.drop > tolerance + 1e-9:
-                why.append(f"test drop {r.drop:.2f} > {tolerance:g}")
+            if r.acc_drop > tolerance + 1e-9:
+                why.append(f"test drop {r.acc_drop:.2f} > {tolerance:g}")
             if why:
                 misses.append(f"{r.dataset}/{MODEL_LABELS[r.model]} ({'; '.join(why)})")
         if misses:
