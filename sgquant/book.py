@@ -308,7 +308,10 @@ def build_book(profile: str = "default", only: Optional[str] = None,
 
 # -------------------------------------------------------------------- CLI
 def _book_cli(args: argparse.Namespace) -> int:
+    from .settings import use_run_settings
+
     check_int(args.cell_timeout, "--cell-timeout (seconds)", minimum=1)
+    use_run_settings(args.device, args.scheduler, probe_scheduler=True)
     return exit_code("book", lambda: build_book(
         args.profile, args.only, args.out, workers=args.workers, build=not args.no_build,
         cell_timeout=args.cell_timeout, progress=not args.no_progress).summary())
@@ -318,6 +321,7 @@ def add_cli(subparsers: Any) -> None:
     """Register ``sgquant book`` and ``sgquant run``
     (:func:`sgquant.execution.add_run_cli`)."""
     from .profiles import PROFILES
+    from .settings import add_settings_arguments
 
     b = subparsers.add_parser(
         "book", help="run every chapter with papermill and build the HTML book",
@@ -334,6 +338,7 @@ def add_cli(subparsers: Any) -> None:
     b.add_argument("--workers", type=int, default=None,
                    help="measurement processes per chapter (default: all cores; 0: in-process)")
     add_cell_timeout_argument(b)
+    add_settings_arguments(b)
     b.add_argument("--no-build", action="store_true", help="execute chapters, skip the HTML")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.set_defaults(func=_book_cli)

@@ -402,8 +402,14 @@ def _run_cli(args: Any) -> int:
             template = select_chapter(args.notebook)
         except ValueError:
             raise ValueError(f"notebook {args.notebook!r} does not exist") from None
+    from .settings import use_run_settings
+
     cell_timeout = check_int(args.cell_timeout, "--cell-timeout (seconds)", minimum=1)
+    use_run_settings(args.device, args.scheduler, probe_scheduler=True)
     params = _parse_pairs(args.parameters)
+    dataset = params.get("dataset")
+    if isinstance(dataset, str) and os.path.exists(dataset):
+        params["dataset"] = os.path.abspath(dataset)  # the kernel runs in another folder
     validate_parameters(template, params)
     output = Path(args.output) if args.output else default_output(template, params,
                                                                   args.out_dir)
@@ -433,6 +439,8 @@ def exit_code(command: str, work: Callable[[], str]) -> int:
 
 def add_run_cli(subparsers: Any) -> None:
     """Register ``sgquant run``."""
+    from .settings import add_settings_arguments
+
     r = subparsers.add_parser(
         "run", help="run one chapter with other parameters",
         description="Execute one chapter notebook with papermill, e.g. "
@@ -445,6 +453,7 @@ def add_run_cli(subparsers: Any) -> None:
     r.add_argument("--out-dir", default="runs",
                    help="folder for executed notebooks (default runs/)")
     add_cell_timeout_argument(r)
+    add_settings_arguments(r)
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(func=_run_cli)
 

@@ -194,7 +194,8 @@ def format_datasets(stats: pd.DataFrame) -> pd.DataFrame:
                      ("classes", "paper"): num(r.paper_classes),
                      ("nodes per split", "train / val / test"):
                          "—" if pd.isna(r.train)
-                         else f"{int(r.train)} / {int(r.val)} / {int(r.test)}"})
+                         else f"{int(r.train)} / {int(r.val)} / {int(r.test)}",
+                     ("", "split"): "—" if pd.isna(getattr(r, "split", None)) else r.split})
     return _two_level(rows)
 
 

@@ -45,13 +45,15 @@ def check_widths(bits: Any) -> list[int]:
 
 
 def uniform_bits_table(dataset: str, model: str, bits: Sequence[int], seeds: Sequence[int],
-                       profile: str = "default", results: Optional[str] = None) -> pd.DataFrame:
-    """One row per (bits, seed): FP32 (bits 32, not fine-tuned) and uniform ``bits``."""
+                       profile: str = "default", results: Optional[str] = None,
+                       device: Optional[str] = None) -> pd.DataFrame:
+    """One row per (bits, seed): FP32 (bits 32, not fine-tuned) and uniform ``bits``,
+    on ``device`` (:func:`sgquant.device.resolve_device`)."""
     prof = get_profile(profile)
     bits = check_widths(bits)
     rows = []
     for seed in seeds:
-        setup = prepare(dataset, model, seed, prof, results)
+        setup = prepare(dataset, model, seed, prof, results, device=device)
         rows.append({"bits": "fp32", "seed": seed, "val_acc": setup.fp32["val_acc"],
                      "test_acc": setup.fp32["test_acc"],
                      "best_test_acc": setup.fp32["best_test_acc"], "saving": 1.0,
@@ -94,8 +96,11 @@ def is_train_output(payload: Any) -> bool:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .settings import use_run_settings
+
     seeds = check_int(args.seeds, "--seeds", minimum=1)
     bits = check_widths(args.bits)
+    settings = use_run_settings(args.device)
     results = check_results_folder(args.results)
     if args.output:
         check_output_file(args.output, is_train_output)
@@ -105,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
     table = uniform_bits_table(args.dataset, args.model, bits, list(range(seeds)),
                                args.profile, str(results))
     summary = summarize(table)
-    print(f"{args.dataset} / {args.model} / profile {args.profile} "
+    print(f"{args.dataset} / {args.model} / profile {args.profile} / {settings['device']} "
           f"(mean ± sample std over {seeds} seed{'s' if seeds > 1 else ''}, in %)")
     print(summary.to_string(index=False))
     if args.output:
@@ -116,6 +121,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def add_cli(subparsers: Any) -> None:
+    from .settings import add_settings_arguments
+
     p = subparsers.add_parser("train", help="FP32 baseline and uniform-bit fine-tuning",
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -130,4 +137,5 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--results", default=None,
                    help="results cache (default $SGQUANT_RESULTS or ./results)")
     p.add_argument("--output", default=None, help="write the runs as JSON here")
+    add_settings_arguments(p, scheduler=False)
     p.set_defaults(func=_run)

@@ -87,6 +87,18 @@ def _check_bits_list(values: Any, name: str) -> list[int]:
     return [check_bits(v) for v in values]
 
 
+def _check_device(value: Any) -> Any:
+    from ..device import check_device_spec, resolve_device
+
+    return resolve_device(check_device_spec(value))
+
+
+def _check_scheduler(value: Any) -> Any:
+    from ..search.executors import check_scheduler
+
+    return check_scheduler(value)
+
+
 def _check_variants(values: Any) -> list[str]:
     from ..variants import get_variant
 
@@ -102,6 +114,8 @@ _CHECKS = {
     "tolerance": lambda v: check_number(v, "tolerance", minimum=0),
     "search_seed": lambda v: check_int(v, "search_seed", minimum=0),
     "search_seeds": lambda v: check_optional_int(v, "search_seeds", minimum=1),
+    "device": lambda v: None if v is None else _check_device(v),
+    "scheduler": lambda v: None if v is None else _check_scheduler(v),
     "variants": lambda v: _check_variants(v),
     "budget": lambda v: check_optional_int(v, "budget", minimum=1),
     "samples": lambda v: check_optional_int(v, "samples", minimum=1),
@@ -180,11 +194,15 @@ def default_workers(profile: "str | Profile", workers: Optional[int] = None) -> 
 @contextlib.contextmanager
 def measurement_pool(profile: "str | Profile", workers: Optional[int] = None) -> Iterator[Executor]:
     """One executor for all the measurements of a chapter
-    (:func:`sgquant.search.make_executor` with :func:`default_workers`). On an
-    error or an interrupt, jobs not started yet are cancelled."""
+    (:func:`sgquant.search.make_executor` with :func:`default_workers`, or the run's Dask
+    scheduler, :func:`sgquant.settings.current_scheduler`). On an error or an
+    interrupt, jobs not started yet are cancelled."""
     from ..search import make_executor
+    from ..settings import current_scheduler
 
-    pool = make_executor(default_workers(profile, workers))
+    scheduler = current_scheduler()
+    pool = make_executor(default_workers(profile, workers) if scheduler is None else workers,
+                         scheduler)
     try:
         yield pool
     except BaseException:
@@ -235,20 +253,26 @@ class BaseChapter:
     dataset whose data is unavailable with its one-line
     :class:`~sgquant.data.DatasetUnavailableError`; the others list it as
     :data:`NOT_AVAILABLE`. ``unused`` parameters are not listed by
-    :meth:`configuration`.
+    :meth:`configuration`. ``device`` and ``scheduler`` set the run's
+    (:func:`sgquant.settings.use_run_settings`; ``None``: ``$SGQUANT_DEVICE`` /
+    ``$SGQUANT_SCHEDULER``), and the run table shows the device that ran.
     """
 
     dataset: Any = "all"
     model: Any = "all"
     profile: str = "default"
     seeds: Any = None
+    device: Optional[str] = None
+    scheduler: Optional[str] = None
 
     single_dataset: ClassVar[bool] = False
     unused: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         from .. import plots
+        from ..settings import use_run_settings
 
+        self.settings = use_run_settings(self.device, self.scheduler)
         params = self.parameters()
         checked = check_parameters(**params)
         self.prof = get_profile(checked["profile"])
@@ -282,8 +306,8 @@ class BaseChapter:
         from .. import plots
 
         shown = {k: v for k, v in self.parameters().items()
-                 if k not in ("profile", "workers") + self.unused}
-        return plots.table(run_info(self.profile, **shown),
+                 if k not in ("profile", "workers", "device", "scheduler") + self.unused}
+        return plots.table(run_info(self.profile, **shown, **self.settings),
                            caption="Run configuration (parameters and profile budgets)")
 
 

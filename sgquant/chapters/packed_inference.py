@@ -32,7 +32,9 @@ from ..bits import BitAssignment, as_assignment
 from ..checks import check_choice, check_int
 from ..degree import DegreeBuckets, degree_buckets
 from ..measure import Setup, build_for, prepare, single_thread
-from ..memory import average_bits, feature_layout, feature_memory, measure_pass, run_isolated
+from ..device import resolve_device
+from ..memory import (average_bits, cuda_peak, feature_layout, feature_memory, measure_pass,
+                      run_isolated)
 from ..models import QuantGNN, QuantOptions
 from ..packed import DEFAULT_CHUNK_SIZE, PackedRunner, check_chunk_size
 from ..profiles import Profile, get_profile
@@ -87,7 +89,7 @@ def _profile_of(profile: Union[str, Profile, Mapping]) -> Profile:
 def fp32_model(setup: Setup) -> QuantGNN:
     """A fresh copy of ``setup``'s trained FP32 model, in eval mode (the cached
     ``setup.model`` is shared: quantizing a copy leaves it as it is)."""
-    net = build_for(setup.data, setup.model_name, setup.profile)
+    net = build_for(setup.data, setup.model_name, setup.profile).to(setup.device)
     net.load_state_dict(setup.fp32_state)
     return net.eval()
 
@@ -97,10 +99,11 @@ def _case(dataset: Any, model: str, seed: int, profile: Union[str, Profile, Mapp
     prof = _profile_of(profile)
     spec = _synthetic_spec(dataset)
     if spec is not None:
-        data = synthetic_graph(**spec, seed=seed)
+        device = resolve_device(None)
+        data = synthetic_graph(**spec, seed=seed).to(device)
         buckets = degree_buckets(data.edge_index, data.num_nodes, prof.num_buckets)
         torch.manual_seed(seed)
-        net = build_for(data, str(model).lower(), prof)
+        net = build_for(data, str(model).lower(), prof).to(device)
         trained = False
     else:
         setup = prepare(dataset, model, seed, prof, results, data_root)
@@ -192,7 +195,7 @@ def _tiny_graph(num_features: int, seed: int = 0) -> Data:
 
 
 def _pred_hash(logits: Tensor) -> str:
-    pred = logits.argmax(1).to(torch.int32).contiguous().numpy()
+    pred = logits.argmax(1).to(device="cpu", dtype=torch.int32).contiguous().numpy()
     return hashlib.sha1(pred.tobytes()).hexdigest()[:16]
 
 
@@ -304,8 +307,10 @@ def peak_job(dataset: Any, model: str, mode: str, assignment: dict, *, chunk_siz
         return go
 
     def run(go: dict) -> dict:
-        logits = go["run"]()
-        return {"input_bytes": go["input_bytes"], "pred_hash": _pred_hash(logits), **state}
+        with cuda_peak(resolve_device(None)) as gpu:  # on a GPU: the CUDA allocator's peak
+            logits = go["run"]()
+        return {"input_bytes": go["input_bytes"], "pred_hash": _pred_hash(logits),
+                "cuda_peak_bytes": gpu.bytes, **state}
 
     return {"warmup": warmup, "load": load, "run": run,
             "info": {"mode": mode, "chunk_size": chunk_size,
@@ -317,7 +322,8 @@ def _in_process(dataset, model, mode, asg, opts, chunk_size, edge_chunk_size, ca
                 allocators: bool) -> dict:
     go = _prepare_mode(case.model, case.data, _buckets_for(case, asg), mode, asg, opts,
                        chunk_size, edge_chunk_size, drop_float_input=False)
-    logits, mem = measure_pass(go["run"], warmup=True, allocators=allocators)
+    logits, mem = measure_pass(go["run"], warmup=True, allocators=allocators,
+                               device=case.data.x.device if case.data.x is not None else None)
     return {"mode": mode, "chunk_size": chunk_size,
             "edge_chunk_size": edge_chunk_size or chunk_size,
             "input_bytes": go["input_bytes"], "pass_peak_bytes": mem.pass_peak_bytes,
@@ -347,7 +353,8 @@ def peak_memory_table(dataset: Any = "Cora", model: str = "gcn",
 
     Columns: ``input_bytes`` (the input features as held: float32, or packed),
     ``pass_peak_bytes`` (RSS high-water mark during the pass above the RSS before it:
-    every temporary, hidden features and coefficients included),
+    every temporary, hidden features and coefficients included; on a GPU, set with
+    ``--device``/``$SGQUANT_DEVICE``, the CUDA allocator's peak instead),
     ``inference_bytes = input_bytes + pass_peak_bytes``, ``ratio_vs_fp32`` and
     ``ratio_vs_chunked_fp32`` (of ``inference_bytes``; graph structure and weights are
     excluded, as they are the same in every mode; the PyG model's FP32 pass also pays
@@ -408,6 +415,8 @@ def peak_memory_table(dataset: Any = "Cora", model: str = "gcn",
                 rec = _in_process(dataset, model, mode, asg, opts, cs, edge_chunk_size, case,
                                   allocators)
         rec = {k: v for k, v in rec.items() if k not in ("rss_base", "rss_ready", "rss_peak")}
+        if rec.get("cuda_peak_bytes") is not None:  # a pass on a GPU: the allocator's peak
+            rec["pass_peak_bytes"] = rec["cuda_peak_bytes"]
         rec["chunk_size"] = chunk if chunk else None
         if chunk == 0:
             rec["edge_chunk_size"] = None

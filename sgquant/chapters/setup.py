@@ -66,7 +66,7 @@ def dataset_table(datasets: "str | Sequence[str] | None" = None,
             row.update(status=FROM_DATA, nodes=s["nodes"], edges=s["edges"],
                        undirected_edges=s["undirected_edges"], features=s["features"],
                        classes=s["classes"], train=s["train"], val=s["val"], test=s["test"],
-                       isolated_nodes=s["isolated_nodes"])
+                       isolated_nodes=s["isolated_nodes"], split=s.get("split"))
             row.update(nodes_diff=s["nodes"] - p["nodes"], edges_diff=s["edges"] - p["edges"],
                        undirected_diff=s["undirected_edges"] - p["edges"],
                        features_diff=s["features"] - p["features"],
@@ -77,9 +77,10 @@ def dataset_table(datasets: "str | Sequence[str] | None" = None,
     cols = ["dataset", "status", "nodes", "paper_nodes", "nodes_diff", "edges", "paper_edges",
             "edges_diff", "undirected_edges", "undirected_diff", "features", "paper_features",
             "features_diff",
-            "classes", "paper_classes", "classes_diff", "train", "val", "test", "isolated_nodes"]
+            "classes", "paper_classes", "classes_diff", "train", "val", "test", "isolated_nodes",
+            "split"]
     df = pd.DataFrame(rows).reindex(columns=cols)
-    for col in cols[2:]:
+    for col in cols[2:-1]:
         df[col] = df[col].astype("Int64")
     return df
 

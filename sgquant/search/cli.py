@@ -21,7 +21,7 @@ from ..models import MODELS
 from ..profiles import PROFILES
 from ..variants import ABLATION
 from .driver import COST_MODEL_SETTINGS, METHODS, search
-from .executors import SchedulerUnreachable
+from .executors import SCHEDULER_ENV, SchedulerUnreachable
 from .failures import SearchFailed
 from .result import SearchResult
 from .strategy import PAPER_STRATEGY
@@ -123,7 +123,7 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="measurement processes (default and maximum: the cores present; "
                         "0: in this process; with --scheduler local: the cluster's workers)")
-    p.add_argument("--scheduler", default=os.environ.get("SGQUANT_SCHEDULER") or None,
+    p.add_argument("--scheduler", default=os.environ.get(SCHEDULER_ENV) or None,
                    help="run the measurements on Dask: 'local' (a LocalCluster on this "
                         "machine) or a scheduler address such as tcp://host:8786 "
                         "(default: $SGQUANT_SCHEDULER, else a local process pool)")

@@ -26,8 +26,10 @@ from ..checks import check_int, check_number
 from .orphans import die_with_parent
 
 __all__ = ["SerialExecutor", "DaskExecutor", "SchedulerUnreachable", "make_executor",
-           "check_scheduler", "executor_workers", "SCHEDULER_SCHEMES"]
+           "check_scheduler", "executor_workers", "SCHEDULER_SCHEMES", "SCHEDULER_ENV"]
 
+#: Environment variable naming the default Dask scheduler (``local`` or an address).
+SCHEDULER_ENV = "SGQUANT_SCHEDULER"
 #: address schemes of a Dask scheduler (``tcp://host:8786`` ...)
 SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
 
