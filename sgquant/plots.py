@@ -18,7 +18,7 @@ __all__ = [
     "format_rounding", "format_architectures", "format_datasets", "GRANULARITY_ORDER",
     "GRANULARITY_LABELS", "MODEL_LABELS", "SHORT_DATASET_NAMES",
     "plot_memory_breakdown", "plot_overall_saving", "plot_granularity", "plot_sensitivity",
-    "plot_autobit", "plot_latency", "plot_peak_memory", "plot_rounding",
+    "plot_autobit", "plot_latency", "plot_peak_memory", "plot_rounding", "plain_log_axis",
 ]
 
 #: The granularities of Fig. 7, coarsest first, and how the book names them.
@@ -297,7 +297,7 @@ def plot_overall_saving(t: pd.DataFrame) -> plt.Figure:
     return _finish(fig)
 
 
-def _plain_log_axis(ax: plt.Axes) -> None:
+def plain_log_axis(ax: plt.Axes) -> None:
     """Plain numbers (0.5, 1, 2 ...) on a logarithmic x axis."""
     from matplotlib.ticker import FuncFormatter, LogLocator
 
@@ -330,7 +330,7 @@ def plot_granularity(front: pd.DataFrame) -> plt.Figure:
         if fp32_error is not None:
             ax.axhline(fp32_error, color="0.3", ls="--", lw=1, label="FP32")
         ax.set_xscale("log")
-        _plain_log_axis(ax)
+        plain_log_axis(ax)
         ax.set_xlabel("feature memory (MB, log scale)")
         ax.set_ylabel("validation error (%)")
     axes[0].set_title("all configurations")

@@ -26,6 +26,7 @@ EXPECTED = {
     "05_autobit": ("<table", "<img"),
     "06_rematching": ("<table", "<img"),
     "07_below_one_bit": ("<table", "<img"),
+    "08_peers": ("<table", "<img"),
 }
 
 

@@ -16,6 +16,7 @@ notebook                      module
 ``06_rematching``             :mod:`~sgquant.chapters.rematching` and
                               :mod:`~sgquant.chapters.packed_inference`
 ``07_below_one_bit``          :mod:`~sgquant.chapters.below_one_bit`
+``08_peers``                  :mod:`~sgquant.chapters.peers` (peers, ablation)
 ============================  ===================================================
 
 :mod:`~sgquant.chapters.common` holds what they share (parameters, the
@@ -33,7 +34,8 @@ from types import ModuleType
 #: Chapter notebook (``notebooks/NN_name.ipynb`` stem) -> its module.
 CHAPTERS = {"01_memory_breakdown": "memory_breakdown", "02_setup": "setup",
             "03_overall": "overall", "04_granularity": "granularity", "05_autobit": "autobit",
-            "06_rematching": "rematching", "07_below_one_bit": "below_one_bit"}
+            "06_rematching": "rematching", "07_below_one_bit": "below_one_bit",
+            "08_peers": "peers"}
 MODULES = ("common", "choice", *CHAPTERS.values(), "packed_inference")
 
 __all__ = ["CHAPTERS", "MODULES", *MODULES]

@@ -20,7 +20,8 @@ from typing import Any, ClassVar, Iterable, Iterator, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from ..checks import (check_int, check_int_list, check_number, check_optional_int)
+from ..checks import (check_bool, check_int, check_int_list, check_number,
+                      check_optional_int)
 from ..data import canonical_name, is_available, load_dataset
 from ..measure import measure_job, prepare
 from ..models import MODELS
@@ -114,6 +115,7 @@ _CHECKS = {
     "tolerance": lambda v: check_number(v, "tolerance", minimum=0),
     "search_seed": lambda v: check_int(v, "search_seed", minimum=0),
     "search_seeds": lambda v: check_optional_int(v, "search_seeds", minimum=1),
+    "ablation": lambda v: check_bool(v, "ablation"),
     "device": lambda v: None if v is None else _check_device(v),
     "scheduler": lambda v: None if v is None else _check_scheduler(v),
     "variants": lambda v: _check_variants(v),
