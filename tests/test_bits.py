@@ -96,3 +96,11 @@ def test_bad_sizes():
         BitAssignment.uniform(4, 0)
     with pytest.raises(ValueError, match="num_buckets"):
         BitAssignment.uniform(4, 2, num_buckets=0)
+
+
+def test_deeply_nested_json_is_a_value_error():
+    text = "[" * 10000 + "]" * 10000
+    with pytest.raises(ValueError, match="nested too deeply"):
+        BitAssignment.from_json('{"att_bits": ' + text + ', "emb_bits": [[1]]}')
+    with pytest.raises(ValueError, match="JSON text"):
+        BitAssignment.from_json({"att_bits": [1]})
