@@ -1,4 +1,4 @@
-"""FP32 training, quantization-aware fine-tuning and evaluation.
+r"""FP32 training, quantization-aware fine-tuning and evaluation.
 
 Both report two accuracies so the book can show the two protocols side by side:
 
