@@ -58,8 +58,9 @@ def _fake_quant(model, data, assignment, buckets=None, options=None):
 def test_packed_predictions_equal_fake_quant(cora, buckets, name, kind, chunk):
     """The contract: packed logits equal the fake-quant model's bit for bit, at any
     chunk size, on any CPU kernel set (products run on the same row blocks in both
-    paths; CI reruns this file under ATEN_CPU_CAPABILITY=default/avx2/avx512 and
-    MKL_CBWR=COMPATIBLE)."""
+    paths; ``test_packed_equals_fake_quant_under_other_kernels`` reruns the check
+    under ATEN_CPU_CAPABILITY=default and avx2 and under MKL_CBWR=COMPATIBLE, beside
+    this CPU's own kernels)."""
     model = _model(name, cora)
     L = model.num_layers
     assignment = BitAssignment.uniform(4, L) if kind == "uniform4" else _mixed(L)

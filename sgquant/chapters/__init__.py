@@ -29,7 +29,12 @@ load the plotting stack.
 from __future__ import annotations
 
 import importlib
+import warnings
 from types import ModuleType
+
+# The chapters run as notebooks without ipywidgets and show progress as text; PyG
+# imports ``tqdm.auto``, which would print this warning at the top of every chapter.
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 #: Chapter notebook (``notebooks/NN_name.ipynb`` stem) -> its module.
 CHAPTERS = {"01_memory_breakdown": "memory_breakdown", "02_setup": "setup",

@@ -33,7 +33,7 @@ __all__ = [
     "resolve_datasets", "resolve_models", "resolve_seeds", "check_parameters",
     "dataset_available", "require_dataset", "mean_std", "percent", "run_info",
     "default_workers", "measurement_pool", "train_fp32_job", "pretrain", "run_jobs",
-    "markdown", "BaseChapter", "SingleDatasetChapter",
+    "markdown", "BaseChapter", "SearchChapter", "SingleDatasetChapter",
 ]
 
 NOT_AVAILABLE = "not run: data unavailable"
@@ -311,6 +311,18 @@ class BaseChapter:
                  if k not in ("profile", "workers", "device", "scheduler") + self.unused}
         return plots.table(run_info(self.profile, **shown, **self.settings),
                            caption="Run configuration (parameters and profile budgets)")
+
+
+@dataclasses.dataclass
+class SearchChapter(BaseChapter):
+    """A chapter built on searches: ``tolerance`` (validation points a choice may
+    lose), the first search seed and how many (``None``: the profile's
+    ``search_seeds``), and the measurement processes (``None``: every core)."""
+
+    tolerance: float = 0.5
+    search_seed: int = 0
+    search_seeds: Optional[int] = None
+    workers: Optional[int] = None
 
 
 @dataclasses.dataclass

@@ -25,7 +25,7 @@ from ..plots import MODEL_LABELS, format_overall, plot_overall_saving, table
 from ..profiles import Profile, get_profile
 from ..variants import Variant, get_variant
 from .choice import SEARCH_FP32_SEED, search_choice
-from .common import (NOT_AVAILABLE, NOT_IN_PROFILE, BaseChapter, dataset_available, markdown,
+from .common import (NOT_AVAILABLE, NOT_IN_PROFILE, SearchChapter, dataset_available, markdown,
                      mean_std, measurement_pool, percent, pretrain, resolve_datasets,
                      resolve_models, resolve_seeds, run_jobs)
 
@@ -298,13 +298,9 @@ def reading_overall(table3: pd.DataFrame, tolerance: float = 0.5) -> str:
 
 
 @dataclasses.dataclass
-class Chapter(BaseChapter):
+class Chapter(SearchChapter):
     """Chapter 3 (``notebooks/03_overall.ipynb``)."""
 
-    tolerance: float = 0.5
-    search_seed: int = 0
-    workers: Optional[int] = None
-    search_seeds: Optional[int] = None
     variants: Sequence[str] = DEFAULT_VARIANTS
 
     def __post_init__(self) -> None:

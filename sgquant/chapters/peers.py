@@ -28,7 +28,7 @@ from ..plots import MODEL_LABELS, plain_log_axis, table
 from ..profiles import Profile, get_profile
 from ..variants import ABLATION, get_variant
 from .choice import SEARCH_FP32_SEED
-from .common import BaseChapter, markdown, measurement_pool, percent
+from .common import SearchChapter, markdown, measurement_pool, percent
 from .overall import DEFAULT_VARIANTS, overall_runs, overall_table
 
 __all__ = ["PEER_PAIRS", "ABLATION_PAIRS", "front_runs", "pareto_fronts", "peer_points",
@@ -199,13 +199,9 @@ def reading_peers(fronts: pd.DataFrame, peers: pd.DataFrame,
 
 
 @dataclasses.dataclass
-class Chapter(BaseChapter):
+class Chapter(SearchChapter):
     """Chapter 8 (``notebooks/08_peers.ipynb``)."""
 
-    tolerance: float = 0.5
-    search_seed: int = 0
-    search_seeds: Optional[int] = None
-    workers: Optional[int] = None
     ablation: bool = True
 
     unused = ("dataset", "model")

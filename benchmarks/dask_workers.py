@@ -1,0 +1,87 @@
+"""Search wall time on a Dask cluster with 1, 2 and 4 workers, beside the local pool.
+
+One search (``sgquant search``, cost model, the ``quick`` profile's fine-tunes) runs
+once per executor, each in a fresh results folder, so every run trains its FP32 model
+(a second or two in the driver) and measures every configuration itself. The
+executors: the local process pool with 2 workers (the default on 2 cores) and a
+``LocalCluster`` (``--scheduler local``) with 1, 2 and 4 worker processes. The table
+gives the wall time of each run, its ratio to the 1-worker cluster, and whether its
+answer (the chosen configuration and every measured record) is identical to the local
+pool's. Workers beyond the cores share them, so on a 2-core machine 4 workers cannot
+be faster than 2.
+
+    .venv/bin/python benchmarks/dask_workers.py [--budget 16] [--dataset Cora]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SGQUANT = [sys.executable, "-m", "sgquant.cli"]
+
+
+def _search(args: argparse.Namespace, results: Path, extra: list[str]) -> tuple[float, dict]:
+    out = results / "result.json"
+    cmd = [*SGQUANT, "search", "--dataset", args.dataset, "--model", args.model,
+           "--profile", "quick", "--budget", str(args.budget), "--results", str(results),
+           "--output", str(out), "--no-progress", *extra]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise SystemExit(f"dask_workers: {' '.join(extra)} failed (exit "
+                         f"{proc.returncode}): {tail}")
+    return seconds, json.loads(out.read_text())
+
+
+def _answer(result: dict) -> tuple:
+    """What must not depend on the executor: the choice and every measured record
+    (minus wall times and the worker that ran it)."""
+    drop = {"seconds", "worker", "wall_seconds"}
+    records = [{k: v for k, v in r.items() if k not in drop} for r in result["records"]]
+    records.sort(key=lambda r: json.dumps(r, sort_keys=True))
+    return json.dumps(result["chosen"], sort_keys=True), json.dumps(records, sort_keys=True)
+
+
+def main(argv: "list[str] | None" = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="Cora")
+    p.add_argument("--model", default="gcn")
+    p.add_argument("--budget", type=int, default=16)
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    args = p.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="sgquant-dask-") as tmp:
+        runs = [("local pool, 2 processes", ["--workers", "2"])]
+        runs += [(f"Dask LocalCluster, {n} worker{'s' * (n > 1)}",
+                  ["--scheduler", "local", "--workers", str(n)]) for n in args.workers]
+        rows = []
+        for label, extra in runs:
+            folder = Path(tmp) / f"run{len(rows)}"
+            folder.mkdir()
+            seconds, result = _search(args, folder, extra)
+            rows.append((label, seconds, _answer(result), result["num_measured"]))
+
+    reference = rows[0][2]
+    one = next((s for label, s, _, _ in rows if label.endswith(", 1 worker")), rows[0][1])
+    print(f"search wall time: {args.dataset} {args.model}, quick profile, budget "
+          f"{args.budget}, {os.cpu_count()} cores")
+    print(f"{'executor':<32} {'measured':>8} {'wall s':>8} {'vs 1 worker':>12} {'identical':>10}")
+    for label, seconds, answer, measured in rows:
+        print(f"{label:<32} {measured:>8} {seconds:>8.1f} {seconds / one:>11.2f}x "
+              f"{str(answer == reference):>10}")
+    same = all(answer == reference for _, _, answer, _ in rows)
+    print(f"answers identical across executors: {same}")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
