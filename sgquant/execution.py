@@ -364,9 +364,11 @@ def execute_chapter(template: "str | os.PathLike", output: "str | os.PathLike",
                 kernel_name=kernel_name(), progress_bar=progress, log_output=False,
                 cwd=str(cwd or output.parent), execution_timeout=cell_timeout,
                 start_timeout=180, kernel_manager_class=TrackedKernelManager,
-                # the kernel's own start-up warnings (e.g. about its local TCP transport)
-                # are not the chapter's output
-                extra_arguments=["--IPKernelApp.log_level=ERROR"])
+                # the kernel's own log (start-up warnings about its local TCP transport,
+                # "KeyboardInterrupt caught in kernel" when Ctrl-C lands between cells)
+                # is not the chapter's output: what a cell prints or raises reaches the
+                # notebook through the kernel's messages, and a dead kernel is our error
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
         except PapermillExecutionError as exc:
             if not (state["interrupted"] and exc.ename == "KeyboardInterrupt"):
                 raise PaperNotebookError(
