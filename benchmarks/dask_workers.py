@@ -1,6 +1,6 @@
 """Search wall time on a Dask cluster with 1, 2 and 4 workers, beside the local pool.
 
-One search (``sgquant search``, cost model, the ``quick`` profile's fine-tunes) runs
+One search (``sgquant search``, cost model, ``--profile``'s fine-tunes) runs
 once per executor, each in a fresh results folder, so every run trains its FP32 model
 (a second or two in the driver) and measures every configuration itself. The
 executors: the local process pool with 2 workers (the default on 2 cores) and a
@@ -10,7 +10,7 @@ answer (the chosen configuration and every measured record) is identical to the 
 pool's. Workers beyond the cores share them, so on a 2-core machine 4 workers cannot
 be faster than 2.
 
-    .venv/bin/python benchmarks/dask_workers.py [--budget 16] [--dataset Cora]
+    .venv/bin/python benchmarks/dask_workers.py [--budget 16] [--dataset Cora] [--profile default]
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ SGQUANT = [sys.executable, "-m", "sgquant.cli"]
 def _search(args: argparse.Namespace, results: Path, extra: list[str]) -> tuple[float, dict]:
     out = results / "result.json"
     cmd = [*SGQUANT, "search", "--dataset", args.dataset, "--model", args.model,
-           "--profile", "quick", "--budget", str(args.budget), "--results", str(results),
+           "--profile", args.profile, "--budget", str(args.budget), "--results", str(results),
            "--output", str(out), "--no-progress", *extra]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
@@ -55,6 +55,9 @@ def main(argv: "list[str] | None" = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="Cora")
     p.add_argument("--model", default="gcn")
+    p.add_argument("--profile", default="quick", choices=["quick", "default"],
+                   help="the fine-tunes' profile (default: quick, short fine-tunes where "
+                        "the executors' overhead shows; 'default': 10-epoch fine-tunes)")
     p.add_argument("--budget", type=int, default=16)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     args = p.parse_args(argv)
@@ -72,7 +75,7 @@ def main(argv: "list[str] | None" = None) -> int:
 
     reference = rows[0][2]
     one = next((s for label, s, _, _ in rows if label.endswith(", 1 worker")), rows[0][1])
-    print(f"search wall time: {args.dataset} {args.model}, quick profile, budget "
+    print(f"search wall time: {args.dataset} {args.model}, {args.profile} profile, budget "
           f"{args.budget}, {os.cpu_count()} cores")
     print(f"{'executor':<32} {'measured':>8} {'wall s':>8} {'vs 1 worker':>12} {'identical':>10}")
     for label, seconds, answer, measured in rows:
