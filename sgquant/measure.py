@@ -206,6 +206,13 @@ class Setup:
     def num_layers(self) -> int:
         return self.model.num_layers
 
+    def fp32_model(self) -> QuantGNN:
+        """A fresh copy of the trained FP32 model on :attr:`device`, in eval mode (the
+        cached :attr:`model` is shared: quantizing a copy leaves it as it is)."""
+        net = build_for(self.data, self.model_name, self.profile).to(self.device)
+        net.load_state_dict(self.fp32_state)
+        return net.eval()
+
     def teacher(self) -> torch.Tensor:
         """The FP32 model's logits on every node (computed once; for distillation)."""
         if self._teacher is None:

@@ -45,7 +45,7 @@ from ..checks import check_int, check_int_list
 from ..coding import code_entropy_bits
 from ..data import canonical_name
 from ..degree import DegreeBuckets
-from ..measure import build_for, prepare, single_thread
+from ..measure import prepare, single_thread
 from ..memory import MB
 from ..models import QuantGNN
 from ..packed import PackedRunner
@@ -277,8 +277,7 @@ def below_one_bit_tables(dataset: str = "Cora", model: str = "gcn",
     profile, 15 otherwise)."""
     prof = get_profile(profile)
     setup = prepare(canonical_name(dataset), model, seed, prof)
-    net = build_for(setup.data, setup.model_name, prof)
-    net.load_state_dict(setup.fp32_state)
+    net = setup.fp32_model()
     L = net.num_layers
     if assignment is None:
         from .choice import search_choice

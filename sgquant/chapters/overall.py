@@ -210,7 +210,7 @@ def add_coded_storage(table3: pd.DataFrame, runs: pd.DataFrame,
     code of chapter 7 (:func:`sgquant.chapters.below_one_bit.storage_baselines`, on the
     FP32 weights of the first evaluation seed; the codes of layer 1's input do not depend
     on the weights), against dense FP32."""
-    from ..measure import build_for, prepare
+    from ..measure import prepare
     from .below_one_bit import storage_baselines, storage_totals
 
     prof = get_profile(profile)
@@ -224,9 +224,7 @@ def add_coded_storage(table3: pd.DataFrame, runs: pd.DataFrame,
                   & (ran["variant"] == r["variant"])]
         first = sub.sort_values(["search_seed", "seed"]).iloc[0]
         setup = prepare(r["dataset"], r["model"], int(first["seed"]), prof)
-        net = build_for(setup.data, setup.model_name, prof).to(setup.device)
-        net.load_state_dict(setup.fp32_state)
-        totals = storage_totals(storage_baselines(net, setup.data, first["chosen_json"],
+        totals = storage_totals(storage_baselines(setup.fp32_model(), setup.data, first["chosen_json"],
                                                   setup.buckets))
         out.at[i, "coded_saving"] = float(totals["coded_saving_vs_fp32"].iloc[0])
         out.at[i, "coded_bits"] = float(totals["coded_bits_per_element"].iloc[0])

@@ -87,11 +87,9 @@ def _profile_of(profile: Union[str, Profile, Mapping]) -> Profile:
 
 
 def fp32_model(setup: Setup) -> QuantGNN:
-    """A fresh copy of ``setup``'s trained FP32 model, in eval mode (the cached
-    ``setup.model`` is shared: quantizing a copy leaves it as it is)."""
-    net = build_for(setup.data, setup.model_name, setup.profile).to(setup.device)
-    net.load_state_dict(setup.fp32_state)
-    return net.eval()
+    """:meth:`Setup.fp32_model <sgquant.measure.Setup.fp32_model>`: a fresh copy of
+    ``setup``'s trained FP32 model, in eval mode."""
+    return setup.fp32_model()
 
 
 def _case(dataset: Any, model: str, seed: int, profile: Union[str, Profile, Mapping],

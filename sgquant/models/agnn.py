@@ -97,15 +97,14 @@ class AGNN(QuantGNN):
                 nj = F.normalize(h.gather(src), p=2.0, dim=-1)
                 return prop.beta * (ni * nj).sum(dim=-1)
 
-            mx, total = runner.softmax_stats(logit, edges, ())
+            softmax = runner.softmax(logit, edges, ())
 
-            def alpha(src: Tensor, dst: Tensor, logit=logit, mx=mx, total=total) -> Tensor:
-                ex = (logit(src, dst) - mx.index_select(0, dst)).exp()
-                return (ex / total.index_select(0, dst)).view(-1, 1)
+            def alpha(src: Tensor, dst: Tensor, softmax=softmax) -> Tensor:
+                return softmax(src, dst).view(-1, 1)
 
             att = runner.pack_edges(runner.edge_source(alpha, edges), edges.num_edges, (1,),
                                     layer)
-            del mx, total
+            del softmax, alpha
             out = runner.aggregate(att, lambda src, a, h=h: h.gather(src) * a.view(-1, 1),
                                    edges, runner.zeros(num_nodes, h.shape[1]))
             del att

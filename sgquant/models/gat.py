@@ -113,14 +113,9 @@ class GAT(QuantGNN):
                 val = a_src.index_select(0, src) + a_dst.index_select(0, dst)
                 return F.leaky_relu(val, conv.negative_slope)
 
-            mx, total = runner.softmax_stats(logit, edges, (H,))
-
-            def alpha(src: Tensor, dst: Tensor, logit=logit, mx=mx, total=total) -> Tensor:
-                ex = (logit(src, dst) - mx.index_select(0, dst)).exp()
-                return ex / total.index_select(0, dst)
-
+            alpha = runner.softmax(logit, edges, (H,))
             att = runner.pack_edges(runner.edge_source(alpha, edges), edges.num_edges, (H,), k)
-            del mx, total
+            del alpha
             out = runner.aggregate(att, lambda src, a, xw=xw: a.unsqueeze(-1) * xw.index_select(0, src),
                                    edges, runner.zeros(num_nodes, H, C))
             del xw, att, a_src, a_dst

@@ -13,10 +13,10 @@ building blocks here:
   those of the fake-quant model, on any CPU);
 * :meth:`PackedRunner.pack_nodes` / :meth:`PackedRunner.pack_edges`: quantize and pack a
   layer input (by degree bucket) or the edge coefficients;
-* :meth:`PackedRunner.softmax_stats` and :meth:`PackedRunner.aggregate`: the softmax
-  statistics and :math:`\sum_u \alpha'_{u,v} m_u`, one edge chunk at a time over the
-  graph's edges and one generated self-loop per node (:class:`Edges`; the edge index is
-  never copied).
+* :meth:`PackedRunner.softmax` (over :meth:`PackedRunner.softmax_stats`) and
+  :meth:`PackedRunner.aggregate`: the softmax coefficients and
+  :math:`\sum_u \alpha'_{u,v} m_u`, one edge chunk at a time over the graph's edges
+  and one generated self-loop per node (:class:`Edges`; the edge index is never copied).
 
 What exists in float32 at any time: node-sized intermediates of width :math:`d_k`
 (:math:`X W`, the aggregation's accumulator, the layer output before it is quantized),
@@ -354,6 +354,18 @@ class PackedRunner:
             ex = (logit(src, dst) - m.index_select(0, dst)).exp()
             total.scatter_add_(0, _bcast(dst, ex), ex)
         return m, total.add_(1e-16)
+
+    def softmax(self, logit: Callable[[Tensor, Tensor], Tensor], edges: Edges,
+                heads_shape: tuple[int, ...]) -> Callable[[Tensor, Tensor], Tensor]:
+        r""":math:`\alpha_{u,v} = \exp(e_{u,v} - \max_u e_{u,v}) / \sum_u \exp(e_{u,v} -
+        \max)` as a function of an edge chunk, the statistics from :meth:`softmax_stats`
+        (held until the returned function is released)."""
+        mx, total = self.softmax_stats(logit, edges, heads_shape)
+
+        def alpha(src: Tensor, dst: Tensor) -> Tensor:
+            ex = (logit(src, dst) - mx.index_select(0, dst)).exp()
+            return ex / total.index_select(0, dst)
+        return alpha
 
     def edge_source(self, fn: Callable[[Tensor, Tensor], Tensor],
                     edges: Edges) -> Callable[[int, int], Tensor]:
