@@ -229,7 +229,8 @@ def fp32_key(dataset: str, model: str, seed: int, profile: Profile) -> dict:
     its name, or a graph file's path and content hash), model, seed and budgets. The
     device is not part of it: results do not depend on it beyond float tolerance."""
     return {"kind": "fp32", "dataset": dataset_key(dataset), "model": model, "seed": seed,
-            "architecture": profile.architecture(model), "epochs": profile.fp32_epochs,
+            "architecture": profile.architecture(model),
+            "epochs": profile.fp32_epochs_for(dataset),
             "patience": profile.patience, "version": __version__}
 
 
@@ -271,7 +272,7 @@ def _prepare_cached(dataset: str, model: str, seed: int, profile: Profile,
     summary = cache.get("fp32", key, validate=check_fp32_summary)
     if state is None or summary is None:
         with single_thread():
-            result = train_model(net, data, epochs=profile.fp32_epochs,
+            result = train_model(net, data, epochs=key["epochs"],
                                  patience=profile.patience, seed=seed)
         state, summary = result.state_dict, result.summary()
         cache.put_state("fp32", key, state)

@@ -41,10 +41,13 @@ def check_result(result: SearchResult, budget: int) -> None:
         if result.chosen is not None:
             assert result.chosen.key() in set(feasible["config_key"])
             mine = conf[conf["config_key"] == result.chosen.key()]
-            assert len(mine) == result.confirm_seeds and mine["confirmed"].all()
+            c = result.settings.get("confirmation") or {}
+            models = int(c.get("search_model", True)) + int(c.get("other_fp32", 0))
+            assert len(mine) == result.confirm_seeds * models and mine["confirmed"].all()
             assert result.chosen_val_acc_mean >= result.threshold - 1e-6
+            own = [] if c.get("fresh_only") else [result.chosen_val_acc]
             assert result.chosen_val_acc_mean == pytest.approx(
-                np.mean([result.chosen_val_acc, *mine["val_acc"]]))
+                np.mean([*own, *mine["val_acc"]]))
             assert 0.0 <= result.chosen_test_acc_mean <= 1.0
             assert not conf[conf["saving"] > result.chosen_saving]["confirmed"].any()
         else:

@@ -227,3 +227,59 @@ def test_strategy_fields_take_the_searchs_own_strategy():
     assert strategy_fields(None) == ({}, False)
     with pytest.raises(ValueError, match="strategy"):
         strategy_fields(42)
+
+
+def test_coded_storage_job_is_cached_and_heals_a_broken_record(cora, tmp_path, caplog):
+    """Chapter 3's coded column: one job per choice, cached under ``coded``; a rebuilt
+    chapter reads it back, and a broken record is discarded and measured again."""
+    from sgquant.bits import BitAssignment
+
+    chosen = BitAssignment.uniform(2, 2).to_json()
+    first = C.overall.coded_storage_job("Cora", "gcn", 0, "quick", chosen, str(tmp_path))
+    assert first["coded_saving"] > 16 and 0 < first["coded_bits"] < 2
+    records = list((tmp_path / "coded").glob("*.json"))
+    assert len(records) == 1
+    assert C.overall.coded_storage_job("Cora", "gcn", 0, "quick", chosen, str(tmp_path)) == first
+    records[0].write_text('{"key": {}, "value": {"coded_saving": "oops"}}')
+    again = C.overall.coded_storage_job("Cora", "gcn", 0, "quick", chosen, str(tmp_path))
+    assert again == first and "discarding invalid cache record" in caplog.text
+    table3 = pd.DataFrame([{"dataset": "Cora", "model": "gcn", "variant": "sgquant",
+                            "status": "run"}, {"dataset": "PubMed", "model": "gcn",
+                                               "status": C.common.NOT_AVAILABLE}])
+    runs = pd.DataFrame([{"dataset": "Cora", "model": "gcn", "variant": "sgquant",
+                          "status": "run", "search_seed": 0, "seed": 0, "chosen_json": chosen}])
+    out = C.overall.add_coded_storage(table3, runs, "quick", workers=0)
+    assert out.loc[0, "coded_saving"] == pytest.approx(first["coded_saving"])
+    assert math.isnan(out.loc[1, "coded_saving"])
+
+
+def test_reading_names_the_measured_reason_of_each_missed_target():
+    """A SGQuant+ row under the paper's saving says how many searches kept FP32; a row
+    over the tolerance gives its validation drop beside the test drop."""
+    def row(seed: int, search_seed: int, found: bool, saving: float) -> dict:
+        return {"dataset": "Cora", "model": "gcn", "seed": seed, "status": "run",
+                "variant": "sgquant+", "variant_label": "SGQuant+", "search_seed": search_seed,
+                "fp32_val": 80.0, "fp32_test": 81.0, "fp32_best_test": 82.0, "val": 79.8,
+                "test": 80.0, "best_test": 81.0, "average_bits": 32 / saving,
+                "fp32_memory_mb": 16.0, "memory_mb": 16.0 / saving, "saving": saving,
+                "paper_saving": saving, "weight_mb": 0.2, "chosen": f"c{search_seed}",
+                "chosen_json": "{}", "found": found, "final_epochs": 60}
+
+    runs = pd.DataFrame([row(e, s, s == 0, 30.0 if s == 0 else 1.0)
+                         for s in (0, 1) for e in (0, 1)])
+    text = C.overall.reading_overall(C.overall.overall_table(runs))
+    assert "Cora/GCN (saving 15.5x < the paper's 26.1x: 1 of 2 searches kept FP32" in text
+    assert ("test drop 1.00 > 0.5, with a validation drop of only 0.20: validation did not "
+            "predict test") in text
+
+
+def test_overall_refuses_a_held_out_fp32_model_that_is_an_evaluation_seed():
+    """SGQuant+ confirms on the FP32 model after the search's (seed + 1): it must not be
+    one of the evaluation seeds, or the confirmation would see the evaluation weights."""
+    with pytest.raises(ValueError, match=r"other FP32 model\(s\) \[5\].*evaluation seeds"):
+        C.overall.overall_runs("Cora", "gcn", "quick", seeds=[0, 5], search_fp32_seed=4,
+                               variants=["sgquant+"], include_missing=False, workers=0)
+    # the paper's method has no held-out model: the same seeds are fine up to training
+    from sgquant.variants import get_variant
+    assert get_variant("sgquant").confirmation.fp32_seeds(4) == []
+    assert get_variant("sgquant+").confirmation.fp32_seeds(4) == [5]

@@ -67,3 +67,28 @@ def test_dataset_key_of_registered_datasets() -> None:
         dataset_key("Coauthor-CS", "public")
     with pytest.raises(ValueError, match="Unknown dataset"):
         dataset_key("nope")
+
+
+def test_fp32_epoch_cap_follows_the_default_split(tmp_path) -> None:
+    """Planetoid ships a public split: the profile's ``fp32_epochs``; a graph on the
+    seeded random split (Amazon-Computers, a graph file): ``fp32_epochs_random``, and
+    the FP32 cache key holds the cap that applies."""
+    from sgquant.data import has_public_split
+    from sgquant.measure import fp32_key
+    from sgquant.profiles import get_profile
+
+    assert has_public_split("cora") and has_public_split("CiteSeer")
+    assert not has_public_split("Amazon-Computers") and not has_public_split("cs")
+    with pytest.raises(ValueError, match="unknown dataset|Unknown dataset|not-a-dataset"):
+        has_public_split("not-a-dataset")
+    default = get_profile("default")
+    assert default.fp32_epochs_random > default.fp32_epochs
+    assert default.fp32_epochs_for("Cora") == default.fp32_epochs
+    assert default.fp32_epochs_for("computers") == default.fp32_epochs_random
+    assert fp32_key("Cora", "gcn", 0, default)["epochs"] == default.fp32_epochs
+    assert fp32_key("Amazon-Computers", "gcn", 0, default)["epochs"] == default.fp32_epochs_random
+    # a profile that does not set the random cap uses fp32_epochs for every graph
+    quick = get_profile("quick")
+    assert quick.fp32_epochs_for("Amazon-Computers") == quick.fp32_epochs
+    assert get_profile("default", fp32_epochs_random=None).fp32_epochs_for(
+        "Amazon-Computers") == default.fp32_epochs

@@ -147,6 +147,78 @@ def test_rerun_reuses_cached_confirmations(confirm_setup):
     assert first.chosen_test_acc_mean == second.chosen_test_acc_mean
 
 
+class OtherModelRigged(SerialExecutor):
+    """Serial, but every fine-tune from an FP32 model other than the search's (``home``)
+    of a configuration in ``sink`` returns validation accuracy 0."""
+
+    def __init__(self, sink: set[str], home: int) -> None:
+        super().__init__()
+        self.sink, self.home, self.fp32_seeds = sink, home, set()
+
+    def submit(self, fn, job) -> Future:
+        self.fp32_seeds.add(job.seed)
+        if job.seed == self.home:
+            return super().submit(fn, job)
+
+        def rigged(job):
+            rec = fn(job)
+            return {**rec, "val_acc": 0.0} if rec["config_key"] in self.sink else rec
+        return super().submit(rigged, job)
+
+
+def test_other_fp32_models_reject_a_choice_that_holds_only_on_the_search_model(
+        confirm_setup, tmp_path):
+    """``other_fp32=1``: the fresh fine-tunes also run from FP32 seed + 1, shifted by
+    that model's FP32 validation accuracy; a configuration that fails there is not
+    chosen although the search model's fine-tunes hold."""
+    import shutil
+
+    from sgquant.measure import measure, prepare
+    from sgquant.variants import Confirmation
+
+    kw, plain, order = confirm_setup
+    folder = tmp_path / "results"
+    shutil.copytree(PRISTINE[0], folder)
+    conf = Confirmation(top=2, seeds=1, other_fp32=1)
+    assert conf.fp32_seeds(1) == [2] and conf.to_dict()["other_fp32"] == 1
+    pool = OtherModelRigged({order[0]}, home=1)
+    result = cost_model_search("Cora", "gcn", executor=pool, confirmation=conf,
+                               **{**kw, "results": folder})
+    check_result(result, 8)
+    c = result.confirmations
+    assert pool.fp32_seeds == {1, 2} and sorted(set(c["fp32_seed"])) == [1, 2]
+    assert not c[c["config_key"] == order[0]]["confirmed"].any()
+    assert result.chosen is None or result.chosen.key() != order[0]
+    # an unrigged fine-tune on model 2 is shifted by the two models' FP32 validation accuracy
+    base, other = prepare("Cora", "gcn", 1, "quick", str(folder)), prepare(
+        "Cora", "gcn", 2, "quick", str(folder))
+    row = c[(c["config_key"] == order[1]) & (c["fp32_seed"] == 2)].iloc[0]
+    rec = measure(other, as_assignment_of(result, order[1]), results=str(folder),
+                  finetune_seed=int(row["finetune_seed"]),
+                  finetune=conf.finetune(result_finetune(result)))
+    assert rec["cached"]
+    assert row["val_acc"] == pytest.approx(rec["val_acc"] - other.fp32["val_acc"]
+                                           + base.fp32["val_acc"])
+    with pytest.raises(ValueError, match="other_fp32"):
+        Confirmation(other_fp32=-1)
+    # held-out only: no fine-tune from the search model, epoch 0 allowed on the other one
+    with pytest.raises(ValueError, match="search_model=False needs other_fp32"):
+        Confirmation(search_model=False)
+    held = Confirmation(top=2, seeds=1, other_fp32=1, search_model=False, fresh_only=True)
+    out = cost_model_search("Cora", "gcn", executor=SerialExecutor(), confirmation=held,
+                            **{**kw, "results": folder})
+    assert set(out.confirmations["fp32_seed"]) == {2}
+    assert out.settings["confirmation"]["search_model"] is False
+    if out.chosen is not None:
+        assert out.chosen_test_acc_mean == pytest.approx(float(out.confirmations[
+            out.confirmations["config_key"] == out.chosen.key()]["test_acc"].mean()))
+
+
+def result_finetune(result: SearchResult):
+    from sgquant.train import Finetune
+    return Finetune.from_dict(result.settings["finetune"])
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(confirm_top=-1), "confirm_top must be an integer >= 0"),
     (dict(confirm_top=1.5), "confirm_top"),

@@ -24,7 +24,7 @@ from __future__ import annotations
 from ..degree import DegreeBuckets, degree_buckets
 from .errors import CorruptRawFileError, DatasetUnavailableError
 from .load import clear_dataset_cache, load_dataset
-from .names import canonical_name, dataset_key, display_name
+from .names import canonical_name, dataset_key, display_name, has_public_split
 from .paths import DATA_ENV, DEFAULT_ROOT, data_root
 from .raw import DOWNLOAD_TIMEOUT_S, MIRROR_ENV
 from .registered import available_datasets, is_available
@@ -45,6 +45,7 @@ __all__ = [
     "data_root",
     "dataset_key",
     "dataset_statistics",
+    "has_public_split",
     "degree_buckets",
     "display_name",
     "is_available",

@@ -41,6 +41,17 @@ def canonical_name(name: "str | os.PathLike[str]") -> str:
     raise unknown_dataset(name)
 
 
+def has_public_split(name: "str | os.PathLike[str]") -> bool:
+    """Whether ``name`` is a registered dataset that ships its own masks (Planetoid's
+    public split, Reddit's), so its default split is not the seeded random one. A graph
+    file counts as not (its own masks, if any, are read only when it is loaded)."""
+    spec = lookup(name)
+    if spec is not None:
+        return spec.own_split is not None
+    canonical_name(name)  # a graph file must exist; anything else is an unknown dataset
+    return False
+
+
 def display_name(name: "str | os.PathLike[str]") -> str:
     """A short name for tables: the canonical name, or a graph file's file name."""
     spec = lookup(name)

@@ -7,8 +7,14 @@ savings are fine-tuned ``confirm_seeds`` more times from the same FP32 weights
 (other fine-tune seeds, :func:`confirmation_seeds`) and the chosen one is the
 largest saving whose *mean* validation accuracy (or a lower confidence bound of it,
 over fresh fine-tunes only: :class:`~sgquant.variants.Confirmation`) stays within
-tolerance (:func:`confirm_choice`). The extra fine-tunes are counted apart from the
-budget.
+tolerance (:func:`confirm_choice`). With ``other_fp32``, the same fresh fine-tunes also
+run from other FP32 models (:meth:`~sgquant.variants.Confirmation.fp32_seeds`), each
+accuracy shifted by its model's FP32 validation accuracy to the search model's,
+
+.. math:: a'_i = a_i - \text{FP32 val}_{m(i)} + \text{FP32 val}_{\text{search}},
+
+so a choice that holds only on the weights it was searched on is not confirmed. The
+extra fine-tunes are counted apart from the budget.
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
+from ..measure import prepare
 from ..variants import Confirmation
 from .candidates import ACCURACY_SLACK
 from .measurements import MeasurementRun
@@ -70,7 +77,10 @@ def confirm_choice(run: MeasurementRun, records: pd.DataFrame, seed: int,
     (:func:`confirmed_accuracy` of its fine-tunes: the extra ones, plus the search's own
     unless ``fresh_only``) is within tolerance (a failed fine-tune: not confirmed). If
     none is, the next ``top`` feasible ones are tried (at most ``4 * top`` in all);
-    then ``None`` (keep FP32). ``confirmation`` may also be given the old way, as
+    then ``None`` (keep FP32). With ``other_fp32`` the fresh fine-tunes also run from
+    the other FP32 models (prepared here, from the cache or trained once), their
+    accuracies shifted as the module docstring says. ``confirmation`` may also be given
+    the old way, as
     ``confirm_top, confirm_seeds``.
 
     Returns (chosen record or ``None``, one row per extra fine-tune, the chosen's
@@ -83,37 +93,53 @@ def confirm_choice(run: MeasurementRun, records: pd.DataFrame, seed: int,
     c = confirmation
     ok = records[records["feasible"]].sort_values(["saving", "val_acc", "order"],
                                                   ascending=[False, False, True])
-    cols = ["rank", "config_key", "saving", "finetune_seed", "status", "error", "val_acc",
+    cols = ["rank", "config_key", "saving", "fp32_seed", "finetune_seed", "status", "error",
+            "val_acc",
             "test_acc", "best_test_acc", "seconds", "worker", "mean_val_acc",
             "confirmed_val_acc", "confirmed"]
     if not len(ok) or c.top == 0:
         return (ok.iloc[0] if len(ok) else None), pd.DataFrame(columns=cols), {}
     seeds = confirmation_seeds(seed, c.seeds, exclude=run.setup.seed)
     finetune = c.finetune(run.finetune)
+    others = [run.sibling(prepare(run.setup.dataset, run.setup.model_name, s, run.setup.profile,
+                                  str(run.cache.root), run.data_root, run.setup.device))
+              for s in c.fp32_seeds(run.setup.seed)]
+    base_val = float(run.setup.fp32["val_acc"])
+    assignments = dict(zip(ok["config_key"], ok["assignment"]))
     limit = min(len(ok), 4 * c.top)
     rows: list[dict] = []
     for start in range(0, limit, c.top):
         batch = ok.iloc[start:min(start + c.top, limit)]
-        extra = run.measure_finetunes(list(batch["config_key"]), seeds, finetune)
+        keys = list(batch["config_key"])
+        extra = run.measure_finetunes(keys, seeds, finetune) if c.search_model else []
+        shifted = []
+        for other in others:
+            shift = base_val - float(other.setup.fp32["val_acc"])
+            for r in other.measure_finetunes(keys, seeds, finetune, assignments):
+                shifted.append({**r, "val_acc": r["val_acc"] + shift})
         found = None
         for rank, (_, top) in enumerate(batch.iterrows(), start=start + 1):
             key = top["config_key"]
             mine = [r for r in extra if r["config_key"] == key]
+            theirs = [r for r in shifted if r["config_key"] == key]
             first = run.private[key]
             judged = ([] if c.fresh_only else [{"val_acc": float(top["val_acc"]), **first}]) \
                 + mine
-            vals = [float(r["val_acc"]) for r in judged]
-            good = all(r["status"] != "failed" for r in mine)
+            vals = [float(r["val_acc"]) for r in judged + theirs]
+            good = all(r["status"] != "failed" for r in mine + theirs)
             mean_val = float(np.mean(vals)) if good else np.nan
             bound = confirmed_accuracy(vals, c.z) if good else np.nan
             confirmed = bool(good and bound >= run.threshold - ACCURACY_SLACK)
-            for r in mine:
+            for r in mine + theirs:
                 rows.append({**r, "rank": rank, "saving": float(top["saving"]),
                              "mean_val_acc": mean_val, "confirmed_val_acc": bound,
                              "confirmed": confirmed})
             if confirmed and found is None:
+                # test accuracies: the search model's fine-tunes (one FP32 model) when
+                # there are any, else the other models'
+                tests = judged or theirs
                 found = (top, {"val_acc": mean_val, **{
-                    f: float(np.mean([float(r[f]) for r in judged])) for f in TEST_FIELDS}})
+                    f: float(np.mean([float(r[f]) for r in tests])) for f in TEST_FIELDS}})
         if found is not None:
             return found[0], pd.DataFrame(rows, columns=cols), found[1]
     return None, pd.DataFrame(rows, columns=cols), {}

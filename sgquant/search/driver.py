@@ -8,6 +8,8 @@ method.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import time
 from concurrent.futures import Executor
@@ -127,9 +129,8 @@ def _search(method: str, dataset: str, model: str, *, budget: Optional[int], tol
         var.confirmation if var else Confirmation())
     if not isinstance(conf, Confirmation):
         raise ValueError(f"confirmation must be a sgquant.variants.Confirmation, got {conf!r}")
-    conf = Confirmation(conf.top if confirm_top is None else confirm_top,
-                        conf.seeds if confirm_seeds is None else confirm_seeds,
-                        conf.fresh_only, conf.keep_epoch0, conf.z)
+    conf = dataclasses.replace(conf, top=conf.top if confirm_top is None else confirm_top,
+                               seeds=conf.seeds if confirm_seeds is None else confirm_seeds)
     confirm_top, confirm_seeds = conf.top, conf.seeds
     prof = get_profile(profile)
     tolerance = check_tolerance(tolerance)

@@ -146,24 +146,36 @@ class MeasurementRun:
         self.failures.check()
 
     def measure_finetunes(self, keys: Sequence[str], finetune_seeds: Sequence[int],
-                          finetune: Optional[Finetune] = None) -> list[dict]:
-        """Re-measure the configurations ``keys`` (already measured) once per
-        ``finetune_seeds`` (same FP32 weights, other fine-tuning seeds; ``finetune``:
-        other settings), through the cache and the executor; one row per fine-tune, in
-        (key, seed) order."""
-        by_key = {r["config_key"]: r for r in self.rows}
-        items = [(as_assignment(by_key[k]["assignment"]), int(s))
-                 for k in keys for s in finetune_seeds]
+                          finetune: Optional[Finetune] = None,
+                          assignments: Optional[dict[str, str]] = None) -> list[dict]:
+        """Re-measure the configurations ``keys`` once per ``finetune_seeds`` (this run's
+        FP32 weights, other fine-tuning seeds; ``finetune``: other settings), through the
+        cache and the executor; one row per fine-tune, in (key, seed) order. A key this
+        run has not measured takes its assignment from ``assignments`` (key -> JSON: a
+        configuration another run chose, confirmed on this run's FP32 model)."""
+        by_key = {k: v for k, v in (assignments or {}).items()}
+        by_key.update({r["config_key"]: r["assignment"] for r in self.rows})
+        items = [(as_assignment(by_key[k]), int(s)) for k in keys for s in finetune_seeds]
         outcomes = self.measure_all(items, finetune)
         rows = []
         for (a, seed), o in zip(items, outcomes):
             rec = o.record or {}
             rows.append({"config_key": a.key(), "finetune_seed": seed, "status": o.status,
                          "error": o.error, "worker": rec.get("worker"),
+                         "fp32_seed": self.setup.seed,
                          **{k: float(rec.get(k, np.nan))
                             for k in ("val_acc", "seconds", *TEST_FIELDS)}})
         self.failures.check()
         return rows
+
+    def sibling(self, setup: Setup) -> "MeasurementRun":
+        """A run on another FP32 model (``setup``) with this run's space, quantizer,
+        fine-tuning, cache, executor and progress bar; its threshold is that model's
+        validation accuracy minus this run's tolerance."""
+        tolerance = float(self.setup.fp32["val_acc"]) - self.threshold
+        return MeasurementRun(setup, self.space, float(setup.fp32["val_acc"]) - tolerance,
+                              self.options, str(self.cache.root), self.data_root,
+                              self.executor, None, self.bar, self.finetune)
 
     def accuracy(self) -> np.ndarray:
         return np.array([r["val_acc"] if r["status"] != "failed" else np.nan
