@@ -5,6 +5,8 @@
 * ``default``: the book on a 2-core CPU (Cora, CiteSeer, Amazon-Computers,
   three seeds; GAT with PyG's example width, 8 heads x 8, because the paper's
   8 x 256 takes minutes per run on a CPU);
+* ``paper``: the paper's budgets and Table I architectures on all five
+  datasets (GPU recommended).
 
 FP32 training stops after ``patience`` epochs without a better validation accuracy, at
 most ``fp32_epochs`` epochs on a graph with a public split (Planetoid's 140/500/1000
@@ -12,8 +14,6 @@ nodes) and at most ``fp32_epochs_random`` on a graph trained on the seeded rando
 60/30/10 split: with 60% of the nodes labelled, Amazon-Computers' GCN and AGNN still
 improve long after epoch 200 (best validation epoch 573 and 614 of 1000 measured, GCN
 88.0% validation at epoch 200 and 90.6% at its best).
-* ``paper``: the paper's budgets and Table I architectures on all five
-  datasets (GPU recommended).
 """
 from __future__ import annotations
 

@@ -13,8 +13,10 @@ accuracy shifted by its model's FP32 validation accuracy to the search model's,
 
 .. math:: a'_i = a_i - \text{FP32 val}_{m(i)} + \text{FP32 val}_{\text{search}},
 
-so a choice that holds only on the weights it was searched on is not confirmed. The
-extra fine-tunes are counted apart from the budget.
+so a choice that holds only on the weights it was searched on is not confirmed (with
+``search_model=False``, only the other models' fine-tunes run and are judged). Their rows
+in a search's ``confirmations`` carry :math:`a'_i` as ``val_acc`` and the model's seed as
+``fp32_seed``. The extra fine-tunes are counted apart from the budget.
 """
 from __future__ import annotations
 
@@ -80,8 +82,7 @@ def confirm_choice(run: MeasurementRun, records: pd.DataFrame, seed: int,
     then ``None`` (keep FP32). With ``other_fp32`` the fresh fine-tunes also run from
     the other FP32 models (prepared here, from the cache or trained once), their
     accuracies shifted as the module docstring says. ``confirmation`` may also be given
-    the old way, as
-    ``confirm_top, confirm_seeds``.
+    the old way, as ``confirm_top, confirm_seeds``.
 
     Returns (chosen record or ``None``, one row per extra fine-tune, the chosen's
     mean val / test / best-test accuracies over the judged fine-tunes, empty without
@@ -94,8 +95,7 @@ def confirm_choice(run: MeasurementRun, records: pd.DataFrame, seed: int,
     ok = records[records["feasible"]].sort_values(["saving", "val_acc", "order"],
                                                   ascending=[False, False, True])
     cols = ["rank", "config_key", "saving", "fp32_seed", "finetune_seed", "status", "error",
-            "val_acc",
-            "test_acc", "best_test_acc", "seconds", "worker", "mean_val_acc",
+            "val_acc", "test_acc", "best_test_acc", "seconds", "worker", "mean_val_acc",
             "confirmed_val_acc", "confirmed"]
     if not len(ok) or c.top == 0:
         return (ok.iloc[0] if len(ok) else None), pd.DataFrame(columns=cols), {}
