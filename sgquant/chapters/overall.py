@@ -215,13 +215,16 @@ def coded_storage_job(dataset: str, model: str, seed: int, profile: Profile,
     on the FP32 model of ``seed`` (one job of :func:`add_coded_storage`; cached in the
     results folder under ``coded``, so a rebuilt chapter reads it back)."""
     from ..cache import ResultCache
-    from ..measure import prepare, single_thread
+    from ..data import canonical_name
+    from ..measure import fp32_key, prepare, single_thread
     from .below_one_bit import storage_baselines, storage_totals
 
-    setup = prepare(dataset, model, seed, profile, results)
+    prof = get_profile(profile)
     assignment = BitAssignment.from_json(assignment_json)
     cache = ResultCache(results)
-    key = {"kind": "coded", "fp32": setup.fp32_key(), "assignment": assignment.to_dict()}
+    key = {"kind": "coded", "fp32": fp32_key(canonical_name(dataset), str(model).lower(), seed,
+                                             prof),
+           "assignment": assignment.to_dict()}
 
     def valid(value: Any) -> dict[str, float]:
         if not (isinstance(value, dict) and set(value) == {"coded_saving", "coded_bits"}
@@ -232,6 +235,7 @@ def coded_storage_job(dataset: str, model: str, seed: int, profile: Profile,
     hit = cache.get("coded", key, validate=valid)
     if hit is not None:
         return hit
+    setup = prepare(dataset, model, seed, prof, results)
     with single_thread():
         totals = storage_totals(storage_baselines(setup.fp32_model(), setup.data, assignment,
                                                   setup.buckets))

@@ -29,9 +29,9 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from ..bits import BitAssignment, as_assignment
-from ..checks import check_choice, check_int
+from ..checks import check_choice
 from ..degree import DegreeBuckets, degree_buckets
-from ..measure import Setup, build_for, prepare, single_thread
+from ..measure import build_for, prepare, single_thread
 from ..device import resolve_device
 from ..memory import (average_bits, cuda_peak, feature_layout, feature_memory, measure_pass,
                       run_isolated)
@@ -40,7 +40,7 @@ from ..packed import DEFAULT_CHUNK_SIZE, PackedRunner, check_chunk_size
 from ..profiles import Profile, get_profile
 from ..synthetic import SYNTHETIC, synthetic_graph
 
-__all__ = ["MODES", "fp32_model", "packed_vs_analytic",
+__all__ = ["MODES", "packed_vs_analytic",
            "peak_memory_table", "peak_job"]
 
 #: Inference modes compared by :func:`peak_memory_table`.
@@ -86,12 +86,6 @@ def _profile_of(profile: Union[str, Profile, Mapping]) -> Profile:
     return get_profile(profile)
 
 
-def fp32_model(setup: Setup) -> QuantGNN:
-    """:meth:`Setup.fp32_model <sgquant.measure.Setup.fp32_model>`: a fresh copy of
-    ``setup``'s trained FP32 model, in eval mode."""
-    return setup.fp32_model()
-
-
 def _case(dataset: Any, model: str, seed: int, profile: Union[str, Profile, Mapping],
           results: Optional[str] = None, data_root: Optional[str] = None) -> _Case:
     prof = _profile_of(profile)
@@ -106,7 +100,7 @@ def _case(dataset: Any, model: str, seed: int, profile: Union[str, Profile, Mapp
     else:
         setup = prepare(dataset, model, seed, prof, results, data_root)
         data, buckets = setup.data, setup.buckets
-        net = fp32_model(setup)  # set_bits below quantizes this copy only
+        net = setup.fp32_model()  # set_bits below quantizes this copy only
         trained = True
     net.eval()
     return _Case(_dataset_label(dataset), data, buckets, net, trained)

@@ -27,7 +27,7 @@ from ..plots import format_rounding, plot_peak_memory, plot_rounding, table
 from ..profiles import Profile, get_profile
 from ..quantize import FP32_BITS, fake_quantize
 from .common import SingleDatasetChapter, markdown, mean_std, resolve_models, resolve_seeds
-from .packed_inference import fp32_model, packed_vs_analytic, peak_memory_table
+from .packed_inference import packed_vs_analytic, peak_memory_table
 
 __all__ = ["ROUNDING_OPTIONS", "TARGETS", "rounding_table", "rematching_tables",
            "rounding_summary", "reading_rematching", "Chapter"]
@@ -138,7 +138,7 @@ def rounding_table(dataset: str = "Cora", model: str = "gcn",
     rows = []
     for seed in seeds:
         setup = prepare(dataset, model, seed, prof, results, data_root)
-        features = _fp32_features(fp32_model(setup), setup.data)
+        features = _fp32_features(setup.fp32_model(), setup.data)
         for target in targets:
             for bits in bits_list:
                 asg = _target_assignment(target, bits, setup.model)

@@ -9,7 +9,6 @@ method.
 from __future__ import annotations
 
 import dataclasses
-
 import logging
 import time
 from concurrent.futures import Executor

@@ -153,7 +153,7 @@ class MeasurementRun:
         cache and the executor; one row per fine-tune, in (key, seed) order. A key this
         run has not measured takes its assignment from ``assignments`` (key -> JSON: a
         configuration another run chose, confirmed on this run's FP32 model)."""
-        by_key = {k: v for k, v in (assignments or {}).items()}
+        by_key = dict(assignments or {})
         by_key.update({r["config_key"]: r["assignment"] for r in self.rows})
         items = [(as_assignment(by_key[k]), int(s)) for k in keys for s in finetune_seeds]
         outcomes = self.measure_all(items, finetune)
