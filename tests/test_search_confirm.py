@@ -195,7 +195,7 @@ def test_other_fp32_models_reject_a_choice_that_holds_only_on_the_search_model(
     row = c[(c["config_key"] == order[1]) & (c["fp32_seed"] == 2)].iloc[0]
     rec = measure(other, as_assignment_of(result, order[1]), results=str(folder),
                   finetune_seed=int(row["finetune_seed"]),
-                  finetune=conf.finetune(result_finetune(result)))
+                  finetune=conf.finetune(result_finetune(result), QUICK_EPOCHS))
     assert rec["cached"]
     assert row["val_acc"] == pytest.approx(rec["val_acc"] - other.fp32["val_acc"]
                                            + base.fp32["val_acc"])
@@ -212,6 +212,63 @@ def test_other_fp32_models_reject_a_choice_that_holds_only_on_the_search_model(
     if out.chosen is not None:
         assert out.chosen_test_acc_mean == pytest.approx(float(out.confirmations[
             out.confirmations["config_key"] == out.chosen.key()]["test_acc"].mean()))
+
+
+#: the quick profile's fine-tune epochs (what ``Finetune(epochs=None)`` means there)
+QUICK_EPOCHS = 3
+
+
+def test_ladder_steps_down_the_savings_and_confirmation_runs_at_the_final_length(
+        confirm_setup, tmp_path):
+    """``ladder``: after a failed batch the next one takes the largest savings at most
+    ``ladder`` times the failed batch's smallest; ``epochs_factor``: the extra fine-tunes
+    run that many times the candidates' epochs (cached under that length)."""
+    from sgquant.measure import measure, prepare
+    from sgquant.profiles import get_profile
+    from sgquant.train import Finetune
+    from sgquant.variants import Confirmation
+
+    assert get_profile("quick").finetune_epochs == QUICK_EPOCHS
+    kw, plain, order = confirm_setup
+    feasible = plain.records[plain.records["feasible"]].sort_values(
+        ["saving", "val_acc", "order"], ascending=[False, False, True])
+    savings = dict(zip(feasible["config_key"], feasible["saving"]))
+    # every configuration fails its confirmation: the batches are all that is tried
+    walked = rigged_search(kw, set(order), tmp_path,
+                           confirmation=Confirmation(top=1, seeds=1, ladder=0.9))
+    tried = walked.confirmations["config_key"].tolist()
+    expected, rest = [], list(order)
+    while rest and len(expected) < 4:
+        expected.append(rest[0])
+        rest = [k for k in rest[1:] if savings[k] <= 0.9 * savings[expected[-1]]]
+    assert 1 < len(expected) < 4 and expected != order[:len(expected)], \
+        "the fixture's savings should make the ladder skip one and stop early"
+    assert walked.chosen is None and tried == expected
+    assert walked.confirmations["rank"].tolist() == [order.index(k) + 1 for k in expected]
+    in_order = rigged_search(kw, set(order), tmp_path,
+                             confirmation=Confirmation(top=1, seeds=1))
+    assert in_order.confirmations["config_key"].tolist() == order[:4]
+    # confirmed at twice the candidates' length: the cache holds those fine-tunes
+    folder = tmp_path / "long"
+    import shutil
+    shutil.copytree(PRISTINE[0], folder)
+    conf = Confirmation(top=1, seeds=1, epochs_factor=2)
+    assert conf.finetune(Finetune(), QUICK_EPOCHS).epochs == 2 * QUICK_EPOCHS
+    assert conf.finetune(Finetune(epochs=5), QUICK_EPOCHS).epochs == 10
+    assert Confirmation().finetune(Finetune(), QUICK_EPOCHS).epochs is None
+    long = cost_model_search("Cora", "gcn", executor=SerialExecutor(), confirmation=conf,
+                             **{**kw, "results": folder})
+    row = long.confirmations.iloc[0]
+    setup = prepare("Cora", "gcn", 1, "quick", str(folder))
+    rec = measure(setup, as_assignment_of(long, row["config_key"]), results=str(folder),
+                  finetune_seed=int(row["finetune_seed"]),
+                  finetune=Finetune(epochs=2 * QUICK_EPOCHS))
+    assert rec["cached"] and rec["val_acc"] == pytest.approx(row["val_acc"])
+    assert long.settings["confirmation"]["epochs_factor"] == 2
+    for bad, match in [(dict(ladder=0), "ladder"), (dict(ladder=1.5), "ladder"),
+                       (dict(epochs_factor=0), "epochs_factor")]:
+        with pytest.raises(ValueError, match=match):
+            Confirmation(**bad)
 
 
 def result_finetune(result: SearchResult):

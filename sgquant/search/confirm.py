@@ -20,7 +20,7 @@ in a search's ``confirmations`` carry :math:`a'_i` as ``val_acc`` and the model'
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import pandas as pd
@@ -67,6 +67,24 @@ def confirmed_accuracy(vals: list[float], z: float) -> float:
     return float(arr.mean() - z * arr.std(ddof=1) / np.sqrt(arr.size))
 
 
+def _batches(ok: pd.DataFrame, top: int, ladder: float, batches: int = 4
+             ) -> Iterator[pd.DataFrame]:
+    """The confirmation's batches of ``ok`` (feasible records by falling saving, a
+    ``rank`` column added: 1-based position in ``ok``): the first ``top``, then after each
+    batch the next ``top`` whose savings are at most ``ladder`` times the batch's
+    smallest; at most ``batches`` of them."""
+    ok = ok.assign(rank=np.arange(1, len(ok) + 1))
+    rest = ok
+    for _ in range(batches):
+        batch = rest.iloc[:top]
+        if not len(batch):
+            return
+        yield batch
+        rest = rest.iloc[len(batch):]
+        if ladder < 1.0:
+            rest = rest[rest["saving"] <= ladder * float(batch["saving"].min())]
+
+
 def confirm_choice(run: MeasurementRun, records: pd.DataFrame, seed: int,
                    confirmation: "Confirmation | int", confirm_seeds: Optional[int] = None
                    ) -> tuple[Optional[pd.Series], pd.DataFrame, dict]:
@@ -78,8 +96,9 @@ def confirm_choice(run: MeasurementRun, records: pd.DataFrame, seed: int,
     chosen one is the largest saving whose confirmed accuracy
     (:func:`confirmed_accuracy` of its fine-tunes: the extra ones, plus the search's own
     unless ``fresh_only``) is within tolerance (a failed fine-tune: not confirmed). If
-    none is, the next ``top`` feasible ones are tried (at most ``4 * top`` in all);
-    then ``None`` (keep FP32). With ``other_fp32`` the fresh fine-tunes also run from
+    none is, the next batch of ``top`` feasible ones is tried (the next in order, or
+    with ``ladder < 1`` the largest savings at most ``ladder`` times the failed batch's
+    smallest; at most 4 batches); then ``None`` (keep FP32). With ``other_fp32`` the fresh fine-tunes also run from
     the other FP32 models (prepared here, from the cache or trained once), their
     accuracies shifted as the module docstring says. ``confirmation`` may also be given
     the old way, as ``confirm_top, confirm_seeds``.
@@ -100,16 +119,14 @@ def confirm_choice(run: MeasurementRun, records: pd.DataFrame, seed: int,
     if not len(ok) or c.top == 0:
         return (ok.iloc[0] if len(ok) else None), pd.DataFrame(columns=cols), {}
     seeds = confirmation_seeds(seed, c.seeds, exclude=run.setup.seed)
-    finetune = c.finetune(run.finetune)
+    finetune = c.finetune(run.finetune, run.setup.profile.finetune_epochs)
     others = [run.sibling(prepare(run.setup.dataset, run.setup.model_name, s, run.setup.profile,
                                   str(run.cache.root), run.data_root, run.setup.device))
               for s in c.fp32_seeds(run.setup.seed)]
     base_val = float(run.setup.fp32["val_acc"])
     assignments = dict(zip(ok["config_key"], ok["assignment"]))
-    limit = min(len(ok), 4 * c.top)
     rows: list[dict] = []
-    for start in range(0, limit, c.top):
-        batch = ok.iloc[start:min(start + c.top, limit)]
+    for batch in _batches(ok, c.top, c.ladder):
         keys = list(batch["config_key"])
         extra = run.measure_finetunes(keys, seeds, finetune) if c.search_model else []
         shifted = []
@@ -118,7 +135,7 @@ def confirm_choice(run: MeasurementRun, records: pd.DataFrame, seed: int,
             for r in other.measure_finetunes(keys, seeds, finetune, assignments):
                 shifted.append({**r, "val_acc": r["val_acc"] + shift})
         found = None
-        for rank, (_, top) in enumerate(batch.iterrows(), start=start + 1):
+        for rank, (_, top) in zip(batch["rank"], batch.iterrows()):
             key = top["config_key"]
             mine = [r for r in extra if r["config_key"] == key]
             theirs = [r for r in shifted if r["config_key"] == key]
@@ -131,7 +148,7 @@ def confirm_choice(run: MeasurementRun, records: pd.DataFrame, seed: int,
             bound = confirmed_accuracy(vals, c.z) if good else np.nan
             confirmed = bool(good and bound >= run.threshold - ACCURACY_SLACK)
             for r in mine + theirs:
-                rows.append({**r, "rank": rank, "saving": float(top["saving"]),
+                rows.append({**r, "rank": int(rank), "saving": float(top["saving"]),
                              "mean_val_acc": mean_val, "confirmed_val_acc": bound,
                              "confirmed": confirmed})
             if confirmed and found is None:
@@ -141,5 +158,5 @@ def confirm_choice(run: MeasurementRun, records: pd.DataFrame, seed: int,
                 found = (top, {"val_acc": mean_val, **{
                     f: float(np.mean([float(r[f]) for r in tests])) for f in TEST_FIELDS}})
         if found is not None:
-            return found[0], pd.DataFrame(rows, columns=cols), found[1]
+            return found[0].drop("rank"), pd.DataFrame(rows, columns=cols), found[1]
     return None, pd.DataFrame(rows, columns=cols), {}
