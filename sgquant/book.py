@@ -329,7 +329,8 @@ def add_cli(subparsers: Any) -> None:
                     "book/chapters/ and build the HTML book with Jupyter Book into "
                     "_build/html (results are cached: a rerun only builds).")
     b.add_argument("--profile", default="default", choices=list(PROFILES),
-                   help="compute budget: quick (CI), default (CPU, < 1 h), paper")
+                   help="compute budget: quick (CI, minutes), default (CPU: hours on 2 cores "
+                        "when nothing is cached, see the reproducibility page), paper")
     b.add_argument("--only", default=None, metavar="CHAPTER",
                    help="run only this chapter (number or name, e.g. 03 or overall)")
     b.add_argument("--out", default=None, metavar="DIR",
