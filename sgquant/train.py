@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import numpy as np
@@ -146,6 +146,13 @@ class Finetune:
     @property
     def is_default(self) -> bool:
         return self == Finetune()
+
+    def scaled(self, factor: int, profile_epochs: int) -> "Finetune":
+        """These settings with ``factor`` times the epochs (``epochs=None`` counts as
+        ``profile_epochs``); these very settings when ``factor`` is 1."""
+        if factor == 1:
+            return self
+        return replace(self, epochs=(self.epochs or profile_epochs) * factor)
 
     def to_dict(self) -> dict:
         return {"epochs": self.epochs, "keep_epoch0": self.keep_epoch0,

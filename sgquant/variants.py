@@ -96,13 +96,10 @@ class Confirmation:
                              "must run from some FP32 model")
 
     def finetune(self, base: Finetune, profile_epochs: int) -> Finetune:
-        """The fine-tune settings of the extra fine-tunes: ``base`` (whose ``epochs=None``
-        means ``profile_epochs``) with this epoch-0 rule and ``epochs_factor`` times the
-        epochs."""
-        if self.epochs_factor == 1:
-            return replace(base, keep_epoch0=self.keep_epoch0)
-        return replace(base, keep_epoch0=self.keep_epoch0,
-                       epochs=(base.epochs or profile_epochs) * self.epochs_factor)
+        """The fine-tune settings of the extra fine-tunes: ``base`` with this epoch-0 rule
+        and ``epochs_factor`` times its epochs (:meth:`~sgquant.train.Finetune.scaled`)."""
+        return replace(base.scaled(self.epochs_factor, profile_epochs),
+                       keep_epoch0=self.keep_epoch0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"top": self.top, "seeds": self.seeds, "fresh_only": self.fresh_only,
@@ -135,9 +132,7 @@ class Variant:
     def final_finetune(self, profile: Profile) -> Finetune:
         """Fine-tune settings of the chosen configuration: ``final_factor`` times the
         candidates' epochs."""
-        epochs = (self.finetune.epochs or profile.finetune_epochs) * self.final_factor
-        return replace(self.finetune, epochs=epochs if self.final_factor > 1 else
-                       self.finetune.epochs)
+        return self.finetune.scaled(self.final_factor, profile.finetune_epochs)
 
     def search_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`sgquant.search.cost_model_search` for this variant."""
