@@ -15,7 +15,7 @@ import dataclasses
 import math
 import os
 from concurrent.futures import Executor
-from typing import Any, ClassVar, Iterable, Iterator, Optional, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -230,10 +230,12 @@ def pretrain(pool: Executor, items: Iterable[tuple[str, str, int]],
     return {key: fut.result() for key, fut in zip(keys, futures)}
 
 
-def run_jobs(jobs: list[tuple[dict, tuple]], executor: Executor) -> list[dict]:
-    """Run ``measure_job(*args)`` for each ``(meta, args)`` on ``executor``; return
-    ``{**meta, **record}`` in the order given (a failed job raises)."""
-    futures = [executor.submit(measure_job, *args) for _, args in jobs]
+def run_jobs(jobs: list[tuple[dict, tuple]], executor: Executor,
+             job: Callable[..., dict] = measure_job) -> list[dict]:
+    """Run ``job(*args)`` (default :func:`~sgquant.measure.measure_job`) for each
+    ``(meta, args)`` on ``executor``; return ``{**meta, **record}`` in the order given
+    (a failed job raises)."""
+    futures = [executor.submit(job, *args) for _, args in jobs]
     return [{**meta, **fut.result()} for (meta, _), fut in zip(jobs, futures)]
 
 

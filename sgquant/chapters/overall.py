@@ -155,7 +155,7 @@ def _pair_runs(name: str, m: str, prof: Profile, seed_list: list[int], search_li
 def _aggregate(ran: pd.DataFrame, tolerance: float) -> dict:
     """One (dataset, model, variant): means over evaluation seeds per search seed, then
     mean and std across search seeds (the stability of the choice)."""
-    if "search_top_saving" not in ran:  # runs recorded before the column existed
+    if "search_top_saving" not in ran:  # runs put together without it (by hand)
         ran = ran.assign(search_top_saving=np.nan)
     per = ran.assign(acc_drop=ran["fp32_test"] - ran["test"]).groupby("search_seed").agg(
         test=("test", "mean"), acc_drop=("acc_drop", "mean"), best_test=("best_test", "mean"),
@@ -271,16 +271,14 @@ def add_coded_storage(table3: pd.DataFrame, runs: pd.DataFrame,
         sub = ran[(ran["dataset"] == r["dataset"]) & (ran["model"] == r["model"])
                   & (ran["variant"] == r["variant"])]
         first = sub.sort_values(["search_seed", "seed"]).iloc[0]
-        todo.append((i, (r["dataset"], r["model"], int(first["seed"]), prof,
-                         str(first["chosen_json"]))))
+        todo.append(({"row": i}, (r["dataset"], r["model"], int(first["seed"]), prof,
+                                  str(first["chosen_json"]))))
     if not todo:
         return out
     with measurement_pool(prof, workers) as pool:
-        futures = [(i, pool.submit(coded_storage_job, *args)) for i, args in todo]
-        for i, fut in futures:
-            value = fut.result()
-            out.at[i, "coded_saving"] = value["coded_saving"]
-            out.at[i, "coded_bits"] = value["coded_bits"]
+        for rec in run_jobs(todo, pool, coded_storage_job):
+            out.at[rec["row"], "coded_saving"] = rec["coded_saving"]
+            out.at[rec["row"], "coded_bits"] = rec["coded_bits"]
     return out
 
 
@@ -298,7 +296,7 @@ def _miss(r: Any, tolerance: float) -> str:
     why = []
     if r.saving < r.paper_saving - 1e-9:
         kept = int(r.searches) - int(r.found)
-        top = getattr(r, "search_top_saving", np.nan)
+        top = r.search_top_saving
         if kept:
             reason = (f": {kept} of {int(r.searches)} searches kept FP32, no configuration "
                       f"passing confirmation")

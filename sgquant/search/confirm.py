@@ -100,8 +100,8 @@ def confirm_choice(run: MeasurementRun, records: pd.DataFrame, seed: int,
     with ``ladder < 1`` the largest savings at most ``ladder`` times the failed batch's
     smallest; at most 4 batches); then ``None`` (keep FP32). With ``other_fp32`` the
     fresh fine-tunes also run from the other FP32 models (prepared here, from the cache
-    or trained once), their accuracies shifted as the module docstring says. ``confirmation`` may also be given
-    the old way, as ``confirm_top, confirm_seeds``.
+    or trained once), their accuracies shifted as the module docstring says.
+    ``confirmation`` may also be given the old way, as ``confirm_top, confirm_seeds``.
 
     Returns (chosen record or ``None``, one row per extra fine-tune, the chosen's
     mean val / test / best-test accuracies over the judged fine-tunes, empty without
