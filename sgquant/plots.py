@@ -145,6 +145,21 @@ def format_overall(t: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
                                           "chosen configuration(s)"]))
 
 
+def format_at_paper(t: pd.DataFrame) -> pd.DataFrame:
+    """:func:`sgquant.chapters.overall.at_paper_table` for display: one row per (dataset,
+    model, method), test drop as ``mean ± std`` over evaluation seeds."""
+    rows = [{"dataset": r.dataset, "model": MODEL_LABELS.get(r.model, r.model),
+             "method": r.variant_label, "paper saving": pm(r.paper_saving, None, suffix="x"),
+             "saving": f"{r.saving:.2f}x", "avg bits": f"{r.average_bits:.2f}",
+             "val drop (search model)": f"{r.search_val_drop:.2f}",
+             "test drop": pm(r.acc_drop, r.acc_drop_std),
+             "seeds over tol.": f"{int(r.over_tolerance)} / {int(r.seeds)}",
+             "configuration": short_config(r.chosen)} for r in t.itertuples()]
+    return pd.DataFrame(rows, columns=["dataset", "model", "method", "paper saving", "saving",
+                                       "avg bits", "val drop (search model)", "test drop",
+                                       "seeds over tol.", "configuration"])
+
+
 def _two_level(rows: list[dict]) -> pd.DataFrame:
     """A display frame whose ``(group, column)`` keys become two-level headers."""
     df = pd.DataFrame(rows)

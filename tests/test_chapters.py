@@ -298,3 +298,82 @@ def test_overall_refuses_a_held_out_fp32_model_that_is_an_evaluation_seed():
     from sgquant.variants import get_variant
     assert get_variant("sgquant").confirmation.fp32_seeds(4) == []
     assert get_variant("sgquant+").confirmation.fp32_seeds(4) == [5]
+
+
+def test_at_paper_saving_picks_the_best_validation_at_or_above_the_paper():
+    """The configuration the paper's saving allows: the best validation accuracy among
+    the measurements with at least that saving (ties: larger saving, then first
+    measured); failed or missing measurements never count; ``None`` when none reaches."""
+    records = pd.DataFrame([
+        {"config_key": "a", "saving": 31.0, "val_acc": 0.70, "order": 0, "status": "ok"},
+        {"config_key": "b", "saving": 26.1, "val_acc": 0.72, "order": 1, "status": "ok"},
+        {"config_key": "c", "saving": 27.0, "val_acc": 0.72, "order": 2, "status": "ok"},
+        {"config_key": "d", "saving": 30.0, "val_acc": 0.90, "order": 3, "status": "failed"},
+        {"config_key": "e", "saving": 29.0, "val_acc": float("nan"), "order": 4, "status": "ok"},
+        {"config_key": "f", "saving": 20.0, "val_acc": 0.80, "order": 5, "status": "ok"}])
+    assert C.at_paper.at_paper_saving(records, 26.1)["config_key"] == "c"
+    assert C.at_paper.at_paper_saving(records, 30.5)["config_key"] == "a"
+    assert C.at_paper.at_paper_saving(records, 31.5) is None
+
+
+def test_at_paper_runs_fine_tune_the_best_candidate_from_every_evaluation_seed(cora, tmp_path,
+                                                                                monkeypatch):
+    """Chapter 3's converse question: across a row's searches the candidate with the
+    smallest validation drop is fine-tuned (the method's final fine-tune) from every
+    evaluation seed; the table and the reading report its test drop."""
+    from sgquant.bits import BitAssignment
+    from sgquant.measure import measure, prepare
+    from sgquant.variants import get_variant
+
+    monkeypatch.setenv("SGQUANT_RESULTS", str(tmp_path))
+    worse, better = BitAssignment.uniform(1, 2, 3), BitAssignment.uniform(2, 2, 3)
+
+    def row(seed: int, search_seed: int, candidate, val_drop: float) -> dict:
+        return {"dataset": "Cora", "model": "gcn", "seed": seed, "status": "run",
+                "variant": "sgquant+", "variant_label": "SGQuant+", "search_seed": search_seed,
+                "fp32_val": 80.0, "fp32_test": 81.0, "fp32_best_test": 82.0, "val": 79.8,
+                "test": 80.0, "best_test": 81.0, "average_bits": 4.0, "fp32_memory_mb": 16.0,
+                "memory_mb": 2.0, "saving": 8.0, "paper_saving": 8.0, "weight_mb": 0.2,
+                "chosen": "c", "chosen_json": "{}", "found": True, "final_epochs": 3,
+                "search_top_saving": 9.0,
+                "at_paper_json": None if candidate is None else candidate.to_json(),
+                "at_paper_saving": float("nan") if candidate is None else 30.0,
+                "at_paper_val_drop": val_drop}
+
+    runs = pd.DataFrame([row(e, s, c, d) for s, c, d in ((0, worse, 2.0), (1, better, 0.4),
+                                                          (2, None, float("nan")))
+                         for e in (0, 1)])
+    points = C.at_paper.at_paper_runs(runs, "quick", workers=0)
+    assert list(points["seed"]) == [0, 1] and set(points["search_seed"]) == {1}
+    assert set(points["chosen"]) == {str(better)}
+    plus = get_variant("sgquant+")
+    for r in points.itertuples():  # the final fine-tune of SGQuant+ from that seed
+        setup = prepare("Cora", "gcn", r.seed, "quick", str(tmp_path))
+        rec = measure(setup, better, options=plus.options, results=str(tmp_path),
+                      finetune=plus.final_finetune(setup.profile))
+        assert rec["cached"] is True
+        assert r.acc_drop == pytest.approx(100 * (rec["fp32_test_acc"] - rec["test_acc"]))
+    table = C.at_paper.at_paper_table(points)
+    assert len(table) == 1 and table.iloc[0]["seeds"] == 2
+    assert table.iloc[0]["paper_saving"] == pytest.approx(26.1)
+    assert table.iloc[0]["acc_drop"] == pytest.approx(points["acc_drop"].mean())
+    assert "val drop (search model)" in P.format_at_paper(table).columns
+    t3 = C.overall.overall_table(runs)  # 8x: short of the paper's 26.1x
+    text = C.overall.reading_overall(t3, at_paper=table)
+    p = table.iloc[0]
+    over = int(p["over_tolerance"])
+    assert (f"costs a test drop of {p['acc_drop']:.2f} ± {p['acc_drop_std']:.2f} points on "
+            f"Cora/GCN ({p['saving']:.1f}x; {over} of 2 evaluation seeds over 0.5)") in text
+    within = int(p["acc_drop"] <= 0.5)
+    assert (f"the mean test drop is {p['acc_drop']:.2f} points for SGQuant+ (within 0.5 on "
+            f"{within} of the 1 row its searches measured there, at {p['saving']:.1f}x on "
+            f"average)") in text
+    # a row none of whose searches reached the paper's saving says so; without the
+    # table the reading does not speak of it
+    empty = C.at_paper.at_paper_table(pd.DataFrame())
+    text = C.overall.reading_overall(t3, at_paper=empty)
+    assert "nothing its searches measured reaches it on Cora/GCN" in text
+    assert "At the paper's saving itself" not in text
+    assert "paper's saving itself" not in C.overall.reading_overall(t3)
+    assert C.at_paper.at_paper_runs(runs.drop(columns=list(C.at_paper.AT_PAPER_FIELDS)),
+                                   "quick").empty

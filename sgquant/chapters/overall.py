@@ -7,6 +7,9 @@ of them search on one FP32 model (``search_fp32_seed``, not one of the evaluatio
 seeds), so they share its measurements; each choice is then fine-tuned (the
 variant's final fine-tune) from the FP32 model of every evaluation seed, and its test
 accuracy is reported once, beside the FP32 model's and the paper's.
+
+The converse question, what the paper's saving itself costs under this protocol, is
+:mod:`sgquant.chapters.at_paper`'s.
 """
 from __future__ import annotations
 
@@ -21,7 +24,10 @@ import pandas as pd
 from ..bits import BitAssignment
 from ..data import available_datasets
 from ..paper import paper_table
-from ..plots import MODEL_LABELS, format_overall, plot_overall_saving, table
+from ..plots import (MODEL_LABELS, format_at_paper, format_overall, plot_overall_saving,
+                     table)
+from .at_paper import (AT_PAPER_FIELDS, at_paper_cost, at_paper_info, at_paper_runs,
+                       at_paper_summary, at_paper_table, paper_table3_saving)
 from ..profiles import Profile, get_profile
 from ..variants import Variant, get_variant
 from .choice import SEARCH_FP32_SEED, search_choice
@@ -115,6 +121,7 @@ def _pair_runs(name: str, m: str, prof: Profile, seed_list: list[int], search_li
     choice fine-tuned from every evaluation seed."""
     from ..search import cost_model_search
 
+    target = paper_table3_saving(name, m)
     jobs = []
     for v in variants:
         final = v.final_finetune(prof)
@@ -132,7 +139,8 @@ def _pair_runs(name: str, m: str, prof: Profile, seed_list: list[int], search_li
                     "search_top_saving": float(feasible.max()) if len(feasible) else np.nan,
                     "search_measurements": result.num_measured,
                     "search_confirmations": result.num_confirmations,
-                    "search_seconds": result.wall_seconds}
+                    "search_seconds": result.wall_seconds,
+                    **at_paper_info(result, target)}
             jobs += [({**info, "seed": e},
                       (name, m, e, prof, chosen.to_dict(), v.options, None, None, None, final))
                      for e in seed_list]
@@ -140,7 +148,7 @@ def _pair_runs(name: str, m: str, prof: Profile, seed_list: list[int], search_li
              **{k: rec[k] for k in ("variant", "variant_label", "search_seed", "chosen",
                                     "chosen_json", "found", "search_val",
                                     "search_top_saving", "search_measurements", "search_confirmations",
-                                    "search_seconds")},
+                                    "search_seconds", *AT_PAPER_FIELDS)},
              "fp32_val": percent(rec["fp32_val_acc"]), "fp32_test": percent(rec["fp32_test_acc"]),
              "fp32_best_test": percent(rec["fp32_best_test_acc"]),
              "val": percent(rec["val_acc"]), "test": percent(rec["test_acc"]),
@@ -322,8 +330,10 @@ def _miss(r: Any, tolerance: float) -> str:
     return f"{r.dataset}/{MODEL_LABELS[r.model]} ({', '.join(why)})"
 
 
-def reading_overall(table3: pd.DataFrame, tolerance: float = 0.5) -> str:
-    """Closing paragraph of chapter 3, from :func:`overall_table`."""
+def reading_overall(table3: pd.DataFrame, tolerance: float = 0.5,
+                    at_paper: Optional[pd.DataFrame] = None) -> str:
+    """Closing paragraph of chapter 3, from :func:`overall_table` and, when given,
+    :func:`at_paper_table` (what the paper's saving itself costs each method)."""
     ran = table3[table3["status"] == "run"]
     if not len(ran):
         return "No (dataset, model) pair was run with this profile and these parameters."
@@ -344,6 +354,8 @@ def reading_overall(table3: pd.DataFrame, tolerance: float = 0.5) -> str:
             text.append(f"; it reaches the paper's saving at a drop of at most {tolerance:g} "
                         f"points on {len(meets)} of {len(paper)} rows")
         text.append(". ")
+    if at_paper is not None:
+        text.append(at_paper_summary(ran, at_paper, tolerance))
     plus = ran[ran["variant"] == "sgquant+"] if "variant" in ran else ran.iloc[0:0]
     if len(plus):
         spread = plus["acc_drop_std"].dropna()
@@ -356,10 +368,13 @@ def reading_overall(table3: pd.DataFrame, tolerance: float = 0.5) -> str:
                 f"{plus['saving_std'].max():.1f}x: "
                 + ("the choice is stable. " if spread.max() <= tolerance else
                    "the choice still depends on the search's luck on some rows. "))
-        misses = [_miss(r, tolerance) for r in plus.dropna(subset=["paper_saving"]).itertuples()]
-        misses = [m for m in misses if m]
+        paper_rows = plus.dropna(subset=["paper_saving"])
+        misses = [m for m in (_miss(r, tolerance) for r in paper_rows.itertuples()) if m]
         if misses:
             text.append("SGQuant+ misses the target on " + "; ".join(misses) + ". ")
+        if at_paper is not None:
+            short = paper_rows[paper_rows["saving"] < paper_rows["paper_saving"] - 1e-9]
+            text.append(at_paper_cost(short, at_paper, tolerance))
     text.append(
         f"Selecting on the test set as the authors' scripts do (best test accuracy over epochs) "
         f"would report {(ran['best_test'] - ran['test']).mean():.2f} points more for the "
@@ -397,6 +412,12 @@ class Chapter(SearchChapter):
                                  self.profile, self.workers)
 
     @cached_property
+    def at_paper(self) -> pd.DataFrame:
+        """:func:`at_paper_table` of :func:`at_paper_runs` of :attr:`runs`."""
+        return at_paper_table(at_paper_runs(self.runs, self.profile, self.workers),
+                              self.tolerance)
+
+    @cached_property
     def display(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """(accuracy, memory, chosen configurations): :func:`sgquant.plots.format_overall`."""
         return format_overall(self.table3)
@@ -417,6 +438,16 @@ class Chapter(SearchChapter):
             "The configurations the searches chose (bits per layer: attention, then embedding "
             "per degree bucket, lowest degrees first)"))
 
+    def at_paper_display(self) -> Any:
+        if not len(self.at_paper):
+            return markdown("No search measured a configuration at the paper's saving "
+                            "(or no row the paper has was run).")
+        return table(format_at_paper(self.at_paper), caption=(
+            "At the paper's saving: the configuration with the best validation accuracy among "
+            "those each method's searches measured at or above the paper's Table III saving, "
+            "fine-tuned with the method's final fine-tune from every evaluation seed (test "
+            "drop: mean ± std over evaluation seeds)"))
+
     def saving_figure(self) -> Any:
         return plot_overall_saving(self.table3)
 
@@ -425,9 +456,9 @@ class Chapter(SearchChapter):
         if not len(ran):
             return markdown("No (dataset, model) pair was run: "
                             + "; ".join(sorted(set(self.runs["status"]))) + ".")
-        return table(ran.drop(columns=["chosen_json"]),
+        return table(ran.drop(columns=["chosen_json", "at_paper_json"], errors="ignore"),
                      caption="Every (dataset, model, method, search seed, seed) run")
 
     def reading(self) -> Any:
-        return markdown(reading_overall(self.table3, self.tolerance))
+        return markdown(reading_overall(self.table3, self.tolerance, self.at_paper))
 
