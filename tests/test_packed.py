@@ -90,6 +90,22 @@ def test_packed_options_nearest_and_clip(cora, buckets):
     assert not torch.allclose(plain, out)
 
 
+def test_packed_clip_rule_mse_equals_fake_quant(cora, buckets):
+    """With ``clip_rule="mse"`` each group's range is chosen on the whole group, by the same
+    arithmetic in both paths: low-bit groups clipped, high-bit ones not, same logits."""
+    model = _model("gcn", cora)
+    assignment = BitAssignment.full([2, 16], [[1, 2, 8], [2, 8, 16]])
+    opts = QuantOptions("nearest", hidden=QuantOptions("nearest", 99.0, clip_rule="mse"),
+                        att=QuantOptions("nearest", 99.0, clip_rule="mse"))
+    ref = _fake_quant(model, cora, assignment, buckets, opts)
+    out = packed_forward(model, cora, assignment, buckets, chunk_size=100, options=opts)
+    assert torch.equal(out.argmax(1), ref.argmax(1))
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    always = QuantOptions("nearest", hidden=QuantOptions("nearest", 99.0),
+                          att=QuantOptions("nearest", 99.0))
+    assert not torch.allclose(_fake_quant(model, cora, assignment, buckets, always), ref)
+
+
 def test_input_codes_identical_to_fake_quant(cora, buckets):
     model = _model("gcn", cora)
     assignment = _mixed(model.num_layers)

@@ -476,3 +476,67 @@ def test_quant_options_per_kind():
         QuantOptions.from_dict({"rounding": "floor", "lsq": True})
     with pytest.raises(ValueError, match=r"\(50, 100\]"):
         QuantOptions.from_dict({"hidden": {"clip_percentile": 40}})
+
+
+def test_clip_rule_mse_clips_only_where_it_quantizes_better():
+    """``clip_rule="mse"``: the clipped range where its squared error is smaller (few
+    bits, heavy tails), the full range where the step is already fine (many bits), and
+    the full range on a tie; the codes are those of the range chosen, on every path."""
+    from sgquant.quantize import select_range
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4000, generator=g) ** 3  # heavy tails
+    full = quant_range(x)
+    clipped = quant_range(x, 99.0)
+    for bits in (1, 2, 8, 16):
+        errors = {name: quantization_error(x, bits, "nearest", clip)["mse"]
+                  for name, clip in (("full", None), ("clip", 99.0))}
+        pick = "clip" if errors["clip"] < errors["full"] else "full"
+        assert pick == ("clip" if bits <= 2 else "full"), (bits, errors)
+        lo, hi = select_range(x, bits, "nearest", 99.0, "mse")
+        assert (float(lo), float(hi)) == (full if pick == "full" else clipped)
+        assert quantization_error(x, bits, "nearest", 99.0, "mse")["mse"] == errors[pick]
+        q = linear_quantize(x, bits, "nearest", 99.0, "mse")
+        assert torch.equal(fake_quantize(x, bits, "nearest", 99.0, "mse"), q.dequantize())
+        assert torch.equal(fake_quantize(x, bits, "nearest", 99.0, "always"),
+                           fake_quantize(x, bits, "nearest", 99.0))
+    # the clipped range equals the full one: a tie, the full range
+    flat = torch.tensor([0.0, 1.0] * 50)
+    assert tuple(map(float, select_range(flat, 1, "nearest", 99.0, "mse"))) == (0.0, 1.0)
+
+
+def test_clip_rule_options_keep_earlier_keys_and_refuse_bad_values():
+    from sgquant.quantize import QuantOptions
+
+    plain = QuantOptions("nearest", 99.0)
+    assert "clip_rule" not in plain.to_dict()  # earlier records keep their cache keys
+    mse = QuantOptions("nearest", hidden=QuantOptions("nearest", 99.0, clip_rule="mse"))
+    assert QuantOptions.from_dict(mse.to_dict()) == mse
+    assert mse.for_point("emb_L2").clip_rule == "mse" and mse.for_point("emb_L1").clip_rule \
+        == "always"
+    assert "where smaller MSE" in mse.label
+    with pytest.raises(ValueError, match="clip_rule must be one of 'always', 'mse', got 'l2'"):
+        QuantOptions("nearest", 99.0, clip_rule="l2")
+    with pytest.raises(ValueError, match="clip_rule 'mse' .* needs a clip_percentile"):
+        QuantOptions("nearest", clip_rule="mse")
+    with pytest.raises(ValueError, match="clip_rule must be one of"):
+        fake_quantize(torch.ones(3), 2, "nearest", 99.0, "sometimes")
+
+
+def test_a_clip_rule_is_part_of_the_measurement_key():
+    """Measurements under another clip rule are other records; the earlier options keep
+    the key they always had."""
+    from types import SimpleNamespace
+
+    from sgquant.bits import BitAssignment
+    from sgquant.measure import measurement_key
+    from sgquant.quantize import QuantOptions
+
+    setup = SimpleNamespace(fp32_key=lambda: {"kind": "fp32"}, seed=0,
+                            profile=SimpleNamespace(finetune_epochs=10),
+                            buckets=SimpleNamespace(num_buckets=3))
+    a = BitAssignment.uniform(2, 2)
+    always = measurement_key(setup, a, QuantOptions("nearest", 99.0))
+    assert "options" not in always and always["clip_percentile"] == 99.0
+    mse = measurement_key(setup, a, QuantOptions("nearest", 99.0, clip_rule="mse"))
+    assert mse["options"]["clip_rule"] == "mse" and mse != always

@@ -397,8 +397,7 @@ def peak_memory_table(dataset: Any = "Cora", model: str = "gcn",
                       "assignment": asg.to_dict(), "chunk_size": cs,
                       "edge_chunk_size": edge_chunk_size, "seed": seed,
                       "profile": prof.to_dict(),
-                      "options": {"rounding": opts.rounding,
-                                  "clip_percentile": opts.clip_percentile},
+                      "options": opts.base().to_dict(),
                       "results": results, "data_root": data_root}
             rec = run_isolated(f"{__name__}:peak_job", kwargs, timeout=timeout,
                                threads=threads)

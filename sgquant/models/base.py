@@ -154,7 +154,8 @@ class QuantPoint(torch.nn.Module):
 
     def _fq(self, x: Tensor, bits: int) -> Tensor:
         return fake_quantize(x, bits, rounding=self.options.rounding,
-                             clip_percentile=self.options.clip_percentile)
+                             clip_percentile=self.options.clip_percentile,
+                             clip_rule=self.options.clip_rule)
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.active:
@@ -170,7 +171,8 @@ class QuantPoint(torch.nn.Module):
     def extra_repr(self) -> str:
         bits = "fp32" if self.bits is None else "/".join(map(str, self.bits))
         return f"{self.name}, bits={bits}, rounding={self.options.rounding}" + (
-            f", clip={self.options.clip_percentile:g}" if self.options.clip_percentile else "")
+            f", clip={self.options.clip_percentile:g} ({self.options.clip_rule})"
+            if self.options.clip_percentile else "")
 
 
 class QuantGNN(torch.nn.Module):

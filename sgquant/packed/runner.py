@@ -147,7 +147,8 @@ class PackedRunner:
         buckets: the graph's :class:`~sgquant.data.DegreeBuckets`; required when the
             assignment has several buckets per layer, checked against the graph.
         options: rounding and range (:class:`~sgquant.quantize.QuantOptions`, default the
-            paper's floor over min/max); use the fake-quant model's options to compare.
+            paper's floor over min/max; per-kind options apply to their points); use the
+            fake-quant model's options to compare.
         chunk_size: node rows rematched at a time (>= 1; products take whole row blocks,
             so below :data:`~sgquant.models.base.ROW_BLOCK` rows the chunks are staged
             into one block, above it the chunk is rounded down to whole blocks).
@@ -229,12 +230,13 @@ class PackedRunner:
         """Quantize ``h`` (``N x d``) as the input of ``layer`` (0-based), by bucket."""
         row = self.assignment.emb_bits[layer]
         name = f"emb_L{layer + 1}"
+        opts = self.options.for_point(name)  # per-kind options (input, hidden) apply
         n, rest = h.size(0), tuple(h.shape[1:])
         if not self._group_index:
             if row[0] == FP32_BITS:
                 group = FeatureGroup(None, FP32_BITS, values=h.to(torch.float32))
             else:
-                group = pack_group(lambda s, e: h[s:e], n, rest, row[0], self.options,
+                group = pack_group(lambda s, e: h[s:e], n, rest, row[0], opts,
                                    self.chunk_size, device=self.device, codec=self.codec,
                                    name=name)
             feature = PackedFeature(name, h.shape, [group])
@@ -242,7 +244,7 @@ class PackedRunner:
             groups = []
             for j, (idx, bits) in enumerate(zip(self._group_index, row)):
                 src = (lambda s, e, idx=idx: h.index_select(0, idx[s:e]))
-                groups.append(pack_group(src, int(idx.numel()), rest, bits, self.options,
+                groups.append(pack_group(src, int(idx.numel()), rest, bits, opts,
                                          self.chunk_size, index=idx, device=self.device,
                                          codec=self.codec, name=f"{name} bucket {j}"))
             feature = PackedFeature(name, h.shape, groups, group_of=self._group_of)
@@ -255,7 +257,7 @@ class PackedRunner:
         chunk by ``source(start, stop)``."""
         bits = self.assignment.att_bits[layer]
         name = f"att_L{layer + 1}"
-        group = pack_group(source, num_edges, row_shape, bits, self.options,
+        group = pack_group(source, num_edges, row_shape, bits, self.options.for_point(name),
                            self.edge_chunk_size, device=self.device, codec=self.codec,
                            name=name)
         feature = PackedFeature(name, (num_edges, *row_shape), [group])

@@ -20,7 +20,7 @@ from torch import Tensor
 from ..bitwidth import FP32_BITS
 from ..coding import CodedTensor, encode_group
 from ..packing import PackedTensor, pack_bits
-from ..quantize import QuantOptions, RangeObserver, codes
+from ..quantize import QuantOptions, RangeObserver, codes, select_range
 
 __all__ = ["spans", "FeatureGroup", "PackedFeature", "RowSubset", "PACK_PIECE_ELEMENTS",
            "pack_step", "pack_group"]
@@ -199,8 +199,8 @@ def pack_group(source: Callable[[int, int], Tensor], n: int, row_shape: tuple[in
     labels the group in error messages).
 
     The range comes from a :class:`~sgquant.quantize.RangeObserver` fed chunk by chunk
-    (min/max, exact in any order), or with the whole group once when the range is clipped
-    (percentiles). Codes (:func:`~sgquant.quantize.codes`, the same arithmetic as fake
+    (min/max, exact in any order), or from :func:`~sgquant.quantize.select_range` with the
+    whole group once when the range is clipped (percentiles, and the clip rule's choice). Codes (:func:`~sgquant.quantize.codes`, the same arithmetic as fake
     quantization) are computed chunk by chunk, chunks of a multiple of 8 rows so that
     each packs to whole bytes, and written into one byte stream.
     """
@@ -216,13 +216,14 @@ def pack_group(source: Callable[[int, int], Tensor], n: int, row_shape: tuple[in
         return FeatureGroup(index, bits, packed=empty)
     per_row = math.prod(row_shape)
     step = pack_step(chunk, per_row)
-    observer = RangeObserver(options.clip_percentile)
     if options.clip_percentile is None:
+        observer = RangeObserver()
         for s, e in spans(n, step):
             observer.update(source(s, e))
-    else:
-        observer.update(source(0, n))
-    mn, mx = observer.calculate_range()
+        mn, mx = observer.calculate_range()
+    else:  # percentiles (and a clip rule's choice) need the whole group at once
+        mn, mx = select_range(source(0, n), bits, options.rounding, options.clip_percentile,
+                              options.clip_rule)
     data = torch.empty((n * per_row * bits + 7) // 8, dtype=torch.uint8, device=device)
     scale = None
     for s, e in spans(n, step):
