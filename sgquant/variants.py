@@ -38,7 +38,7 @@ from .profiles import Profile
 from .quantize import QuantOptions
 from .train import Distillation, Finetune
 
-__all__ = ["Confirmation", "Variant", "VARIANTS", "ABLATION", "get_variant"]
+__all__ = ["Confirmation", "Variant", "VARIANTS", "ABLATION", "TRIALS", "get_variant"]
 
 
 @dataclass(frozen=True)
@@ -181,9 +181,24 @@ ABLATION: tuple[Variant, ...] = (
 )
 
 
+#: Candidate changes to SGQuant+, run by name (``-p variants '["sgquant+", "sgquant+mse"]'``)
+#: but in no default table until measured on every row: ``sgquant+mse`` clips the hidden
+#: and attention ranges only where that gives a smaller squared error
+#: (:func:`sgquant.quantize.select_range`; clipping costs at 5 bits and more).
+TRIALS: tuple[Variant, ...] = (
+    replace(_PLUS, name="sgquant+mse", label="SGQuant+ (clip where smaller MSE)",
+            options=QuantOptions("nearest",
+                                 hidden=QuantOptions("nearest", 99.0, clip_rule="mse"),
+                                 att=QuantOptions("nearest", 99.0, clip_rule="mse")),
+            note="SGQuant+ with each hidden and attention range clipped only where that "
+                 "quantizes it with a smaller squared error than the full range"),
+)
+
+
 def get_variant(name: "str | Variant") -> Variant:
-    """A :class:`Variant` by name (``sgquant``, ``sgquant+``, or an ablation step)."""
+    """A :class:`Variant` by name (``sgquant``, ``sgquant+``, an ablation step, or one of
+    :data:`TRIALS`)."""
     if isinstance(name, Variant):
         return name
-    known = {v.name: v for v in ABLATION}
+    known = {v.name: v for v in (*ABLATION, *TRIALS)}
     return known[check_choice(name, "variant", tuple(known))]

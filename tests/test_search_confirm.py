@@ -285,3 +285,22 @@ def result_finetune(result: SearchResult):
 def test_confirmation_settings_are_validated(kwargs, match):
     with pytest.raises(ValueError, match=match):
         random_search("Cora", "gcn", **{**QUICK, **kwargs})
+
+
+def test_the_clip_rule_trial_differs_from_sgquant_plus_in_its_ranges_alone():
+    """``sgquant+mse`` is SGQuant+ with the clip rule on its hidden and attention points:
+    the same fine-tuning and confirmation, reachable by name, in no default table."""
+    from dataclasses import replace
+
+    from sgquant.variants import ABLATION, TRIALS, VARIANTS, get_variant
+
+    trial, plus = get_variant("sgquant+mse"), get_variant("sgquant+")
+    assert trial in TRIALS and trial.name not in VARIANTS
+    assert trial.name not in {v.name for v in ABLATION}
+    assert trial.options.for_point("att_L1").clip_rule == "mse"
+    assert trial.options.for_point("emb_L2").clip_rule == "mse"
+    assert trial.options.for_point("emb_L1") == plus.options.for_point("emb_L1")
+    assert replace(trial, name=plus.name, label=plus.label, options=plus.options,
+                   note=plus.note) == plus
+    with pytest.raises(ValueError, match="variant"):
+        get_variant("sgquant+l2")
