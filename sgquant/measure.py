@@ -317,8 +317,9 @@ def measurement_key(setup: Setup, assignment: BitAssignment,
            "finetune_epochs": ft.epochs or setup.profile.finetune_epochs,
            "num_buckets": setup.buckets.num_buckets,
            "rounding": opts.rounding, "clip_percentile": opts.clip_percentile}
-    if opts.has_overrides or opts.clip_rule != "always":
-        key["options"] = opts.to_dict()
+    options = opts.to_dict()
+    if set(options) - {"rounding", "clip_percentile"}:  # more than the two fields above
+        key["options"] = options
     if ft.distill is not None or not ft.keep_epoch0:
         key["finetune"] = ft.to_dict()
     if finetune_seed is not None and finetune_seed != setup.seed:

@@ -337,8 +337,8 @@ class _StraightThroughQuantize(torch.autograd.Function):
     r"""Forward :math:`\mathbf{x}'`, backward :math:`\partial \mathbf{x}' / \partial \mathbf{x} = 1`."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, bits: int, rounding: str, clip: Optional[float],  # type: ignore[override]
-                clip_rule: str) -> Tensor:
+    def forward(ctx, x: Tensor, bits: int, rounding: str,  # type: ignore[override]
+                clip: Optional[float], clip_rule: str) -> Tensor:
         return _fake_quantize_values(x, bits, rounding, clip, clip_rule).to(x.dtype)
 
     @staticmethod

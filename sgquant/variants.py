@@ -187,9 +187,8 @@ ABLATION: tuple[Variant, ...] = (
 #: (:func:`sgquant.quantize.select_range`; clipping costs at 5 bits and more).
 TRIALS: tuple[Variant, ...] = (
     replace(_PLUS, name="sgquant+mse", label="SGQuant+ (clip where smaller MSE)",
-            options=QuantOptions("nearest",
-                                 hidden=QuantOptions("nearest", 99.0, clip_rule="mse"),
-                                 att=QuantOptions("nearest", 99.0, clip_rule="mse")),
+            options=replace(_PLUS_OPTIONS, hidden=replace(_PLUS_OPTIONS.hidden, clip_rule="mse"),
+                            att=replace(_PLUS_OPTIONS.att, clip_rule="mse")),
             note="SGQuant+ with each hidden and attention range clipped only where that "
                  "quantizes it with a smaller squared error than the full range"),
 )

@@ -24,7 +24,7 @@ from ..paper import paper_table
 from ..plots import MODEL_LABELS
 from ..profiles import Profile, get_profile
 from ..variants import get_variant
-from .common import mean_std, measurement_pool, percent, run_jobs
+from .common import final_finetune_jobs, mean_std, measurement_pool, percent, run_jobs
 
 __all__ = ["AT_PAPER_FIELDS", "paper_table3_saving", "at_paper_saving", "at_paper_info",
            "at_paper_runs", "at_paper_table", "at_paper_cost", "at_paper_summary"]
@@ -90,10 +90,8 @@ def at_paper_runs(runs: pd.DataFrame, profile: "str | Profile" = "default",
         meta = {"dataset": d, "model": m, "variant": v, "variant_label": variant.label,
                 "search_seed": int(best["search_seed"]),
                 "search_val_drop": float(best["at_paper_val_drop"]), "chosen": str(assignment)}
-        jobs += [({**meta, "seed": int(e)},
-                  (d, m, int(e), prof, assignment.to_dict(), variant.options, None, None, None,
-                   variant.final_finetune(prof)))
-                 for e in sorted(sub["seed"].unique())]
+        jobs += final_finetune_jobs(meta, d, m, sorted(sub["seed"].unique()), prof,
+                                    assignment, variant)
     if not jobs:
         return pd.DataFrame()
     with measurement_pool(prof, workers) as pool:
@@ -137,7 +135,7 @@ def at_paper_cost(rows: pd.DataFrame, at_paper: pd.DataFrame, tolerance: float) 
     parts = []
     for r in rows.itertuples():
         hit = at_paper[(at_paper["dataset"] == r.dataset) & (at_paper["model"] == r.model)
-                       & (at_paper["variant"] == r.variant)] if len(at_paper) else at_paper
+                       & (at_paper["variant"] == r.variant)]
         name = f"{r.dataset}/{MODEL_LABELS[r.model]}"
         if not len(hit):
             parts.append(f"nothing its searches measured reaches it on {name}")
@@ -159,7 +157,7 @@ def at_paper_summary(ran: pd.DataFrame, at_paper: pd.DataFrame, tolerance: float
     rows = ran.dropna(subset=["paper_saving"])
     parts = []
     for v, sub in rows.groupby("variant", sort=False):
-        got = at_paper[at_paper["variant"] == v] if len(at_paper) else at_paper
+        got = at_paper[at_paper["variant"] == v]
         if not len(got):
             continue
         within = int((got["acc_drop"] <= tolerance + 1e-9).sum())

@@ -15,7 +15,8 @@ import dataclasses
 import math
 import os
 from concurrent.futures import Executor
-from typing import Any, Callable, ClassVar, Iterable, Iterator, Optional, Sequence
+from typing import (TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator, Optional,
+                    Sequence)
 
 import numpy as np
 import pandas as pd
@@ -28,11 +29,16 @@ from ..models import MODELS
 from ..profiles import Profile, get_profile
 from ..quantize import check_bits
 
+if TYPE_CHECKING:
+    from ..bits import BitAssignment
+    from ..variants import Variant
+
 __all__ = [
     "NOT_AVAILABLE", "NOT_IN_PROFILE", "NO_FILES",
     "resolve_datasets", "resolve_models", "resolve_seeds", "check_parameters",
     "dataset_available", "require_dataset", "mean_std", "percent", "run_info",
-    "default_workers", "measurement_pool", "train_fp32_job", "pretrain", "run_jobs",
+    "default_workers", "measurement_pool", "train_fp32_job", "pretrain",
+    "final_finetune_jobs", "run_jobs",
     "markdown", "BaseChapter", "SearchChapter", "SingleDatasetChapter",
 ]
 
@@ -228,6 +234,18 @@ def pretrain(pool: Executor, items: Iterable[tuple[str, str, int]],
     keys = list(dict.fromkeys(items))
     futures = [pool.submit(train_fp32_job, d, m, s, prof) for d, m, s in keys]
     return {key: fut.result() for key, fut in zip(keys, futures)}
+
+
+def final_finetune_jobs(meta: dict, dataset: str, model: str, seeds: Iterable[int],
+                        profile: Profile, assignment: BitAssignment,
+                        variant: Variant) -> list[tuple[dict, tuple]]:
+    """:func:`run_jobs` jobs fine-tuning ``assignment`` with ``variant``'s quantizer and
+    final fine-tune from the FP32 model of every seed in ``seeds``; each record gets
+    ``meta`` and its ``seed``."""
+    final = variant.final_finetune(profile)
+    return [({**meta, "seed": int(e)}, (dataset, model, int(e), profile, assignment.to_dict(),
+                                        variant.options, None, None, None, final))
+            for e in seeds]
 
 
 def run_jobs(jobs: list[tuple[dict, tuple]], executor: Executor,

@@ -26,12 +26,13 @@ from ..data import available_datasets
 from ..paper import paper_table
 from ..plots import (MODEL_LABELS, format_at_paper, format_overall, plot_overall_saving,
                      table)
-from .at_paper import (AT_PAPER_FIELDS, at_paper_cost, at_paper_info, at_paper_runs,
-                       at_paper_summary, at_paper_table, paper_table3_saving)
 from ..profiles import Profile, get_profile
 from ..variants import Variant, get_variant
+from .at_paper import (AT_PAPER_FIELDS, at_paper_cost, at_paper_info, at_paper_runs,
+                       at_paper_summary, at_paper_table, paper_table3_saving)
 from .choice import SEARCH_FP32_SEED, search_choice
-from .common import (NOT_AVAILABLE, NOT_IN_PROFILE, SearchChapter, dataset_available, markdown,
+from .common import (NOT_AVAILABLE, NOT_IN_PROFILE, SearchChapter, dataset_available,
+                     final_finetune_jobs, markdown,
                      mean_std, measurement_pool, percent, pretrain, resolve_datasets,
                      resolve_models, resolve_seeds, run_jobs)
 
@@ -124,7 +125,6 @@ def _pair_runs(name: str, m: str, prof: Profile, seed_list: list[int], search_li
     target = paper_table3_saving(name, m)
     jobs = []
     for v in variants:
-        final = v.final_finetune(prof)
         for s in search_list:
             result = cost_model_search(name, m, tolerance=tolerance, seed=s, fp32_seed=fp32_seed,
                                        profile=prof, executor=pool, progress=progress,
@@ -141,14 +141,13 @@ def _pair_runs(name: str, m: str, prof: Profile, seed_list: list[int], search_li
                     "search_confirmations": result.num_confirmations,
                     "search_seconds": result.wall_seconds,
                     **at_paper_info(result, target)}
-            jobs += [({**info, "seed": e},
-                      (name, m, e, prof, chosen.to_dict(), v.options, None, None, None, final))
-                     for e in seed_list]
+            jobs += final_finetune_jobs(info, name, m, seed_list, prof, chosen, v)
     return [{"dataset": name, "model": m, "status": "run", "seed": rec["seed"],
              **{k: rec[k] for k in ("variant", "variant_label", "search_seed", "chosen",
                                     "chosen_json", "found", "search_val",
-                                    "search_top_saving", "search_measurements", "search_confirmations",
-                                    "search_seconds", *AT_PAPER_FIELDS)},
+                                    "search_top_saving", "search_measurements",
+                                    "search_confirmations", "search_seconds",
+                                    *AT_PAPER_FIELDS)},
              "fp32_val": percent(rec["fp32_val_acc"]), "fp32_test": percent(rec["fp32_test_acc"]),
              "fp32_best_test": percent(rec["fp32_best_test_acc"]),
              "val": percent(rec["val_acc"]), "test": percent(rec["test_acc"]),

@@ -200,9 +200,10 @@ def pack_group(source: Callable[[int, int], Tensor], n: int, row_shape: tuple[in
 
     The range comes from a :class:`~sgquant.quantize.RangeObserver` fed chunk by chunk
     (min/max, exact in any order), or from :func:`~sgquant.quantize.select_range` with the
-    whole group once when the range is clipped (percentiles, and the clip rule's choice). Codes (:func:`~sgquant.quantize.codes`, the same arithmetic as fake
-    quantization) are computed chunk by chunk, chunks of a multiple of 8 rows so that
-    each packs to whole bytes, and written into one byte stream.
+    whole group once when the range is clipped (percentiles, and the clip rule's choice).
+    Codes (:func:`~sgquant.quantize.codes`, the same arithmetic as fake quantization) are
+    computed chunk by chunk, chunks of a multiple of 8 rows so that each packs to whole
+    bytes, and written into one byte stream.
     """
     shape = (n, *row_shape)
     if bits == FP32_BITS:  # kept as float32, filled chunk by chunk
