@@ -287,20 +287,28 @@ def test_confirmation_settings_are_validated(kwargs, match):
         random_search("Cora", "gcn", **{**QUICK, **kwargs})
 
 
-def test_the_clip_rule_trial_differs_from_sgquant_plus_in_its_ranges_alone():
-    """``sgquant+mse`` is SGQuant+ with the clip rule on its hidden and attention points:
-    the same fine-tuning and confirmation, reachable by name, in no default table."""
+def test_sgquant_plus_clips_by_mse_and_the_earlier_version_runs_by_name():
+    """SGQuant+ clips its hidden and attention ranges only where that lowers the squared
+    error; ``sgquant+p99``, the earlier SGQuant+ that always clipped, differs from it in
+    those ranges alone (same fine-tuning and confirmation), runs by name and sits in no
+    default table."""
     from dataclasses import replace
 
     from sgquant.variants import ABLATION, TRIALS, VARIANTS, get_variant
 
-    trial, plus = get_variant("sgquant+mse"), get_variant("sgquant+")
-    assert trial in TRIALS and trial.name not in VARIANTS
-    assert trial.name not in {v.name for v in ABLATION}
-    assert trial.options.for_point("att_L1").clip_rule == "mse"
-    assert trial.options.for_point("emb_L2").clip_rule == "mse"
-    assert trial.options.for_point("emb_L1") == plus.options.for_point("emb_L1")
-    assert replace(trial, name=plus.name, label=plus.label, options=plus.options,
+    earlier, plus = get_variant("sgquant+p99"), get_variant("sgquant+")
+    assert earlier in TRIALS and earlier.name not in VARIANTS
+    assert earlier.name not in {v.name for v in ABLATION}
+    for point in ("att_L1", "emb_L2"):
+        assert plus.options.for_point(point).clip_rule == "mse"
+        assert earlier.options.for_point(point).clip_rule == "always"
+        assert plus.options.for_point(point).clip_percentile == 99.0
+    assert earlier.options.for_point("emb_L1") == plus.options.for_point("emb_L1")
+    assert plus.options.for_point("emb_L1").clip_percentile is None  # inputs: min/max
+    # the ablation's quantizer steps use SGQuant+'s quantizer
+    steps = {v.name: v for v in ABLATION}
+    assert steps["quantizer"].options == steps["distillation"].options == plus.options
+    assert replace(earlier, name=plus.name, label=plus.label, options=plus.options,
                    note=plus.note) == plus
     with pytest.raises(ValueError, match="variant"):
-        get_variant("sgquant+l2")
+        get_variant("sgquant+mse")
