@@ -1,6 +1,6 @@
 """``sgquant book``: execute every chapter with papermill and build the HTML book.
 
-    sgquant book [--profile quick|default|paper] [--only CHAPTER] [--out DIR]
+    sgquant book [--profile quick|default|full|paper] [--only CHAPTER] [--out DIR]
 
 ``sgquant book`` executes the chapter templates ``notebooks/NN_name.ipynb`` in
 order with papermill (:mod:`sgquant.execution`, passing ``profile``), writes the

@@ -27,7 +27,8 @@ def test_paper_tables_use_canonical_names():
 
 
 def test_resolve_parameters():
-    assert E.resolve_datasets("all", "default") == ["Cora", "CiteSeer", "Amazon-Computers"]
+    assert E.resolve_datasets("all", "default") == ["Cora", "CiteSeer"]
+    assert E.resolve_datasets("all", "full") == ["Cora", "CiteSeer", "Amazon-Computers"]
     assert E.resolve_datasets("citeseer, cora", "quick") == ["CiteSeer", "Cora"]
     assert E.resolve_models("all", "quick") == ["gcn", "agnn", "gat"]
     assert E.resolve_models("GAT", "quick") == ["gat"]
@@ -265,6 +266,20 @@ def test_autobit_tiny_search(cora):
     assert len(P.plot_latency(latency).axes) == 2
     with pytest.raises(ValueError, match="bayes"):
         E.autobit_runs("Cora", "gcn", "quick", seeds=1, budget=6, workers=0, methods=["bayes"])
+
+
+def test_full_is_default_plus_amazon_computers():
+    """``full`` differs from ``default`` in its datasets alone, so both read the same
+    cached FP32 models and measurements (the keys hold budgets, not profile names)."""
+    from dataclasses import replace
+
+    from sgquant.measure import fp32_key
+    from sgquant.profiles import get_profile
+
+    default, full = get_profile("default"), get_profile("full")
+    assert full.datasets == (*default.datasets, "Amazon-Computers")
+    assert replace(full, name="default", datasets=default.datasets) == default
+    assert fp32_key("Cora", "gat", 0, full) == fp32_key("Cora", "gat", 0, default)
 
 
 def test_run_info_lists_profile():
