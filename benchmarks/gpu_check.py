@@ -2,13 +2,16 @@
 CPU-against-GPU speed ratio measured side by side in this run.
 
     .venv/bin/python benchmarks/gpu_check.py            # needs a CUDA GPU
-    .venv/bin/python benchmarks/gpu_check.py --dataset Amazon-Computers
+    .venv/bin/python benchmarks/gpu_check.py --dataset Amazon-Computers --cpu-threads 2
+
+``--cpu-threads 2`` times the CPU side on two threads, as on the 2-core machine the book's
+timings come from; ``--fp32-epochs`` shortens the FP32 timing on a large graph.
 
 1. ``pytest tests/test_device.py tests/test_finetune.py`` with ``SGQUANT_DEVICE=cuda``
    (the CPU/CUDA agreement test runs only where a GPU is seen).
 2. Chapter 3 in the ``quick`` profile on Cora with ``--device cuda``.
 3. The same work on ``cpu`` and on ``cuda``, alternating, median of repeats: FP32 training
-   (100 epochs) and one fine-tune (10 epochs, uniform 4 bits) of GCN and GAT, and a packed
+   (``--fp32-epochs``, 100 by default) and one fine-tune (10 epochs, uniform 4 bits) of GCN and GAT, and a packed
    inference pass. Prints seconds and the ratio CPU / GPU.
 
 Exits non-zero, with one line saying why, when torch sees no GPU or a step fails.
@@ -53,7 +56,7 @@ def _timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def speed_ratios(dataset: str, repeats: int) -> None:
+def speed_ratios(dataset: str, repeats: int, fp32_epochs: int = 100) -> None:
     from sgquant.bits import BitAssignment
     from sgquant.data import load_dataset
     from sgquant.models import build_model
@@ -73,8 +76,9 @@ def speed_ratios(dataset: str, repeats: int) -> None:
             net = build_model(name, data.num_features, int(data.y.max()) + 1, **kw).to(device)
             fp32 = train_model(net, data, epochs=5, seed=0).state_dict  # warm-up, weights
             a = BitAssignment.uniform(4, net.num_layers)
-            rows.setdefault("FP32 training, 100 epochs", {})[device] = _timed(
-                lambda: train_model(net, data, epochs=100, patience=None, seed=0), repeats)
+            rows.setdefault(f"FP32 training, {fp32_epochs} epochs", {})[device] = _timed(
+                lambda: train_model(net, data, epochs=fp32_epochs, patience=None, seed=0),
+                repeats)
             rows.setdefault("fine-tune, 10 epochs, 4 bits", {})[device] = _timed(
                 lambda: finetune(net, data, a, fp32, epochs=10, seed=0), repeats)
             net.load_state_dict(fp32)
@@ -89,7 +93,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="Cora")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--fp32-epochs", type=int, default=100)
+    parser.add_argument("--cpu-threads", type=int, default=None,
+                        help="torch threads for the CPU side of the speed ratio "
+                             "(default: torch's choice)")
     args = parser.parse_args()
+    if args.repeats < 1 or args.fp32_epochs < 1 or (args.cpu_threads or 1) < 1:
+        sys.exit("gpu_check: --repeats, --fp32-epochs and --cpu-threads must be >= 1")
     if not torch.cuda.is_available():
         sys.exit("gpu_check: not run: no GPU (torch.cuda.is_available() is False)")
     env = {**os.environ, "SGQUANT_DEVICE": "cuda"}
@@ -103,7 +113,9 @@ def main() -> None:
                                        "-p", "model", "gcn", "-o", f"{tmp}/03.ipynb",
                                        "--no-progress"],
               {**env, "SGQUANT_RESULTS": f"{tmp}/results"})
-    speed_ratios(args.dataset, args.repeats)
+    if args.cpu_threads:
+        torch.set_num_threads(args.cpu_threads)
+    speed_ratios(args.dataset, args.repeats, args.fp32_epochs)
     print(f"gpu_check: passed in {time.perf_counter() - start:.0f} s")
 
 
