@@ -253,6 +253,33 @@ def test_coded_storage_job_is_cached_and_heals_a_broken_record(cora, tmp_path, c
     assert math.isnan(out.loc[1, "coded_saving"])
 
 
+def test_coded_storage_uses_each_methods_own_quantizer(cora, tmp_path):
+    """SGQuant+'s choice is coded with SGQuant+'s quantizer (its own cache key); the
+    paper's quantizer keeps the key it always had (no ``options``)."""
+    import json
+
+    from sgquant.bits import BitAssignment
+    from sgquant.variants import get_variant
+
+    chosen = BitAssignment.uniform(2, 2).to_json()
+    plus = get_variant("sgquant+").options
+    paper = C.overall.coded_storage_job("Cora", "gcn", 0, "quick", chosen, str(tmp_path))
+    mine = C.overall.coded_storage_job("Cora", "gcn", 0, "quick", chosen, str(tmp_path), plus)
+    assert mine != paper  # nearest rounding and clipped ranges give other codes
+    keys = [json.loads(f.read_text())["key"] for f in (tmp_path / "coded").glob("*.json")]
+    assert sorted("options" in k for k in keys) == [False, True]
+    table3 = pd.DataFrame([{"dataset": "Cora", "model": "gcn", "variant": v, "status": "run"}
+                           for v in ("sgquant", "sgquant+")])
+    runs = pd.DataFrame([{"dataset": "Cora", "model": "gcn", "variant": v, "status": "run",
+                          "search_seed": 0, "seed": 0, "chosen_json": chosen}
+                         for v in ("sgquant", "sgquant+")])
+    out = C.overall.add_coded_storage(table3, runs, "quick", workers=0)
+    assert list(out["coded_bits"]) == [paper["coded_bits"], mine["coded_bits"]]
+    with pytest.raises(ValueError, match="variant"):
+        C.overall.add_coded_storage(table3.assign(variant="mine"), runs.assign(variant="mine"),
+                                    "quick", workers=0)
+
+
 def test_reading_names_the_measured_reason_of_each_missed_target():
     """A SGQuant+ row under the paper's saving says how many searches kept FP32; a row
     over the tolerance gives its validation drop beside the test drop."""
@@ -286,6 +313,36 @@ def test_reading_names_the_measured_reason_of_each_missed_target():
     found["search_top_saving"] = 13.0
     text = C.overall.reading_overall(C.overall.overall_table(found))
     assert "(the searches' largest average 13.0x, itself below the paper's)" in text
+
+
+def test_reading_explains_each_row_whose_choice_depends_on_the_search_seed():
+    """A SGQuant+ row whose test drop varies across search seeds by more than the
+    tolerance lists every search's choice and says whether validation predicted the worst."""
+    def row(seed: int, search_seed: int, saving: float, val: float, test: float) -> dict:
+        return {"dataset": "Cora", "model": "gcn", "seed": seed, "status": "run",
+                "variant": "sgquant+", "variant_label": "SGQuant+", "search_seed": search_seed,
+                "fp32_val": 80.0, "fp32_test": 81.0, "fp32_best_test": 82.0, "val": val,
+                "test": test, "best_test": 81.0, "average_bits": 32 / saving,
+                "fp32_memory_mb": 16.0, "memory_mb": 16.0 / saving, "saving": saving,
+                "paper_saving": saving, "weight_mb": 0.2, "chosen": f"c{search_seed}",
+                "chosen_json": "{}", "found": True, "final_epochs": 60}
+
+    # search 0: 30x losing 2.0 test points at a 0.2 validation drop; search 1: 27x, none
+    runs = pd.DataFrame([row(e, 0, 30.0, 79.8, 79.0) for e in (0, 1)]
+                        + [row(e, 1, 27.0, 80.0, 81.0) for e in (0, 1)])
+    text = C.overall.reading_overall(C.overall.overall_table(runs))
+    assert ("has a standard deviation of at most 0.5 points on 0 of 1 rows (its saving "
+            "varies by up to 2.1x); above it on Cora/GCN (1.41: the searches chose 30.0x "
+            "losing 2.00, 27.0x losing 0.00; the worst, 30.0x, whose validation drop was "
+            "0.20: validation did not predict test)") in text
+    runs.loc[runs["search_seed"] == 0, "val"] = 78.0
+    text = C.overall.reading_overall(C.overall.overall_table(runs))
+    assert ("whose validation drop was 2.00 too: the final fine-tunes of that configuration "
+            "lost more than the search measured") in text
+    runs.loc[runs["search_seed"] == 0, "test"] = 80.9
+    text = C.overall.reading_overall(C.overall.overall_table(runs))
+    assert "at most 0.5 points on 1 of 1 rows (its saving varies by up to 2.1x): the choice " \
+           "is stable." in text
 
 
 def test_overall_refuses_a_held_out_fp32_model_that_is_an_evaluation_seed():

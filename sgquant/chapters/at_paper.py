@@ -1,4 +1,4 @@
-"""Chapter 3's converse question: what does the paper's saving itself cost under our protocol?
+r"""Chapter 3's converse question: what does the paper's saving itself cost under our protocol?
 
 Table III reports the saving each method *chooses* within tolerance. Here the saving is
 fixed instead, at the paper's Table III figure: among the configurations a method's

@@ -50,6 +50,7 @@ from ..memory import MB
 from ..models import QuantGNN
 from ..packed import PackedRunner
 from ..profiles import Profile, get_profile
+from ..quantize import QuantOptions
 from .common import SingleDatasetChapter
 
 __all__ = ["METHODS", "CHOSEN", "CHUNK_SIZE", "EDGE_CHUNK_SIZE", "TIMED_CODECS", "input_first",
@@ -116,7 +117,8 @@ def _component(name: str) -> str:
 def storage_baselines(net: QuantGNN, data: Data, assignment: Union[BitAssignment, dict, str],
                       buckets: Optional[DegreeBuckets] = None, *, label: Optional[str] = None,
                       chunk_size: int = CHUNK_SIZE,
-                      edge_chunk_size: int = EDGE_CHUNK_SIZE) -> pd.DataFrame:
+                      edge_chunk_size: int = EDGE_CHUNK_SIZE,
+                      options: Optional[QuantOptions] = None) -> pd.DataFrame:
     """Bytes of every feature group of ``net`` on ``data`` under ``assignment``, one
     row per group: ``elements`` and the bytes of each of :data:`METHODS`
     (``fp32_bytes``, ``csr_bytes``, ``sparse_fp32_bytes``, ``packed_bytes``,
@@ -125,7 +127,8 @@ def storage_baselines(net: QuantGNN, data: Data, assignment: Union[BitAssignment
     ``entropy_bytes``), ``same_logits``
     (coded pass == packed pass, bit for bit) and ``same_predictions`` (share of nodes
     whose coded argmax equals the fake-quant model's). Groups kept in float32 count
-    :math:`4n` bytes in every method."""
+    :math:`4n` bytes in every method. ``options``: the quantizer (rounding and range,
+    :class:`~sgquant.quantize.QuantOptions`) of both passes; default the paper's."""
     asg = as_assignment(assignment)
     asg.check_shape(net.num_layers)
     bk = buckets if asg.num_buckets > 1 else None
@@ -134,10 +137,11 @@ def storage_baselines(net: QuantGNN, data: Data, assignment: Union[BitAssignment
     passes = {}
     for codec in ("packed", "auto"):
         runner = PackedRunner(net, asg, buckets=bk, chunk_size=chunk_size,
-                              edge_chunk_size=edge_chunk_size, keep_features=True, codec=codec)
+                              edge_chunk_size=edge_chunk_size, keep_features=True, codec=codec,
+                              options=options)
         passes[codec] = runner.run(data.x, data.edge_index)
     packed, coded = passes["packed"], passes["auto"]
-    net.set_bits(asg, bk)
+    net.set_bits(asg, bk, options)
     with torch.no_grad():
         reference = net(data.x, data.edge_index)
     net.set_bits(None)

@@ -27,6 +27,7 @@ from ..paper import paper_table
 from ..plots import (MODEL_LABELS, format_at_paper, format_overall, plot_overall_saving,
                      table)
 from ..profiles import Profile, get_profile
+from ..quantize import QuantOptions
 from ..variants import Variant, get_variant
 from .at_paper import (AT_PAPER_FIELDS, at_paper_cost, at_paper_info, at_paper_runs,
                        at_paper_summary, at_paper_table, paper_table3_saving)
@@ -169,7 +170,8 @@ def _aggregate(ran: pd.DataFrame, tolerance: float) -> dict:
         saving=("saving", "first"), formula_saving=("paper_saving", "first"),
         average_bits=("average_bits", "first"), memory_mb=("memory_mb", "first"),
         found=("found", "first"), chosen=("chosen", "first"),
-        search_top_saving=("search_top_saving", "first"))
+        search_top_saving=("search_top_saving", "first"), val=("val", "mean"),
+        fp32_val=("fp32_val", "mean"))
     row: dict[str, Any] = {"status": "run", "seeds": int(ran["seed"].nunique()),
                            "searches": len(per)}
     fp32 = ran.drop_duplicates("seed")  # one FP32 model per evaluation seed
@@ -183,6 +185,9 @@ def _aggregate(ran: pd.DataFrame, tolerance: float) -> dict:
     row["found"] = int(per["found"].astype(bool).sum())
     row["search_top_saving"] = float(per["search_top_saving"].mean())
     row["chosen"] = " | ".join(dict.fromkeys(per["chosen"]))
+    # each search's choice: (saving, test drop, validation drop), means over evaluation seeds
+    row["search_choices"] = [(float(r.saving), float(r.acc_drop), float(r.fp32_val - r.val))
+                             for r in per.itertuples()]
     row["fp32_memory_mb"] = float(ran["fp32_memory_mb"].iloc[0])
     row["final_epochs"] = int(ran["final_epochs"].iloc[0])
     return row
@@ -223,10 +228,12 @@ def overall_table(runs: pd.DataFrame, tolerance: float = 0.5) -> pd.DataFrame:
 
 
 def coded_storage_job(dataset: str, model: str, seed: int, profile: Profile,
-                      assignment_json: str, results: Optional[str] = None) -> dict[str, float]:
+                      assignment_json: str, results: Optional[str] = None,
+                      options: Optional[QuantOptions] = None) -> dict[str, float]:
     """Coded saving against dense FP32 and coded bits per element of ``assignment_json``
-    on the FP32 model of ``seed`` (one job of :func:`add_coded_storage`; cached in the
-    results folder under ``coded``, so a rebuilt chapter reads it back)."""
+    quantized with ``options`` (default the paper's quantizer) on the FP32 model of
+    ``seed`` (one job of :func:`add_coded_storage`; cached in the results folder under
+    ``coded``, so a rebuilt chapter reads it back)."""
     from ..cache import ResultCache
     from ..data import canonical_name
     from ..measure import fp32_key, prepare, single_thread
@@ -238,6 +245,8 @@ def coded_storage_job(dataset: str, model: str, seed: int, profile: Profile,
     key = {"kind": "coded", "fp32": fp32_key(canonical_name(dataset), str(model).lower(), seed,
                                              prof),
            "assignment": assignment.to_dict()}
+    if options is not None and options != QuantOptions():  # the paper's keeps earlier keys
+        key["options"] = options.to_dict()
 
     def valid(value: Any) -> dict[str, float]:
         if not (isinstance(value, dict) and set(value) == {"coded_saving", "coded_bits"}
@@ -251,7 +260,7 @@ def coded_storage_job(dataset: str, model: str, seed: int, profile: Profile,
     setup = prepare(dataset, model, seed, prof, results)
     with single_thread():
         totals = storage_totals(storage_baselines(setup.fp32_model(), setup.data, assignment,
-                                                  setup.buckets))
+                                                  setup.buckets, options=options))
     value = {"coded_saving": float(totals["coded_saving_vs_fp32"].iloc[0]),
              "coded_bits": float(totals["coded_bits_per_element"].iloc[0])}
     cache.put("coded", key, value)
@@ -260,14 +269,18 @@ def coded_storage_job(dataset: str, model: str, seed: int, profile: Profile,
 
 def add_coded_storage(table3: pd.DataFrame, runs: pd.DataFrame,
                       profile: "str | Profile" = "default",
-                      workers: Optional[int] = None) -> pd.DataFrame:
+                      workers: Optional[int] = None,
+                      variants: Sequence["str | Variant"] = ()) -> pd.DataFrame:
     """``table3`` with ``coded_saving`` and ``coded_bits``: the feature memory of each
-    (dataset, model, method)'s choice (its first search seed's) stored with the lossless
-    code of chapter 7 (:func:`sgquant.chapters.below_one_bit.storage_baselines`, on the
-    FP32 weights of the first evaluation seed; the codes of layer 1's input do not depend
-    on the weights), against dense FP32. The rows run as jobs of the measurement pool
+    (dataset, model, method)'s choice (its first search seed's), quantized with the
+    method's own quantizer and stored with the lossless code of chapter 7
+    (:func:`sgquant.chapters.below_one_bit.storage_baselines`, on the FP32 weights of the
+    first evaluation seed; the codes of layer 1's input do not depend on the weights),
+    against dense FP32. A method is looked up in ``variants`` by name, else by
+    :func:`~sgquant.variants.get_variant`. The rows run as jobs of the measurement pool
     (:func:`coded_storage_job`, cached)."""
     prof = get_profile(profile)
+    known = {v.name: v for v in map(get_variant, variants)}
     out = table3.copy()
     out["coded_saving"], out["coded_bits"] = np.nan, np.nan
     ran = runs[runs["status"] == "run"]
@@ -278,8 +291,9 @@ def add_coded_storage(table3: pd.DataFrame, runs: pd.DataFrame,
         sub = ran[(ran["dataset"] == r["dataset"]) & (ran["model"] == r["model"])
                   & (ran["variant"] == r["variant"])]
         first = sub.sort_values(["search_seed", "seed"]).iloc[0]
+        variant = known.get(r["variant"]) or get_variant(r["variant"])
         todo.append(({"row": i}, (r["dataset"], r["model"], int(first["seed"]), prof,
-                                  str(first["chosen_json"]))))
+                                  str(first["chosen_json"]), None, variant.options)))
     if not todo:
         return out
     with measurement_pool(prof, workers) as pool:
@@ -329,6 +343,35 @@ def _miss(r: Any, tolerance: float) -> str:
     return f"{r.dataset}/{MODEL_LABELS[r.model]} ({', '.join(why)})"
 
 
+def _spread_sentence(plus: pd.DataFrame, tolerance: float) -> str:
+    """How much SGQuant+'s choice depends on the search seed: the rows whose test drop has
+    a standard deviation across search seeds above ``tolerance``, each with what every
+    search chose (saving, test drop, validation drop) and why its worst choice lost more
+    than the others, from what was measured."""
+    spread = plus.dropna(subset=["acc_drop_std"])
+    wide = spread[spread["acc_drop_std"] > tolerance + 1e-9]
+    head = (f"Across search seeds the test drop of SGQuant+'s choice has a standard deviation "
+            f"of at most {tolerance:g} points on {len(spread) - len(wide)} of {len(spread)} rows"
+            f" (its saving varies by up to {plus['saving_std'].max():.1f}x)")
+    if not len(wide):
+        return head + ": the choice is stable. "
+    parts = []
+    for r in wide.itertuples():
+        choices = getattr(r, "search_choices", None)
+        if not isinstance(choices, list) or not choices:
+            parts.append(f"{r.dataset}/{MODEL_LABELS[r.model]} ({r.acc_drop_std:.2f})")
+            continue
+        each = ", ".join(f"{sv:.1f}x losing {d:.2f}" for sv, d, _ in choices)
+        sv, d, vd = max(choices, key=lambda c: c[1])
+        why = (f"whose validation drop was {vd:.2f}: validation did not predict test"
+               if vd <= tolerance + 1e-9 else
+               f"whose validation drop was {vd:.2f} too: the final fine-tunes of that "
+               f"configuration lost more than the search measured")
+        parts.append(f"{r.dataset}/{MODEL_LABELS[r.model]} ({r.acc_drop_std:.2f}: the searches "
+                     f"chose {each}; the worst, {sv:.1f}x, {why})")
+    return head + "; above it on " + "; ".join(parts) + ". "
+
+
 def reading_overall(table3: pd.DataFrame, tolerance: float = 0.5,
                     at_paper: Optional[pd.DataFrame] = None) -> str:
     """Closing paragraph of chapter 3, from :func:`overall_table` and, when given,
@@ -359,14 +402,7 @@ def reading_overall(table3: pd.DataFrame, tolerance: float = 0.5,
     if len(plus):
         spread = plus["acc_drop_std"].dropna()
         if len(spread):
-            worst = plus.loc[plus["acc_drop_std"].idxmax()]
-            text.append(
-                f"Across search seeds the test drop of SGQuant+'s choice varies by at most "
-                f"{spread.max():.2f} points (standard deviation; "
-                f"{worst.dataset}/{MODEL_LABELS[worst.model]}) and its saving by at most "
-                f"{plus['saving_std'].max():.1f}x: "
-                + ("the choice is stable. " if spread.max() <= tolerance else
-                   "the choice still depends on the search's luck on some rows. "))
+            text.append(_spread_sentence(plus, tolerance))
         paper_rows = plus.dropna(subset=["paper_saving"])
         misses = [m for m in (_miss(r, tolerance) for r in paper_rows.itertuples()) if m]
         if misses:
@@ -408,7 +444,7 @@ class Chapter(SearchChapter):
         """:func:`overall_table` of :attr:`runs`, with the coded storage of each choice
         (:func:`add_coded_storage`)."""
         return add_coded_storage(overall_table(self.runs, self.tolerance), self.runs,
-                                 self.profile, self.workers)
+                                 self.profile, self.workers, self.variants)
 
     @cached_property
     def at_paper(self) -> pd.DataFrame:
