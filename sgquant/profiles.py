@@ -2,7 +2,7 @@
 
 * ``quick``: CI, the whole book in minutes (tiny budgets, one seed, Cora only,
   a small GAT);
-* ``default``: the book on a 2-core CPU in about 35 minutes cold (Cora and CiteSeer,
+* ``default``: the book on a 2-core CPU in about 30 minutes cold (Cora and CiteSeer,
   three seeds and three search seeds; GAT with PyG's example width, 8 heads x 8,
   because the paper's 8 x 256 takes minutes per run on a CPU);
 * ``full``: ``default`` plus Amazon-Computers, the three datasets of the book's Table III

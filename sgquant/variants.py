@@ -7,9 +7,9 @@ itself (the same cost-model search runs for both):
   the full min/max range, or round-to-nearest where the hidden embeddings and the edge
   coefficients take, group by group, the clipped (1st-99th percentile) range only where it
   quantizes them with a smaller squared error than the full range
-  (``clip_rule="mse"``, :func:`~sgquant.quantize.select_range`: clipping pays at 1 to 4
-  bits and costs from about 5 bits on). A clipped range stores the same float32
-  ``min``/``scale`` per group, so memory is counted alike.
+  (``clip_rule="mse"``, :func:`~sgquant.quantize.select_range`: on our models' features
+  clipping pays at 1 or 2 bits, on some tensors up to 4, and costs at more). A clipped
+  range stores the same float32 ``min``/``scale`` per group, so memory is counted alike.
 * **fine-tuning** (:class:`~sgquant.train.Finetune`) of the search's candidates and, longer
   (``final_factor`` times the profile's epochs), of the chosen configuration from every
   evaluation seed; SGQuant+ distils the FP32 model's logits
