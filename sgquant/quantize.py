@@ -291,11 +291,33 @@ def codes(x: Tensor, minimum: Tensor, maximum: Tensor, bits: int,
     return t, scale
 
 
-def _squared_error(x: Tensor, minimum: Tensor, maximum: Tensor, bits: int,
-                   rounding: str) -> float:
-    """:math:`\\sum (x' - x)^2` in float64 for the range ``(minimum, maximum)``."""
+def _dequantized(x: Tensor, minimum: Tensor, maximum: Tensor, bits: int,
+                 rounding: str) -> Tensor:
+    """:math:`\\mathbf{x}' = s q + \\min` of float32 ``x`` over ``(minimum, maximum)``."""
     t, scale = codes(x, minimum, maximum, bits, rounding)
-    return float(t.mul_(scale).add_(minimum).sub_(x).to(torch.float64).square_().sum())
+    return t.mul_(scale).add_(minimum)
+
+
+def _squared_error(x: Tensor, xq: Tensor) -> float:
+    """:math:`\\sum (x' - x)^2` of a dequantized ``xq``, summed in float64."""
+    return float((xq - x).to(torch.float64).square_().sum())
+
+
+def _select(xf: Tensor, bits: int, rounding: str, clip_percentile: Optional[float],
+            clip_rule: str) -> tuple[Tensor, Tensor, Optional[Tensor]]:
+    """:func:`select_range` of float32 ``xf``, with the dequantized values when choosing
+    the range computed them (the ``"mse"`` rule), else ``None``."""
+    if clip_percentile is None or clip_percentile == 100.0:
+        return (*observe_range(xf), None)
+    clipped = observe_range(xf, clip_percentile)
+    if clip_rule == "always":
+        return (*clipped, None)
+    full = observe_range(xf)
+    xq_clipped = _dequantized(xf, *clipped, bits, rounding)
+    xq_full = _dequantized(xf, *full, bits, rounding)
+    if _squared_error(xf, xq_clipped) < _squared_error(xf, xq_full):
+        return (*clipped, xq_clipped)
+    return (*full, xq_full)
 
 
 def select_range(x: Tensor, bits: int, rounding: str = "floor",
@@ -310,27 +332,20 @@ def select_range(x: Tensor, bits: int, rounding: str = "floor",
     1 to 4 bits and costs at more, where the step is already fine (the architecture
     page, "quantization").
     """
-    xf = x.detach().to(torch.float32)
-    if clip_percentile is None or clip_percentile == 100.0:
-        return observe_range(xf)
-    clipped = observe_range(xf, clip_percentile)
-    if clip_rule == "always":
-        return clipped
-    full = observe_range(xf)
-    if _squared_error(xf, *clipped, bits, rounding) < _squared_error(xf, *full, bits, rounding):
-        return clipped
-    return full
+    mn, mx, _ = _select(x.detach().to(torch.float32), bits, rounding, clip_percentile,
+                        clip_rule)
+    return mn, mx
 
 
 def _fake_quantize_values(x: Tensor, bits: int, rounding: str, clip: Optional[float],
                           clip_rule: str = "always") -> Tensor:
-    """Dequantized float32 values of ``x`` (no autograd)."""
+    """Dequantized float32 values of ``x`` (no autograd); the ``"mse"`` rule's choice
+    reuses the values it compared."""
     xf = x.detach().to(torch.float32)
     if xf.numel() == 0:
         return torch.empty(xf.shape, dtype=torch.float32, device=xf.device)
-    mn, mx = select_range(xf, bits, rounding, clip, clip_rule)
-    t, scale = codes(xf, mn, mx, bits, rounding)
-    return t.mul_(scale).add_(mn)
+    mn, mx, xq = _select(xf, bits, rounding, clip, clip_rule)
+    return _dequantized(xf, mn, mx, bits, rounding) if xq is None else xq
 
 
 class _StraightThroughQuantize(torch.autograd.Function):

@@ -269,18 +269,15 @@ def coded_storage_job(dataset: str, model: str, seed: int, profile: Profile,
 
 def add_coded_storage(table3: pd.DataFrame, runs: pd.DataFrame,
                       profile: "str | Profile" = "default",
-                      workers: Optional[int] = None,
-                      variants: Sequence["str | Variant"] = ()) -> pd.DataFrame:
+                      workers: Optional[int] = None) -> pd.DataFrame:
     """``table3`` with ``coded_saving`` and ``coded_bits``: the feature memory of each
     (dataset, model, method)'s choice (its first search seed's), quantized with the
     method's own quantizer and stored with the lossless code of chapter 7
     (:func:`sgquant.chapters.below_one_bit.storage_baselines`, on the FP32 weights of the
     first evaluation seed; the codes of layer 1's input do not depend on the weights),
-    against dense FP32. A method is looked up in ``variants`` by name, else by
-    :func:`~sgquant.variants.get_variant`. The rows run as jobs of the measurement pool
-    (:func:`coded_storage_job`, cached)."""
+    against dense FP32 (a method by its name, :func:`~sgquant.variants.get_variant`). The
+    rows run as jobs of the measurement pool (:func:`coded_storage_job`, cached)."""
     prof = get_profile(profile)
-    known = {v.name: v for v in map(get_variant, variants)}
     out = table3.copy()
     out["coded_saving"], out["coded_bits"] = np.nan, np.nan
     ran = runs[runs["status"] == "run"]
@@ -291,9 +288,9 @@ def add_coded_storage(table3: pd.DataFrame, runs: pd.DataFrame,
         sub = ran[(ran["dataset"] == r["dataset"]) & (ran["model"] == r["model"])
                   & (ran["variant"] == r["variant"])]
         first = sub.sort_values(["search_seed", "seed"]).iloc[0]
-        variant = known.get(r["variant"]) or get_variant(r["variant"])
         todo.append(({"row": i}, (r["dataset"], r["model"], int(first["seed"]), prof,
-                                  str(first["chosen_json"]), None, variant.options)))
+                                  str(first["chosen_json"]), None,
+                                  get_variant(r["variant"]).options)))
     if not todo:
         return out
     with measurement_pool(prof, workers) as pool:
@@ -349,6 +346,8 @@ def _spread_sentence(plus: pd.DataFrame, tolerance: float) -> str:
     search chose (saving, test drop, validation drop) and why its worst choice lost more
     than the others, from what was measured."""
     spread = plus.dropna(subset=["acc_drop_std"])
+    if not len(spread):
+        return ""
     wide = spread[spread["acc_drop_std"] > tolerance + 1e-9]
     head = (f"Across search seeds the test drop of SGQuant+'s choice has a standard deviation "
             f"of at most {tolerance:g} points on {len(spread) - len(wide)} of {len(spread)} rows"
@@ -357,12 +356,8 @@ def _spread_sentence(plus: pd.DataFrame, tolerance: float) -> str:
         return head + ": the choice is stable. "
     parts = []
     for r in wide.itertuples():
-        choices = getattr(r, "search_choices", None)
-        if not isinstance(choices, list) or not choices:
-            parts.append(f"{r.dataset}/{MODEL_LABELS[r.model]} ({r.acc_drop_std:.2f})")
-            continue
-        each = ", ".join(f"{sv:.1f}x losing {d:.2f}" for sv, d, _ in choices)
-        sv, d, vd = max(choices, key=lambda c: c[1])
+        each = ", ".join(f"{sv:.1f}x losing {d:.2f}" for sv, d, _ in r.search_choices)
+        sv, d, vd = max(r.search_choices, key=lambda c: c[1])
         why = (f"whose validation drop was {vd:.2f}: validation did not predict test"
                if vd <= tolerance + 1e-9 else
                f"whose validation drop was {vd:.2f} too: the final fine-tunes of that "
@@ -400,9 +395,7 @@ def reading_overall(table3: pd.DataFrame, tolerance: float = 0.5,
         text.append(at_paper_summary(ran, at_paper, tolerance))
     plus = ran[ran["variant"] == "sgquant+"] if "variant" in ran else ran.iloc[0:0]
     if len(plus):
-        spread = plus["acc_drop_std"].dropna()
-        if len(spread):
-            text.append(_spread_sentence(plus, tolerance))
+        text.append(_spread_sentence(plus, tolerance))
         paper_rows = plus.dropna(subset=["paper_saving"])
         misses = [m for m in (_miss(r, tolerance) for r in paper_rows.itertuples()) if m]
         if misses:
@@ -444,7 +437,7 @@ class Chapter(SearchChapter):
         """:func:`overall_table` of :attr:`runs`, with the coded storage of each choice
         (:func:`add_coded_storage`)."""
         return add_coded_storage(overall_table(self.runs, self.tolerance), self.runs,
-                                 self.profile, self.workers, self.variants)
+                                 self.profile, self.workers)
 
     @cached_property
     def at_paper(self) -> pd.DataFrame:
