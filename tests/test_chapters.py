@@ -434,3 +434,25 @@ def test_at_paper_runs_fine_tune_the_best_candidate_from_every_evaluation_seed(c
     assert "paper's saving itself" not in C.overall.reading_overall(t3)
     assert C.at_paper.at_paper_runs(runs.drop(columns=list(C.at_paper.AT_PAPER_FIELDS)),
                                    "quick").empty
+
+
+def test_peers_reading_chooses_on_validation_and_never_on_test():
+    """Chapter 8 places, beside a peer, the front point within the peer's bits with the
+    highest *validation* accuracy, and reports its test accuracy: permuting the test
+    accuracies of the front changes the number shown, never the point chosen."""
+    from sgquant.chapters.peers import best_within_bits, reading_peers
+
+    front = pd.DataFrame({"dataset": "Cora", "model": "gcn", "variant": "sgquant",
+                          "method": "SGQuant", "average_bits": [1.0, 2.0, 3.0, 9.0],
+                          "val": [70.0, 78.0, 77.0, 90.0], "test": [75.0, 71.0, 80.0, 85.0],
+                          "fp32_test": 81.0})
+    best = best_within_bits(front, 3.0)
+    assert best["average_bits"] == 2.0 and best["test"] == 71.0   # not test's 80.0 at 3 bits
+    assert best_within_bits(front, 0.5) is None
+    peers = pd.DataFrame({"dataset": ["Cora"], "model": ["gcn"], "method": ["A2Q"],
+                          "accuracy": [80.0], "accuracy_std": [float("nan")],
+                          "average_bits": [3.0], "protocol": ["theirs"]})
+    assert "71.0% test (its validation 78.0%) at 2.00 bits" in reading_peers(front, peers)
+    for perm in ([80.0, 85.0, 75.0, 71.0], [85.0, 80.0, 71.0, 75.0]):
+        shuffled = front.assign(test=perm)
+        assert best_within_bits(shuffled, 3.0)["average_bits"] == 2.0
