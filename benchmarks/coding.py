@@ -31,23 +31,26 @@ chunk sizes for the packed pass. The last line reads
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import statistics
+import sys
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 import pandas as pd
 import torch
 
 from sgquant.bits import BitAssignment
 from sgquant.chapters import below_one_bit as B
+from sgquant.checks import check_int
 from sgquant.coding import GroupCodes, block_rows_for, code_entropy_bits
 from sgquant.coding.blocks import decode_block, encode_block
 from sgquant.coding.codecs import ans_plan, zstd_plans
 from sgquant.measure import build_for, prepare
 from sgquant.packed import PackedRunner
-from sgquant.profiles import get_profile
+from sgquant.profiles import PROFILES, get_profile
+
+from _args import ScriptParser, check_dataset, run_script  # benchmarks/_args.py
 
 DATASETS = ("Cora", "CiteSeer", "Amazon-Computers", "Coauthor-Physics")
 METHOD_COLUMNS = {"dense FP32": "fp32_bytes", "sparse FP32": "sparse_fp32_bytes",
@@ -56,45 +59,13 @@ METHOD_COLUMNS = {"dense FP32": "fp32_bytes", "sparse FP32": "sparse_fp32_bytes"
 
 # ------------------------------------------------------------------------ graphs
 def load_case(dataset: str, profile: str, seed: int = 0):
-    """(data, degree buckets, model with trained FP32 weights) of a 2-layer GCN.
-
-    Datasets sgquant loads by name go through ``prepare`` (trained once, cached);
-    Coauthor-Physics / -CS, until sgquant loads them by name, through PyG's
-    ``Coauthor`` on a copy of the offline raw file, a per-class split and a model
-    trained here."""
+    """(data, degree buckets, model with trained FP32 weights) of a 2-layer GCN
+    (``prepare``: trained once, cached)."""
     prof = get_profile(profile)
-    try:
-        setup = prepare(dataset, "gcn", seed, prof)
-    except ValueError:
-        if not dataset.lower().startswith("coauthor"):
-            raise
-        return _coauthor_case(dataset, prof, seed)
+    setup = prepare(dataset, "gcn", seed, prof)
     net = build_for(setup.data, "gcn", prof)
     net.load_state_dict(setup.fp32_state)
     return setup.data, setup.buckets, net.eval()
-
-
-def _coauthor_case(dataset: str, prof, seed: int):
-    import shutil
-    from torch_geometric.datasets import Coauthor
-
-    from sgquant.data import data_root, degree_buckets, per_class_split
-    from sgquant.train import train_model
-    name = dataset.split("-", 1)[1]
-    files = {"Physics": "ms_academic_phy.npz", "CS": "ms_academic_cs.npz"}
-    root = data_root() / "coauthor"
-    raw = root / name / "raw"
-    mirror = os.environ.get("SGQUANT_DATA_MIRROR")
-    if not (raw / files[name]).is_file() and mirror:
-        raw.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(os.path.join(mirror, name, "raw", files[name]), raw / files[name])
-    data = Coauthor(str(root), name)[0]
-    data.train_mask, data.val_mask, data.test_mask = per_class_split(data.y, seed=seed)
-    buckets = degree_buckets(data.edge_index, data.num_nodes, prof.num_buckets)
-    torch.manual_seed(seed)
-    net = build_for(data, "gcn", prof)
-    train_model(net, data, epochs=prof.fp32_epochs, patience=prof.patience, seed=seed)
-    return data, buckets, net.eval()
 
 
 # ---------------------------------------------------------------------- sections
@@ -232,21 +203,34 @@ def _side_by_side(passes: dict, repeats: int) -> tuple[dict[str, float], dict[st
 
 
 # -------------------------------------------------------------------------- main
-def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The options, each checked before any work (``_args``): profile, datasets
+    registered and present (Cora too, for the packed rematching), repeats >= 1."""
+    parser = ScriptParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="Cora, one configuration")
     parser.add_argument("--datasets", nargs="+", default=None)
-    parser.add_argument("--profile", default=None, help="training profile of the FP32 "
-                        "models (default: quick with --quick, else default)")
-    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--profile", default=None, choices=list(PROFILES),
+                        help="training profile of the FP32 models (default: quick with "
+                             "--quick, else default)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed repeats (default: 7 with --quick, else 15)")
     args = parser.parse_args(argv)
-    profile = args.profile or ("quick" if args.quick else "default")
-    datasets = args.datasets or (["Cora"] if args.quick else list(DATASETS))
-    repeats = args.repeats or (7 if args.quick else 15)
+    args.profile = args.profile or ("quick" if args.quick else "default")
+    args.repeats = (7 if args.quick else 15) if args.repeats is None \
+        else check_int(args.repeats, "--repeats", minimum=1)
+    args.datasets = [check_dataset(d, "--datasets")
+                     for d in args.datasets or (["Cora"] if args.quick else DATASETS)]
+    check_dataset("Cora", "Cora (the packed rematching section)")
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    profile, repeats = args.profile, args.repeats
     print(f"sgquant coding benchmark | {platform.processor() or platform.machine()} | "
           f"torch {torch.__version__} | profile {profile} | repeats {repeats}")
     last = None
-    for dataset in datasets:
+    for dataset in args.datasets:
         data, buckets, net = load_case(dataset, profile)
         if args.quick:
             chosen_label = "1-bit input, 8-bit hidden and attention"
@@ -273,7 +257,8 @@ def main(argv: Optional[list[str]] = None) -> None:
         print(f"Cora gcn: coded {last['coded_bits_per_element']:.3f} bits/element (packed "
               f"{last['packed_bits_per_element']:.3f}, entropy "
               f"{last['entropy_bits_per_element']:.3f})")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -22,6 +22,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
+
+from _args import ScriptParser, check_dataset, run_script  # benchmarks/_args.py
 
 REPO = Path(__file__).resolve().parents[1]
 SGQUANT = [sys.executable, "-m", "sgquant.cli"]
@@ -51,17 +54,37 @@ def _answer(result: dict) -> tuple:
     return json.dumps(result["chosen"], sort_keys=True), json.dumps(records, sort_keys=True)
 
 
-def main(argv: "list[str] | None" = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: "Sequence[str] | None" = None) -> argparse.Namespace:
+    """The options, each checked before any search starts (``_args``): model, profile,
+    a budget that holds the profile's search rounds, worker counts >= 1, the dataset
+    registered and present."""
+    from sgquant.checks import check_int, check_int_list
+    from sgquant.models import MODELS
+    from sgquant.profiles import get_profile
+    from sgquant.search.driver import resolve_rounds
+
+    p = ScriptParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="Cora")
-    p.add_argument("--model", default="gcn")
+    p.add_argument("--model", default="gcn", choices=MODELS)
     p.add_argument("--profile", default="quick", choices=["quick", "default"],
                    help="the fine-tunes' profile (default: quick, short fine-tunes where "
                         "the executors' overhead shows; 'default': 10-epoch fine-tunes)")
     p.add_argument("--budget", type=int, default=16)
-    p.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4],
+                   help="worker processes of each Dask LocalCluster (default: 1 2 4)")
     args = p.parse_args(argv)
+    args.budget = check_int(args.budget, "--budget", minimum=1)
+    try:  # the rounds of the profile's cost-model search must fit in the budget
+        resolve_rounds(args.budget, None, None, get_profile(args.profile))
+    except ValueError as exc:
+        raise ValueError(f"--budget: {exc}") from None
+    args.workers = check_int_list(args.workers, "--workers", minimum=1)
+    args.dataset = check_dataset(args.dataset, "--dataset")
+    return args
 
+
+def main(argv: "Sequence[str] | None" = None) -> int:
+    args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="sgquant-dask-") as tmp:
         runs = [("local pool, 2 processes", ["--workers", "2"])]
         runs += [(f"Dask LocalCluster, {n} worker{'s' * (n > 1)}",
@@ -87,4 +110,4 @@ def main(argv: "list[str] | None" = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -14,7 +14,8 @@ timings come from; ``--fp32-epochs`` shortens the FP32 timing on a large graph.
    (``--fp32-epochs``, 100 by default) and one fine-tune (10 epochs, uniform 4 bits) of GCN and GAT, and a packed
    inference pass. Prints seconds and the ratio CPU / GPU.
 
-Exits non-zero, with one line saying why, when torch sees no GPU or a step fails.
+Exits non-zero, with one line saying why, when torch sees no GPU or a step fails; a bad
+argument is refused first (one line naming it, exit status 2), with or without a GPU.
 """
 from __future__ import annotations
 
@@ -26,8 +27,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional, Sequence
 
 import torch
+
+from sgquant.checks import check_int
+
+from _args import ScriptParser, check_dataset, run_script  # benchmarks/_args.py
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -89,17 +95,27 @@ def speed_ratios(dataset: str, repeats: int, fp32_epochs: int = 100) -> None:
                   f"{t['cpu'] / t['cuda']:8.1f}x", flush=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The options, each checked before the GPU is looked for (``_args``): counts >= 1,
+    the dataset registered and present."""
+    parser = ScriptParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="Cora")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--fp32-epochs", type=int, default=100)
     parser.add_argument("--cpu-threads", type=int, default=None,
                         help="torch threads for the CPU side of the speed ratio "
                              "(default: torch's choice)")
-    args = parser.parse_args()
-    if args.repeats < 1 or args.fp32_epochs < 1 or (args.cpu_threads or 1) < 1:
-        sys.exit("gpu_check: --repeats, --fp32-epochs and --cpu-threads must be >= 1")
+    args = parser.parse_args(argv)
+    args.repeats = check_int(args.repeats, "--repeats", minimum=1)
+    args.fp32_epochs = check_int(args.fp32_epochs, "--fp32-epochs", minimum=1)
+    if args.cpu_threads is not None:
+        args.cpu_threads = check_int(args.cpu_threads, "--cpu-threads", minimum=1)
+    args.dataset = check_dataset(args.dataset, "--dataset")
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
     if not torch.cuda.is_available():
         sys.exit("gpu_check: not run: no GPU (torch.cuda.is_available() is False)")
     env = {**os.environ, "SGQUANT_DEVICE": "cuda"}
@@ -117,7 +133,8 @@ def main() -> None:
         torch.set_num_threads(args.cpu_threads)
     speed_ratios(args.dataset, args.repeats, args.fp32_epochs)
     print(f"gpu_check: passed in {time.perf_counter() - start:.0f} s")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -42,16 +42,20 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from types import ModuleType  # noqa: E402
-from typing import Callable, Optional  # noqa: E402
+from typing import Callable, Optional, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from sgquant import search  # noqa: E402
+from sgquant.checks import check_int, check_int_list  # noqa: E402
 from sgquant.data import degree_buckets, load_dataset  # noqa: E402
 from sgquant.measure import build_for  # noqa: E402
 from sgquant.memory import feature_layout, feature_memory  # noqa: E402
+from sgquant.models import MODELS  # noqa: E402
 from sgquant.profiles import get_profile  # noqa: E402
+
+from _args import ScriptParser, check_dataset, run_script  # noqa: E402  (benchmarks/_args.py)
 
 PAPER_CLAIM_S = 0.1
 PHASES = ("fit", "generate", "features", "predict", "select")
@@ -109,10 +113,12 @@ def stepper(module: ModuleType, layout, ensemble: int, **strategy) -> Callable:
     return run
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The options, each checked before any timing (``_args``): counts >= 1, the model,
+    the datasets registered and present."""
+    parser = ScriptParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["Cora", "CiteSeer"])
-    parser.add_argument("--model", default="gcn")
+    parser.add_argument("--model", default="gcn", choices=MODELS)
     parser.add_argument("--n-sample", type=int, default=10_000)
     parser.add_argument("--n-mea", type=int, default=10)
     parser.add_argument("--measured", type=int, nargs="+", default=[40, 200],
@@ -123,7 +129,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--baseline", default="9de157f",
                         help="git revision of the 'before' implementation (sgquant/search.py)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    for name in ("n_sample", "n_mea", "repeats"):
+        check_int(getattr(args, name), f"--{name.replace('_', '-')}", minimum=1)
+    check_int_list(args.measured, "--measured", minimum=1)
+    check_int_list(args.ensemble, "--ensemble", minimum=1)
+    args.datasets = [check_dataset(d, "--datasets") for d in args.datasets]
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
     torch.set_num_threads(1)
     baseline = load_baseline(args.baseline)
     print(f"cost-model iteration latency: N_sample={args.n_sample}, N_mea={args.n_mea}, "
@@ -170,6 +186,7 @@ def main() -> None:
     if headline is not None:
         print(f"\ncost-model iteration: {headline:.4f} s ({args.n_sample:,} candidates, "
               "default settings, 1 thread)")
+    return 0
 
 
 def features_table(args: argparse.Namespace) -> None:
@@ -201,4 +218,4 @@ def features_table(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))
