@@ -23,13 +23,13 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
+from .cache import writable_folder
 from .checks import check_int, check_optional_int
 
 __all__ = [
@@ -240,22 +240,6 @@ def check_output(output: "str | os.PathLike", template: "str | os.PathLike") -> 
                              "run: refusing to overwrite it; give another file")
     writable_folder(output.parent, f"the output notebook {output}")
     return output
-
-
-def writable_folder(folder: "str | os.PathLike", what: str) -> Path:
-    """Create ``folder`` if needed and check that a file can be written in it;
-    else ``ValueError`` naming ``what`` and the folder (or the file in its way)."""
-    folder = Path(folder)
-    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    if blocker is not None and not blocker.is_dir():
-        raise ValueError(f"cannot write {what}: {blocker} is a file, not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".sgquant-probe-"):
-            pass
-    except OSError as exc:
-        raise ValueError(f"cannot write {what} in {folder}: {exc.strerror or exc}") from None
-    return folder
 
 
 def mark_interrupted(output: "str | os.PathLike") -> Optional[int]:
