@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from .cache import writable_folder
 from .checks import check_int, check_optional_int
 from .execution import (DEFAULT_CELL_TIMEOUT, ChapterInterrupted, PaperNotebookError,
                         add_cell_timeout_argument, add_run_cli, chapters, execute_chapter,
-                        exit_code, kernel_name, notebook_parameters, parse_value, repo_root,
-                        select_chapter, validate_parameters, writable_folder)
+                        exit_code, kernel_name, preflight, repo_root, select_chapter)
+from .parameters import notebook_parameters, parse_value, validate_parameters
 
 __all__ = [
     "CHAPTER_DIR", "BOOK_FILES", "BOOK_MARKER", "PaperNotebookError", "ChapterInterrupted",
@@ -245,17 +246,25 @@ def write_build_info(source: Path, result: BookResult, timings_file: Optional[Pa
     return path
 
 
-def _run_chapters(templates: Sequence[Path], chapter_dir: Path, parameters: dict,
-                  cell_timeout: Optional[int], progress: bool, result: BookResult) -> None:
+def _chapter_parameters(templates: Sequence[Path], parameters: dict) -> dict[Path, dict]:
+    """Each chapter's share of ``parameters`` (those it declares), every one checked
+    (:func:`~sgquant.parameters.validate_parameters`) before any chapter runs."""
+    out = {}
+    for tpl in templates:
+        declared = notebook_parameters(tpl)
+        out[tpl] = {k: v for k, v in parameters.items() if k in declared}
+        validate_parameters(tpl, out[tpl])
+    return out
+
+
+def _run_chapters(runs: dict[Path, dict], chapter_dir: Path, cell_timeout: Optional[int],
+                  progress: bool, result: BookResult) -> None:
     from tqdm import tqdm
 
-    bar = tqdm(templates, desc="chapters", unit="chapter", disable=not progress)
+    bar = tqdm(list(runs), desc="chapters", unit="chapter", disable=not progress)
     for tpl in bar:
         bar.set_postfix_str(tpl.stem)
-        declared = notebook_parameters(tpl)
-        params = {k: v for k, v in parameters.items() if k in declared}
-        validate_parameters(tpl, params)
-        result.chapters[tpl.stem] = execute_chapter(tpl, chapter_dir / tpl.name, params,
+        result.chapters[tpl.stem] = execute_chapter(tpl, chapter_dir / tpl.name, runs[tpl],
                                                     cell_timeout=cell_timeout)
     bar.close()
 
@@ -263,20 +272,26 @@ def _run_chapters(templates: Sequence[Path], chapter_dir: Path, parameters: dict
 def build_book(profile: str = "default", only: Optional[str] = None,
                out: "str | os.PathLike | None" = None, *, workers: Optional[int] = None,
                build: bool = True, cell_timeout: Optional[int] = DEFAULT_CELL_TIMEOUT,
-               progress: bool = True, root: "str | os.PathLike | None" = None) -> BookResult:
+               progress: bool = True, root: "str | os.PathLike | None" = None,
+               device: Optional[str] = None, scheduler: Optional[str] = None) -> BookResult:
     """Execute every chapter (or ``only`` one) with ``profile`` and build the HTML.
 
     The book's source root is the checkout, or ``out`` (sources copied there).
     Chapters not executed now keep their earlier executed version, if any; with a
-    staged ``out`` the table of contents lists only the executed ones.
+    staged ``out`` the table of contents lists only the executed ones. Before the
+    first cell: every chapter's parameters, ``device``, the ``scheduler`` (``None``:
+    ``$SGQUANT_SCHEDULER``) and the results folder (:func:`~sgquant.execution.preflight`).
     """
     from .profiles import get_profile
 
     prof = get_profile(profile).name
     workers = check_optional_int(workers, "workers", minimum=0)
     cell_timeout = check_optional_int(cell_timeout, "cell_timeout", minimum=1)
+    if only is not None and not str(only).strip():
+        raise ValueError(f"--only {only!r} selects no chapter: give a chapter's number or "
+                         "name (e.g. 03 or overall), or leave --only out to build every chapter")
     src_root = repo_root(root)
-    templates = [select_chapter(only, src_root)] if only else chapters(src_root)
+    templates = [select_chapter(only, src_root)] if only is not None else chapters(src_root)
     source = src_root if out is None else Path(out).resolve()
     if source != src_root:
         check_book_folder(source)
@@ -293,9 +308,11 @@ def build_book(profile: str = "default", only: Optional[str] = None,
             raise ValueError(
                 f"chapters {', '.join(missing)} were never executed into {chapter_dir}: "
                 "run sgquant book without --only first, or use --out DIR for a partial book")
+    runs = _chapter_parameters(templates, parameters)
     if source != src_root:
         stage_sources(src_root, source)
-    _run_chapters(templates, chapter_dir, parameters, cell_timeout, progress, result)
+    preflight(chapter_dir, device, scheduler)
+    _run_chapters(runs, chapter_dir, cell_timeout, progress, result)
     write_build_info(source, result)
     if build:
         if source != src_root:
@@ -308,13 +325,11 @@ def build_book(profile: str = "default", only: Optional[str] = None,
 
 # -------------------------------------------------------------------- CLI
 def _book_cli(args: argparse.Namespace) -> int:
-    from .settings import use_run_settings
-
     check_int(args.cell_timeout, "--cell-timeout (seconds)", minimum=1)
-    use_run_settings(args.device, args.scheduler, probe_scheduler=True)
     return exit_code("book", lambda: build_book(
         args.profile, args.only, args.out, workers=args.workers, build=not args.no_build,
-        cell_timeout=args.cell_timeout, progress=not args.no_progress).summary())
+        cell_timeout=args.cell_timeout, progress=not args.no_progress, device=args.device,
+        scheduler=args.scheduler).summary())
 
 
 def add_cli(subparsers: Any) -> None:

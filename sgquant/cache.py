@@ -11,9 +11,11 @@ deep to parse), belongs to another key, or fails the caller's ``validate`` check
 is discarded with a one-line warning on the ``sgquant.cache`` logger, and the
 caller measures it again and overwrites it (:meth:`ResultCache.get`).
 
-:func:`check_results_folder` and :func:`check_output_file` check a folder or
-output file before any work, so a run that cannot write its results says so at
-once, in one line (a ``ValueError``).
+:func:`check_results_folder`, :func:`check_output_file` and :func:`writable_folder`
+check a folder or output file before any work, so a run that cannot write its
+results says so at once, in one line (a ``ValueError``). A write that fails later
+(a full disk, a quota, a folder made read-only meanwhile) is a :class:`WriteFailed`:
+one line naming the file and the cause, and no partial file is left behind.
 """
 from __future__ import annotations
 
@@ -29,9 +31,12 @@ from typing import Any, Callable, Optional
 
 import torch
 
-__all__ = ["RESULTS_VERSION", "results_root", "key_hash", "atomic_write_bytes",
-           "atomic_write_json", "parse_json", "current_umask", "ResultCache",
-           "check_results_folder", "check_output_file", "stale_records_notice"]
+from .checks import shorten
+
+__all__ = ["RESULTS_VERSION", "RESULTS_ENV", "WriteFailed", "results_root", "key_hash",
+           "atomic_write_bytes", "atomic_write_json", "write_result_json", "parse_json",
+           "current_umask", "ResultCache", "check_results_folder", "check_file_name",
+           "check_output_file", "writable_folder", "stale_records_notice"]
 
 #: Bumped when a change alters measured numbers or the records' structure, so old
 #: records are not reused (they stay on disk; see :func:`stale_records_notice`).
@@ -43,9 +48,13 @@ VERSION_FILE = "results_version.json"
 log = logging.getLogger("sgquant.cache")
 
 
+#: The environment variable naming the results folder.
+RESULTS_ENV = "SGQUANT_RESULTS"
+
+
 def results_root(root: "str | os.PathLike | None" = None) -> Path:
     """``root``, else ``$SGQUANT_RESULTS``, else ``./results``."""
-    return Path(root or os.environ.get("SGQUANT_RESULTS") or "results")
+    return Path(root or os.environ.get(RESULTS_ENV) or "results")
 
 
 def key_hash(key: dict) -> str:
@@ -83,28 +92,71 @@ def current_umask() -> int:
     return mask
 
 
+class WriteFailed(OSError):
+    """A file could not be written (disk full, over quota, read-only file system, no
+    permission ...): ``str()`` is one line naming the file and the cause, and ``note``
+    (if any) what is kept and what to do. ``errno``/``strerror``/``filename`` are the
+    cause's."""
+
+    def __init__(self, path: "str | os.PathLike", cause: OSError, note: str = "") -> None:
+        super().__init__(cause.errno, cause.strerror or str(cause), str(path))
+        self.note = note
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename}: {self.strerror}" + (
+            f"; {self.note}" if self.note else "")
+
+
+#: Characters of a file's name kept in its temporary name (``.<name>.<random>.tmp``),
+#: so that any name the file system accepts also has a temporary name it accepts.
+_TMP_NAME_CHARS = 40
+
+
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` via a temporary file and ``os.replace``; the file
-    gets mode ``0o666`` less the umask, like any file the user creates."""
+    gets mode ``0o666`` less the umask, like any file the user creates. Any failure
+    (:class:`WriteFailed`) leaves the old file, if any, and no temporary file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
-        os.fchmod(fd, 0o666 & ~current_umask())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:_TMP_NAME_CHARS]}.",
+                                   suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o666 & ~current_umask())
             fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, WriteFailed):
+            raise WriteFailed(path, exc) from None
         raise
 
 
 def atomic_write_json(path: Path, payload: Any) -> None:
-    atomic_write_bytes(path, json.dumps(payload, indent=1, sort_keys=True,
-                                        default=str).encode())
+    """:func:`atomic_write_bytes` of ``payload`` as indented JSON (keys sorted)."""
+    atomic_write_bytes(path, _json_bytes(payload))
+
+
+def _json_bytes(payload: Any) -> bytes:
+    return json.dumps(payload, indent=1, sort_keys=True, default=str).encode()
+
+
+def write_result_json(path: Path, payload: Any, results: "str | os.PathLike",
+                      option: str = "--output") -> None:
+    """A command's result file (:func:`atomic_write_json`); if it cannot be written, the
+    :class:`WriteFailed` also says that what was measured stays in the results cache
+    ``results``, so the same command, rerun, writes it without measuring again."""
+    try:
+        atomic_write_json(path, payload)
+    except WriteFailed as exc:
+        raise WriteFailed(path, exc, note=(
+            f"everything measured is kept in the results cache {results}: rerun the same "
+            f"command once the file can be written (or with {option} elsewhere); it reads "
+            "the measurements from the cache instead of measuring again")) from None
 
 
 def _normalised(key: dict) -> Any:
@@ -149,9 +201,17 @@ class ResultCache:
             return None
         return record["value"]
 
-    def put(self, kind: str, key: dict, value: dict) -> None:
-        atomic_write_json(self.path(kind, key), {"key": key, "value": value})
+    def _write(self, path: Path, payload: bytes) -> None:
+        try:
+            atomic_write_bytes(path, payload)
+        except WriteFailed as exc:
+            raise WriteFailed(path, exc, note="the records written before it stay in the "
+                                              "cache: a rerun resumes from them") from None
         self._mark_version()
+
+    def put(self, kind: str, key: dict, value: dict) -> None:
+        """Store ``value`` for ``key`` (atomically; :class:`WriteFailed` if it cannot be)."""
+        self._write(self.path(kind, key), _json_bytes({"key": key, "value": value}))
 
     def get_state(self, kind: str, key: dict,
                   validate: Optional[Callable[[Any], Any]] = None) -> Optional[dict]:
@@ -173,8 +233,7 @@ class ResultCache:
     def put_state(self, kind: str, key: dict, state: dict) -> None:
         buffer = io.BytesIO()
         torch.save(state, buffer)
-        atomic_write_bytes(self.path(kind, key, ".pt"), buffer.getvalue())
-        self._mark_version()
+        self._write(self.path(kind, key, ".pt"), buffer.getvalue())
 
     def _mark_version(self) -> None:
         marker = self.root / VERSION_FILE
@@ -219,12 +278,30 @@ def _probe_writable(folder: Path) -> Optional[str]:
     return None
 
 
+def writable_folder(folder: "str | os.PathLike", what: str) -> Path:
+    """Create ``folder`` if needed and check that a file can be written in it;
+    else ``ValueError`` naming ``what`` and the folder (or the file in its way)."""
+    folder = Path(folder)
+    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise ValueError(f"cannot write {what}: {blocker} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot write {what} in {folder}: {exc.strerror or exc}") from None
+    why = _probe_writable(folder)
+    if why:
+        raise ValueError(f"cannot write {what} in {folder}: {why}")
+    return folder
+
+
 def check_results_folder(root: "str | os.PathLike | None" = None,
                          option: str = "--results") -> Path:
     """The results folder (:func:`results_root`), created if missing, checked to be a
     writable folder before any work; else a one-line ``ValueError`` saying what to do."""
     folder = results_root(root)
-    hint = f"give a writable folder with {option} (or $SGQUANT_RESULTS)"
+    hint = (f"give a writable folder in {option}" if option.startswith("$") else
+            f"give a writable folder with {option} (or ${RESULTS_ENV})")
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"results folder {folder} is a file, not a folder: {hint}")
     try:
@@ -244,12 +321,43 @@ def check_results_folder(root: "str | os.PathLike | None" = None,
     return folder
 
 
+def _name_max(path: Path) -> tuple[int, int]:
+    """The longest file name and path (bytes) the file system holding ``path`` takes."""
+    existing = next((p for p in (path, *path.parents) if os.path.isdir(p)), Path("."))
+    try:
+        return os.pathconf(existing, "PC_NAME_MAX"), os.pathconf(existing, "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf here: POSIX's usual limits
+        return 255, 4096
+
+
+def check_file_name(path: "str | os.PathLike", option: str = "--output") -> Path:
+    """``path`` if the file system can hold a file of that name (each part of it at
+    most ``NAME_MAX`` bytes, the whole under ``PATH_MAX``, no NUL character), else a
+    one-line ``ValueError`` naming ``option``: checked before any work."""
+    out = Path(path)
+    if "\0" in str(out):
+        raise ValueError(f"{option} {shorten(repr(str(out)))} contains a NUL character: "
+                         "choose another name")
+    name_max, path_max = _name_max(out.absolute())
+    for part in out.parts:
+        if len(os.fsencode(part)) > name_max:
+            which = "its file name" if part == out.name else f"its folder {shorten(part)}"
+            raise ValueError(f"{option} {shorten(str(out))}: {which} has "
+                             f"{len(os.fsencode(part))} bytes, more than the {name_max} the "
+                             "file system allows: choose a shorter name")
+    if len(os.fsencode(str(out.absolute()))) >= path_max:
+        raise ValueError(f"{option} {shorten(str(out))}: the path is longer than the "
+                         f"{path_max} bytes the file system allows: choose a shorter path")
+    return out
+
+
 def check_output_file(path: "str | os.PathLike", written_by_sgquant: Callable[[Any], bool],
                       option: str = "--output") -> Path:
-    """``path`` checked before any work to be a file sgquant may write: not a folder,
-    in a folder that exists or can be made and is writable, and not an existing file
-    sgquant did not write (``written_by_sgquant(parsed JSON)`` says if it did)."""
-    out = Path(path)
+    """``path`` checked before any work to be a file sgquant may write: a name the file
+    system takes (:func:`check_file_name`), not a folder, in a folder that exists or can
+    be made and is writable, and not an existing file sgquant did not write
+    (``written_by_sgquant(parsed JSON)`` says if it did)."""
+    out = check_file_name(path, option)
     if out.is_dir():
         raise ValueError(f"{option} {out} is a folder: give a file name, "
                          f"e.g. {out / 'result.json'}")

@@ -16,7 +16,7 @@ import numbers
 from typing import Any, Iterable, Optional, Sequence, TypeVar
 
 __all__ = ["check_int", "check_optional_int", "check_number", "check_choice", "check_bool",
-           "check_int_list"]
+           "check_int_list", "shorten"]
 
 T = TypeVar("T")
 
@@ -35,6 +35,11 @@ def _bounds(minimum: Optional[float], maximum: Optional[float]) -> str:
     if maximum is not None:
         return f"<= {maximum}"
     return ""
+
+
+def shorten(text: str, limit: int = 40) -> str:
+    """``text``, or its first ``limit`` characters and its length, for a one-line error."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def check_int(value: Any, name: str, *, minimum: Optional[int] = None,

@@ -3,19 +3,19 @@
     sgquant run notebooks/03_overall.ipynb -p dataset CiteSeer -p model gat
 
 The chapter templates are ``notebooks/NN_name.ipynb`` (committed without outputs,
-one cell tagged ``parameters``). :func:`validate_parameters` checks a run's
-parameters against the template and their values before anything executes;
-:func:`execute_chapter` runs it with papermill in a kernel of this interpreter.
-Ctrl-C interrupts the running cell (as a notebook's interrupt button does), and
-the partly executed notebook is kept, marked interrupted
-(:func:`mark_interrupted`). The output notebook is checked before the run
-(:func:`check_output`): a folder, an unwritable place or a file that sgquant did
-not write is refused, and the default name (:func:`default_output`) stays short
-whatever the parameters.
+one cell tagged ``parameters``). Before anything executes,
+:func:`~sgquant.parameters.validate_parameters` checks a run's parameters (names,
+types, values), :func:`check_output` the output notebook (a folder, an unwritable
+place or a file that sgquant did not write is refused; the default name,
+:func:`default_output`, stays short whatever the parameters) and :func:`preflight`
+what the chapter needs from outside (the device, a reachable scheduler, a writable
+results folder). :func:`execute_chapter` runs it with papermill in a kernel of this
+interpreter. Ctrl-C interrupts the running cell (as a notebook's interrupt button
+does), and the partly executed notebook is kept, marked interrupted
+(:func:`mark_interrupted`).
 """
 from __future__ import annotations
 
-import ast
 import contextlib
 import hashlib
 import json
@@ -23,20 +23,21 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
+from .cache import RESULTS_ENV, check_results_folder, results_root, writable_folder
 from .checks import check_int, check_optional_int
+from .parameters import notebook_parameters, parse_value, validate_parameters
 
 __all__ = [
     "DEFAULT_CELL_TIMEOUT", "PaperNotebookError", "ChapterInterrupted",
     "repo_root", "chapters", "select_chapter", "notebook_parameters", "parse_value",
     "validate_parameters", "kernel_name", "default_output", "check_output", "writable_folder",
-    "mark_interrupted", "execute_chapter", "exit_code", "add_run_cli",
+    "preflight", "mark_interrupted", "execute_chapter", "exit_code", "add_run_cli",
     "add_cell_timeout_argument",
 ]
 
@@ -88,87 +89,6 @@ def select_chapter(name: str, root: "str | os.PathLike | None" = None) -> Path:
             return p
     raise ValueError(f"unknown chapter {name!r}; choose one of "
                      f"{', '.join(p.stem for p in all_)} (or its number)")
-
-
-# -------------------------------------------------------------- parameters
-def notebook_parameters(path: "str | os.PathLike") -> dict[str, Any]:
-    """The parameters declared in a notebook's ``parameters`` cell, with defaults
-    (:func:`papermill.inspect_notebook`)."""
-    import papermill
-
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"notebook {str(path)!r} does not exist")
-    info = papermill.inspect_notebook(str(path))
-    if not info:
-        raise ValueError(f"{path} has no cell tagged 'parameters'")
-    out = {}
-    for name, spec in info.items():
-        try:
-            out[name] = ast.literal_eval(spec["default"])
-        except (ValueError, SyntaxError):
-            out[name] = spec["default"]
-    return out
-
-
-def _shorten(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
-
-
-def parse_value(text: str, name: str = "value") -> Any:
-    """A command-line value of parameter ``name``: a Python literal (``3``, ``0.5``,
-    ``None``, ``[1, 2]``), ``true``/``false``/``null``, or else the string itself.
-    Text that opens a list, tuple or dict but is not a valid one, or is nested too
-    deeply to parse, raises ``ValueError`` naming the parameter."""
-    low = text.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("null", "none"):
-        return None
-    try:
-        return ast.literal_eval(text)
-    except (RecursionError, MemoryError):
-        raise ValueError(f"parameter {name}: {_shorten(text)!r} is nested too deeply to "
-                         "parse; give a number, a string or a flat list") from None
-    except (ValueError, SyntaxError, TypeError):
-        if text.lstrip()[:1] in ("[", "(", "{"):
-            raise ValueError(f"parameter {name}: {_shorten(text)!r} is not a valid Python "
-                             "literal (a list looks like [1, 2, 4]; quote a string that "
-                             "starts with a bracket)") from None
-        return text
-
-
-def _single_dataset(path: Path) -> bool:
-    """Whether a chapter trains on one dataset (so its files must be present);
-    multi-dataset chapters list a missing dataset as "not run" instead."""
-    meta = json.loads(path.read_text()).get("metadata", {}).get("sgquant", {})
-    return bool(meta.get("single_dataset"))
-
-
-def validate_parameters(path: "str | os.PathLike", parameters: dict[str, Any]) -> dict[str, Any]:
-    """Check ``parameters`` against the notebook's ``parameters`` cell and their
-    values (:func:`sgquant.chapters.common.check_parameters`); a single-dataset
-    chapter also needs one dataset and one model, and the dataset's data
-    (:class:`~sgquant.data.DatasetUnavailableError` otherwise). Raises
-    ``ValueError`` naming the bad one; returns the parameters with defaults."""
-    from .chapters.common import check_parameters, require_dataset
-
-    path = Path(path)
-    declared = notebook_parameters(path)
-    unknown = [k for k in parameters if k not in declared]
-    if unknown:
-        raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for {path.name}; "
-                         f"its parameters are {', '.join(declared)}")
-    merged = {**declared, **parameters}
-    checked = check_parameters(**merged)
-    if _single_dataset(path) and "dataset" in merged:
-        if len(checked["datasets"]) != 1:
-            raise ValueError(f"{path.name} takes one dataset, got {merged['dataset']!r}")
-        if "model" in merged and len(checked["models"]) != 1:
-            raise ValueError(f"{path.name} takes one model (gcn, agnn or gat), "
-                             f"got {merged['model']!r}")
-        require_dataset(checked["datasets"][0])  # downloads on a networked machine
-    return merged
 
 
 # ----------------------------------------------------------------- kernel
@@ -242,19 +162,21 @@ def check_output(output: "str | os.PathLike", template: "str | os.PathLike") -> 
     return output
 
 
-def writable_folder(folder: "str | os.PathLike", what: str) -> Path:
-    """Create ``folder`` if needed and check that a file can be written in it;
-    else ``ValueError`` naming ``what`` and the folder (or the file in its way)."""
-    folder = Path(folder)
-    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    if blocker is not None and not blocker.is_dir():
-        raise ValueError(f"cannot write {what}: {blocker} is a file, not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".sgquant-probe-"):
-            pass
-    except OSError as exc:
-        raise ValueError(f"cannot write {what} in {folder}: {exc.strerror or exc}") from None
+def preflight(kernel_cwd: "str | os.PathLike", device: Optional[str] = None,
+              scheduler: Optional[str] = None) -> Path:
+    """Check, before a chapter's first cell, what its cells need from outside: the
+    ``device`` and the Dask ``scheduler`` (``None``: ``$SGQUANT_SCHEDULER``; one that
+    does not answer is :class:`~sgquant.search.executors.SchedulerUnreachable`), and
+    the results folder the kernel, started in ``kernel_cwd``, will use
+    (:func:`~sgquant.cache.results_root` seen from there: created, writable, else a
+    ``ValueError``). That folder is then set, absolute, in ``$SGQUANT_RESULTS`` so the
+    kernel uses the one checked; returns it."""
+    from .settings import current_scheduler, use_run_settings
+
+    use_run_settings(device, current_scheduler() if scheduler is None else scheduler,
+                     probe_scheduler=True)
+    folder = check_results_folder(Path(kernel_cwd) / results_root(), option=f"${RESULTS_ENV}")
+    os.environ[RESULTS_ENV] = str(folder.resolve())
     return folder
 
 
@@ -404,10 +326,7 @@ def _run_cli(args: Any) -> int:
             template = select_chapter(args.notebook)
         except ValueError:
             raise ValueError(f"notebook {args.notebook!r} does not exist") from None
-    from .settings import use_run_settings
-
     cell_timeout = check_int(args.cell_timeout, "--cell-timeout (seconds)", minimum=1)
-    use_run_settings(args.device, args.scheduler, probe_scheduler=True)
     params = _parse_pairs(args.parameters)
     dataset = params.get("dataset")
     if isinstance(dataset, str) and os.path.exists(dataset):
@@ -416,6 +335,8 @@ def _run_cli(args: Any) -> int:
     output = Path(args.output) if args.output else default_output(template, params,
                                                                   args.out_dir)
     check_output(output, template)
+    # a scheduler parameter is the one the chapter uses, else --scheduler, else the variable's
+    preflight(output.parent, args.device, params.get("scheduler") or args.scheduler)
 
     def run() -> str:
         seconds = execute_chapter(template, output, params, cell_timeout=cell_timeout,

@@ -4,7 +4,8 @@
 
 prints FP32 and quantized accuracy (mean ± sample standard deviation over seeds,
 ddof = 1; one seed shows no ±; configurations selected on validation, test
-reported) with the memory saving of each bit width.
+reported) with the memory saving of each bit width. Files are checked before any
+work; a full disk later is one line (exit 1) and what was trained stays in the cache.
 """
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from typing import Any, Optional, Sequence
 import pandas as pd
 
 from .bits import BitAssignment
-from .cache import (atomic_write_json, check_output_file, check_results_folder,
-                    stale_records_notice)
+from .cache import (WriteFailed, check_output_file, check_results_folder,
+                    stale_records_notice, write_result_json)
 from .checks import check_int, check_int_list
 from .measure import measure, prepare
 from .models import MODELS
@@ -114,9 +115,9 @@ def _run(args: argparse.Namespace) -> int:
           f"(mean ± sample std over {seeds} seed{'s' if seeds > 1 else ''}, in %)")
     print(summary.to_string(index=False))
     if args.output:
-        atomic_write_json(Path(args.output),
+        write_result_json(Path(args.output),
                           {"runs": json.loads(table.to_json(orient="records")),
-                           "summary": summary.to_dict(orient="records")})
+                           "summary": summary.to_dict(orient="records")}, results)
     return 0
 
 
@@ -138,4 +139,4 @@ def add_cli(subparsers: Any) -> None:
                    help="results cache (default $SGQUANT_RESULTS or ./results)")
     p.add_argument("--output", default=None, help="write the runs as JSON here")
     add_settings_arguments(p, scheduler=False)
-    p.set_defaults(func=_run)
+    p.set_defaults(func=_run, failures=(WriteFailed,))  # a full disk: one line, exit 1

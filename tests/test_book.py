@@ -155,6 +155,48 @@ def test_book_rejects_bad_options(tmp_path, capsys):
         cli.main(["book", "--profile", "huge"])
 
 
+@pytest.mark.parametrize("only", ["", " "])
+def test_book_refuses_an_empty_selection(only, tmp_path, capsys, monkeypatch):
+    """``--only ''`` built the whole book (hours at the default profile)."""
+    ran = []
+    monkeypatch.setattr(B, "execute_chapter", lambda *a, **k: ran.append(a) or 0.0)
+    code = cli.main(["book", "--only", only, "--out", str(tmp_path / "b"), "--no-build",
+                     "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert f"--only {only!r} selects no chapter" in err and not ran
+
+
+def test_book_reaches_the_scheduler_of_the_environment_before_the_first_cell(
+        tmp_path, capsys, monkeypatch):
+    from file_helpers import free_port
+    ran = []
+    monkeypatch.setattr(B, "execute_chapter", lambda *a, **k: ran.append(a) or 0.0)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("SGQUANT_SCHEDULER", address)
+    code = cli.main(["book", "--only", "01", "--out", str(tmp_path / "b"), "--no-build",
+                     "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1, err
+    assert f"no Dask scheduler answered at {address}" in err and not ran
+
+
+def test_book_checks_every_chapters_parameters_before_the_first_runs(tmp_path, monkeypatch):
+    """A chapter's bad parameter or missing data was found after the chapters before it."""
+    ran = []
+    monkeypatch.setattr(B, "execute_chapter", lambda *a, **k: ran.append(a) or 0.0)
+    real = B.validate_parameters
+
+    def validate(template, parameters):
+        if template.name.startswith("05"):
+            raise ValueError("chapter 5's data is missing")
+        return real(template, parameters)
+    monkeypatch.setattr(B, "validate_parameters", validate)
+    with pytest.raises(ValueError, match="chapter 5's data is missing"):
+        B.build_book("quick", out=tmp_path / "b", build=False, progress=False)
+    assert not ran
+
+
 def test_partial_book_in_checkout_needs_other_chapters(tmp_path):
     import shutil
     B.stage_sources(REPO, tmp_path)

@@ -156,3 +156,48 @@ def test_output_check_accepts_only_files_sgquant_may_write(tmp_path):
                         (ours / "x.json", "is a file, not a folder")):
         with pytest.raises(ValueError, match=match):
             check_output_file(path, is_ours)
+
+
+# ------------------------------------------------------------- a full disk
+@pytest.mark.parametrize("call", ["fsync", "replace"])
+def test_a_full_disk_is_one_line_and_leaves_the_old_file_and_no_partial_one(call, tmp_path,
+                                                                             monkeypatch):
+    from file_helpers import disk_full_for
+    from sgquant.cache import WriteFailed
+    target = tmp_path / "result.json"
+    atomic_write_json(target, {"old": 1})
+    refused = disk_full_for(monkeypatch, lambda p: p.parent == tmp_path, call)
+    with pytest.raises(WriteFailed) as exc:
+        atomic_write_json(target, {"new": 2})
+    assert refused and str(exc.value) == f"cannot write {target}: No space left on device"
+    assert isinstance(exc.value, OSError) and exc.value.errno == 28
+    assert json.loads(target.read_text()) == {"old": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]  # no temporary file
+
+
+def test_records_written_before_a_full_disk_stay(tmp_path, monkeypatch):
+    from file_helpers import disk_full_for
+    from sgquant.cache import WriteFailed
+    cache = ResultCache(tmp_path)
+    cache.put("measure", {"k": 1}, {"v": 1})
+    disk_full_for(monkeypatch, lambda p: p.parent.name == "measure", "fsync")
+    with pytest.raises(WriteFailed, match=r"cannot write .*measure.*\.json: No space left on "
+                                          r"device; the records written before it stay in the "
+                                          r"cache: a rerun resumes from them$"):
+        cache.put("measure", {"k": 2}, {"v": 2})
+    assert cache.get("measure", {"k": 1}) == {"v": 1} and cache.get("measure", {"k": 2}) is None
+    assert not list((tmp_path / "measure").glob(".*"))
+
+
+def test_output_names_the_file_system_cannot_hold_are_refused_first(tmp_path):
+    from sgquant.cache import check_file_name
+    assert check_output_file(tmp_path / ("a" * 200 + ".json"), dict) is not None
+    for bad, match in ((tmp_path / ("g" * 300 + ".json"), r"its file name has 305 bytes, more "
+                                                          r"than the 255"),
+                       (tmp_path / ("d" * 256) / "x.json", r"its folder d{40}\.\.\. \(256 "
+                                                          r"characters\) has 256 bytes"),
+                       (tmp_path / "a\0b.json", "NUL character")):
+        with pytest.raises(ValueError, match=match):
+            check_output_file(bad, dict)
+    with pytest.raises(ValueError, match="--out x"):
+        check_file_name(tmp_path / ("x" * 4096), "--out x")

@@ -231,3 +231,93 @@ def test_mark_interrupted_without_a_started_cell(tmp_path):
     assert again["cells"][0]["metadata"]["papermill"]["status"] == "not executed"
     assert again["metadata"]["papermill"]["status"] == "interrupted"
     assert X.mark_interrupted(tmp_path / "missing.ipynb") is None
+
+
+# ------------------------------------------------ parameter types, before a cell
+@pytest.mark.parametrize("name, value, expected", [
+    ("profile", '["quick"]', "parameter profile of 05_autobit.ipynb must be a non-empty "
+                             "string, got ['quick'] (list); its default is \"default\""),
+    ("dataset", "3", "dataset of 05_autobit.ipynb must be a non-empty string or a non-empty "
+                     "list of strings, got 3 (int)"),
+    ("dataset", "[]", "got [] (list)"),  # an empty selection
+    ("model", "''", "model of 05_autobit.ipynb must be a non-empty string"),
+    ("seeds", "abc", "seeds of 05_autobit.ipynb must be None or an integer or a non-empty "
+                     "list of integers, got 'abc' (str)"),
+    ("tolerance", "high", "tolerance of 05_autobit.ipynb must be a number, got 'high'"),
+    ("budget", "2.5", "budget of 05_autobit.ipynb must be None or an integer, got 2.5 (float)"),
+    ("device", "{'x': 1}", "device of 05_autobit.ipynb must be None or a non-empty string"),
+])
+def test_every_parameter_is_type_checked_before_any_cell(tmp_path, capsys, monkeypatch,
+                                                         name, value, expected):
+    """``-p profile '["quick"]'`` ended in ``TypeError: unhashable type: 'list'``."""
+    ran = []
+    monkeypatch.setattr(X, "execute_chapter", lambda *a, **k: ran.append(a) or 0.0)
+    code, err = _run(capsys, "05", "-p", name, value, "--out-dir", str(tmp_path))
+    _one_line_error(code, err, expected)
+    assert not ran and not any(tmp_path.iterdir())
+
+
+def test_every_chapter_parameter_has_a_type_its_default_has():
+    from sgquant.parameters import PARAMETER_TYPES, check_parameter_types
+    for template in X.chapters(REPO):
+        declared = X.notebook_parameters(template)
+        assert set(declared) <= set(PARAMETER_TYPES), template.name
+        check_parameter_types(template, declared)
+    other = {"ablation": "yes", "bits": 4, "chunk_sizes": [1, 2.0], "peak_bits": "4",
+             "variants": "sgquant", "assignment": [1], "search_seed": None}
+    for name, value in other.items():
+        template = next(t for t in X.chapters(REPO) if name in X.notebook_parameters(t))
+        with pytest.raises(ValueError, match=f"parameter {name} of {template.name} must be"):
+            check_parameter_types(template, {name: value})
+
+
+# ------------------------------------- the scheduler and results, before a cell
+@pytest.mark.parametrize("where", ["parameter", "option", "variable"])
+def test_run_reaches_the_scheduler_before_the_first_cell(where, tmp_path, capsys,
+                                                         monkeypatch):
+    """A scheduler given as a notebook parameter or in $SGQUANT_SCHEDULER was first
+    reached by a chapter's cell (cell 4 of 05)."""
+    from file_helpers import free_port
+    ran = []
+    monkeypatch.setattr(X, "execute_chapter", lambda *a, **k: ran.append(a) or 0.0)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    given = {"parameter": ["-p", "scheduler", address], "option": ["--scheduler", address],
+             "variable": []}[where]
+    if where == "variable":
+        monkeypatch.setenv("SGQUANT_SCHEDULER", address)
+    code, err = _run(capsys, "01", *given, "--out-dir", str(tmp_path / "runs"))
+    assert code == 1 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert f"no Dask scheduler answered at {address}" in err and not ran
+
+
+@pytest.mark.parametrize("case", ["a file", "not writable"])
+def test_run_and_book_check_the_results_folder_before_the_first_cell(case, tmp_path, capsys,
+                                                                     monkeypatch):
+    from file_helpers import unwritable_folder
+    from sgquant import book as B
+    ran = []
+    monkeypatch.setattr(X, "execute_chapter", lambda *a, **k: ran.append(a) or 0.0)
+    monkeypatch.setattr(B, "execute_chapter", lambda *a, **k: ran.append(a) or 0.0)
+    if case == "a file":
+        results = tmp_path / "results"
+        results.write_text("x")
+        expected = f"results folder {results} is a file, not a folder"
+    else:
+        results = unwritable_folder(tmp_path)
+        expected = f"results folder {results} is not writable"
+    monkeypatch.setenv("SGQUANT_RESULTS", str(results))
+    code, err = _run(capsys, "01", "--out-dir", str(tmp_path / "runs"))
+    _one_line_error(code, err, expected, "give a writable folder in $SGQUANT_RESULTS")
+    code = cli.main(["book", "--only", "01", "--out", str(tmp_path / "b"), "--no-build",
+                     "--no-progress"])
+    _one_line_error(code, capsys.readouterr().err.strip(), expected)
+    assert not ran
+
+
+def test_the_kernel_uses_the_results_folder_checked(tmp_path, monkeypatch):
+    """Seen from where the kernel runs (as the kernel sees it), made absolute."""
+    monkeypatch.setenv("SGQUANT_RESULTS", "cache")
+    monkeypatch.delenv("SGQUANT_SCHEDULER", raising=False)
+    folder = X.preflight(tmp_path / "runs")
+    assert folder == tmp_path / "runs" / "cache" and folder.is_dir()
+    assert os.environ["SGQUANT_RESULTS"] == str(folder.resolve())

@@ -12,6 +12,7 @@ import pytest
 from sgquant.search import (SearchSpace, Sampler, SerialExecutor, cost_model_search,
                             random_search)
 
+from file_helpers import unwritable_folder
 from search_checks import QUICK, check_result
 
 
@@ -112,31 +113,14 @@ def test_cli_unknown_choice_exits_2(capsys):
 
 
 # ------------------------------------------------- CLI: files and failures
-def unwritable_folder(tmp_path):
-    """A folder this process cannot create files in: a read-only temporary folder, or
-    (as root, who may write anywhere but in the kernel's files) /sys/kernel."""
-    import os
-    import tempfile
-    folder = tmp_path / "read-only"
-    folder.mkdir()
-    folder.chmod(0o555)
-    for candidate in (folder, "/sys/kernel"):
-        try:
-            fd, probe = tempfile.mkstemp(dir=candidate)
-        except OSError:
-            return candidate
-        os.close(fd)
-        os.unlink(probe)
-    pytest.skip("no unwritable folder on this system")
-
-
 SEARCH = ["search", "--dataset", "Cora", "--model", "gcn", "--method", "random",
           "--budget", "2", "--profile", "quick", "--workers", "0", "--no-progress",
           "--confirm-top", "0"]
 
 
 @pytest.mark.parametrize("case", ["output is a folder", "results is a file",
-                                  "results not writable", "output not ours"])
+                                  "results not writable", "output not ours",
+                                  "output name too long", "search folder not writable"])
 def test_cli_checks_files_before_any_work_and_exits_2(case, tmp_path, capsys, monkeypatch):
     from sgquant import measure
     from sgquant.cli import main
@@ -152,10 +136,18 @@ def test_cli_checks_files_before_any_work_and_exits_2(case, tmp_path, capsys, mo
     elif case == "results not writable":
         results = unwritable_folder(tmp_path)
         expected = f"results folder {results} is not writable"
+    elif case == "output name too long":  # the file system takes 255 bytes a name
+        output = tmp_path / ("o" * 300 + ".json")
+        expected = "its file name has 305 bytes, more than the 255 the file system allows"
+    elif case == "search folder not writable":  # where the default result file goes
+        (results / "search").parent.mkdir()
+        (results / "search").symlink_to(unwritable_folder(tmp_path))
+        output, expected = None, f"cannot write the search result in {results / 'search'}"
     else:
         output.write_text("my notes\n")
         expected = f"--output {output} exists and was not written by sgquant"
-    code = main(SEARCH + ["--results", str(results), "--output", str(output)])
+    code = main(SEARCH + ["--results", str(results)] + (["--output", str(output)] if output
+                                                          else []))
     err = capsys.readouterr().err
     assert code == 2 and expected in err and len(err.strip().splitlines()) == 1
     assert not called  # checked before the FP32 model was even looked for
@@ -182,6 +174,30 @@ def test_cli_default_names_differ_by_every_setting_that_changes_the_result(tmp_p
     assert all(n.startswith("Cora-gcn-random-seed0-quick-b") for n in written)
 
 
+def test_cli_default_name_of_a_graph_file_is_plain_short_and_under_the_results(tmp_path,
+                                                                              capsys):
+    """A graph file's result went next to the graph (its absolute path joined the
+    results folder), and a long file name failed after the search: now its stem,
+    made plain and cut, names a file in RESULTS/search."""
+    import os
+    import numpy as np
+    from data_helpers import amazon_arrays
+    from sgquant.cli import main
+    data, results = tmp_path / "data", tmp_path / "cache"
+    data.mkdir()
+    graph = data / ("my graph (v2) " + "g" * 200 + ".npz")
+    np.savez(graph, **amazon_arrays(40))
+    argv = [a if a != "Cora" else str(graph) for a in SEARCH]
+    assert main(argv + ["--results", str(results)]) == 0
+    assert os.listdir(data) == [graph.name]  # nothing written beside the graph
+    (written,) = (results / "search").iterdir()
+    assert len(written.name) <= 120 and written.name.startswith("my_graph__v2__ggg")
+    assert set(written.name) <= set("abcdefghijklmnopqrstuvwxyz0123456789._+-")
+    assert written.name.endswith(".json") and "-gcn-random-seed0-quick-b2-" in written.name
+    assert json.loads(written.read_text())["dataset"] == str(graph)
+    assert f"wrote {written}" in capsys.readouterr().out
+
+
 def test_cli_search_that_cannot_write_a_record_stops_with_the_cause_and_exit_1(tmp_path,
                                                                                capsys):
     """A folder standing where the first measurement's record goes (as a read-only
@@ -199,4 +215,4 @@ def test_cli_search_that_cannot_write_a_record_stops_with_the_cause_and_exit_1(t
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and not out.exists()
     assert err[-1].startswith("sgquant search: error: cannot write the results cache under")
-    assert "IsADirectoryError" in err[-1]
+    assert "Is a directory" in err[-1]

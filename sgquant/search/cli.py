@@ -3,9 +3,11 @@
     sgquant search --dataset Cora --model gcn --method cost-model --budget 40
 
 prints the chosen configuration and writes the whole result as JSON (by default
-under ``RESULTS/search/``, named by every setting that changes the result). The
-results folder and the output file are checked before any work; a search whose
-measurements fail too often stops with the cause and exit status 1.
+under ``RESULTS/search/``, named by every setting that changes the result:
+:func:`default_output_name`). The results folder and the output file are checked
+before any work; a search whose measurements fail too often, or whose result cannot
+be written (a full disk), stops with the cause in one line and exit status 1, its
+measurements kept in the cache for a rerun.
 """
 from __future__ import annotations
 
@@ -13,10 +15,12 @@ import argparse
 import hashlib
 import json
 import os
-from pathlib import Path
+import re
+from pathlib import Path, PurePath
 from typing import Any
 
-from ..cache import atomic_write_json, check_output_file, check_results_folder
+from ..cache import (WriteFailed, check_output_file, check_results_folder, writable_folder,
+                     write_result_json)
 from ..models import MODELS
 from ..profiles import PROFILES
 from ..variants import ABLATION
@@ -35,10 +39,18 @@ def is_search_result(payload: Any) -> bool:
                                           "fp32"} <= set(payload)
 
 
+#: The longest default result file name (the file system takes 255 bytes).
+NAME_LIMIT = 120
+
+
 def default_output_name(result: SearchResult, strategy_label: str = "sgquant") -> str:
     """``<dataset>-<model>-<method>[-paper]-seed<S>-<profile>-b<budget>-tol<T>-<hash>.json``:
     readable parts plus a hash of every setting that changes the result (bit choices,
-    rounds, strategy, confirmation ...), so no two searches share a file."""
+    rounds, strategy, confirmation ...), so no two searches share a file. A graph file
+    gives its file name's stem (its full path is in the hash), characters outside
+    ``A-Za-z0-9._+-`` become ``_``, and the name is at most :data:`NAME_LIMIT`
+    characters (the readable part is cut, the hash kept): a plain file name that any
+    file system takes, always inside the folder it is written to."""
     settings = {k: v for k, v in result.settings.items() if k not in ("workers", "scheduler")}
     identity = {"method": result.method, "dataset": result.dataset, "model": result.model,
                 "seed": result.seed, "profile": result.profile, "budget": result.budget,
@@ -46,15 +58,21 @@ def default_output_name(result: SearchResult, strategy_label: str = "sgquant") -
                 "settings": settings}
     digest = hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode())
     paper = "-paper" if strategy_label == "paper" else ""
-    return (f"{result.dataset}-{result.model}-{result.method}{paper}-seed{result.seed}-"
-            f"{result.profile}-b{result.budget}-tol{result.tolerance:g}-"
-            f"{digest.hexdigest()[:8]}.json")
+    rest = (f"-{result.model}-{result.method}{paper}-seed{result.seed}-{result.profile}-"
+            f"b{result.budget}-tol{result.tolerance:g}")
+    tail = f"-{digest.hexdigest()[:8]}.json"
+    dataset = PurePath(result.dataset).stem if os.sep in result.dataset else result.dataset
+    readable = dataset[:max(8, NAME_LIMIT - len(rest) - len(tail))] + rest
+    readable = re.sub(r"[^A-Za-z0-9._+-]", "_", readable).lstrip(".")
+    return readable[:NAME_LIMIT - len(tail)] + tail
 
 
 def _run_cli(args: argparse.Namespace) -> int:
     results = check_results_folder(args.results)
     if args.output:
         check_output_file(args.output, is_search_result)
+    else:  # the default name is plain and bounded: only its folder can be unusable
+        writable_folder(results / "search", "the search result")
     kwargs: dict[str, Any] = dict(budget=args.budget, tolerance=args.tolerance, seed=args.seed,
                                   profile=args.profile, bit_choices=args.bits,
                                   workers=args.workers, scheduler=args.scheduler or None,
@@ -75,8 +93,8 @@ def _run_cli(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else (
         results / "search" / default_output_name(result, args.strategy or "sgquant"))
     if not args.output:
-        check_output_file(out, is_search_result)
-    atomic_write_json(out, result.to_dict())
+        check_output_file(out, is_search_result, option="result file")
+    write_result_json(out, result.to_dict(), results)
     print(f"wrote {out}")
     return 0
 
@@ -129,8 +147,9 @@ def add_cli(subparsers: Any) -> None:
                         "(default: $SGQUANT_SCHEDULER, else a local process pool)")
     p.add_argument("--output", default=None,
                    help="JSON file for the result (default: RESULTS/search/<name>.json, "
-                        "named by the settings that change the result)")
+                        "named by the settings that change the result, at most "
+                        f"{NAME_LIMIT} characters)")
     p.add_argument("--results", default=None,
                    help="results cache (default $SGQUANT_RESULTS or ./results)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run_cli, failures=(SearchFailed, SchedulerUnreachable))
+    p.set_defaults(func=_run_cli, failures=(SearchFailed, SchedulerUnreachable, WriteFailed))
