@@ -218,6 +218,24 @@ def test_a_new_range_rule_is_one_class_and_one_registration(monkeypatch, cora):
         QuantOptions(clip_percentile=99, clip_rule="unit")
 
 
+def test_absmax_is_a_symmetric_range_observed_in_pieces():
+    """``clip_rule="absmax"`` (its own module, one import line): the range (-a, a),
+    a = max |x|, the same whether seen whole or chunk by chunk, on every path."""
+    assert "absmax" in CLIP_RULES
+    x = _tensors()["outliers"]
+    a = float(x.abs().max())
+    opts = QuantOptions("nearest", clip_rule="absmax")
+    assert opts.label == "nearest, symmetric ±max|x|" and "absmax" in json.dumps(opts.to_dict())
+    assert tuple(map(float, select_range(x, 3, "nearest", None, "absmax"))) == (-a, a)
+    q = linear_quantize(x, 3, "nearest", None, "absmax")
+    assert (q.minimum, q.scale) == (-a, float(torch.tensor(2 * a) / 7))
+    g = pack_group(lambda s, e: x[s:e], x.size(0), tuple(x.shape[1:]), 3, opts, chunk=8)
+    assert (g.packed.minimum, g.packed.scale) == (q.minimum, q.scale)
+    assert torch.equal(g.rows(0, x.size(0)), opts.fake_quantize(x, 3))
+    with pytest.raises(ValueError, match="clip_rule 'absmax' takes no clip_percentile"):
+        QuantOptions(clip_percentile=99.0, clip_rule="absmax")
+
+
 # ------------------------------------------------------ options as one object
 def test_a_point_takes_its_own_options_and_nothing_quantizes_with_overrides():
     """A quantization point keeps its kind's options whatever it is given; options with

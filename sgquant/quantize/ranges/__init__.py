@@ -8,6 +8,7 @@ from .minmax import MinMax
 # the registered rules, one import each, in the order error messages list them
 from . import clip  # noqa: F401  "always" (min/max without a clip_percentile)
 from . import mse  # noqa: F401  "mse"
+from . import absmax  # noqa: F401  "absmax"
 
 #: The names of the rules registered on import (``QuantOptions.clip_rule``).
 CLIP_RULES: tuple[str, ...] = tuple(RANGE_RULES)
