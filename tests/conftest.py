@@ -30,6 +30,16 @@ def _isolated_env(tmp_path_factory):
             os.environ[key] = value
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (shared 2-core machines: tiny ops contend badly on
+    2 threads); a module takes it with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _need_mirror(name: str) -> None:
     if not MIRROR.is_dir():
         pytest.skip(f"offline datasets not found at {MIRROR}")

@@ -14,15 +14,10 @@ from sgquant.memory import (feature_layout, feature_memory, measure_pass,
 from sgquant.models import QuantOptions, build_model
 from sgquant.packed import (PackedRunner, dequantize_packed_rows, gather_packed_rows,
                             neighbor_batches, packed_forward, sampled_packed_forward)
-from sgquant.quantize import FP32_BITS, linear_quantize
+from sgquant.quantize import FP32_BITS, fake_quantize, linear_quantize
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared 2-core machines: tiny ops contend badly on 2 threads
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +99,33 @@ def test_packed_clip_rule_mse_equals_fake_quant(cora, buckets):
     always = QuantOptions("nearest", hidden=QuantOptions("nearest", 99.0),
                           att=QuantOptions("nearest", 99.0))
     assert not torch.allclose(_fake_quant(model, cora, assignment, buckets, always), ref)
+
+
+def test_rematching_errors_use_each_points_whole_options():
+    """Chapter 6's reconstruction error quantizes each field with its point's options:
+    the clip rule and the per-kind options apply (they were dropped: every field got the
+    base rounding and clip percentile)."""
+    from sgquant.chapters.rematching import reconstruction_error
+
+    g = torch.Generator().manual_seed(3)
+    features = [("emb", 0, torch.randn(300, 6, generator=g)),
+                ("emb", 1, torch.randn(300, 4, generator=g) ** 3),
+                ("att", 1, torch.rand(900, 1, generator=g) ** 4)]
+    assignment = BitAssignment.full([32, 2], [[4], [2]])
+    opts = QuantOptions("floor", hidden=QuantOptions("nearest", 99.0, clip_rule="mse"),
+                        att=QuantOptions("nearest", 99.5))
+    sq_err = sq_ref = 0.0
+    for x, bits, o in ((features[0][2], 4, ("floor", None, "always")),
+                       (features[1][2], 2, ("nearest", 99.0, "mse")),
+                       (features[2][2], 2, ("nearest", 99.5, "always"))):
+        xq = fake_quantize(x, bits, *o)
+        sq_err += float((x - xq).double().square().sum())
+        sq_ref += float(x.double().square().sum())
+    got = reconstruction_error(features, assignment, opts)
+    assert got["rel_error"] == pytest.approx(math.sqrt(sq_err / sq_ref), rel=1e-12)
+    assert got["mse"] == pytest.approx(sq_err / (1800 + 1200 + 900), rel=1e-12)
+    base = reconstruction_error(features, assignment, opts.base())
+    assert base["rel_error"] != pytest.approx(got["rel_error"], rel=1e-3)
 
 
 def test_input_codes_identical_to_fake_quant(cora, buckets):

@@ -25,12 +25,12 @@ from ..memory import MB
 from ..models import QuantGNN, QuantOptions
 from ..plots import format_rounding, plot_peak_memory, plot_rounding, table
 from ..profiles import Profile, get_profile
-from ..quantize import FP32_BITS, fake_quantize
+from ..quantize import FP32_BITS
 from .common import SingleDatasetChapter, markdown, mean_std, resolve_models, resolve_seeds
 from .packed_inference import packed_vs_analytic, peak_memory_table
 
-__all__ = ["ROUNDING_OPTIONS", "TARGETS", "rounding_table", "rematching_tables",
-           "rounding_summary", "reading_rematching", "Chapter"]
+__all__ = ["ROUNDING_OPTIONS", "TARGETS", "reconstruction_error", "rounding_table",
+           "rematching_tables", "rounding_summary", "reading_rematching", "Chapter"]
 
 #: (rounding, clip_percentile) pairs of :func:`rounding_table`; ``None`` = min/max.
 ROUNDING_OPTIONS = (("floor", None), ("nearest", None), ("floor", "clip"), ("nearest", "clip"))
@@ -93,10 +93,11 @@ def _fp32_features(net: QuantGNN, data: Data) -> list[tuple[str, int, Tensor]]:
     return captured
 
 
-def _reconstruction(features: list[tuple[str, int, Tensor]], assignment: BitAssignment,
-                    options: QuantOptions) -> dict:
+def reconstruction_error(features: list[tuple[str, int, Tensor]], assignment: BitAssignment,
+                         options: QuantOptions) -> dict:
     r"""Error of the quantized fields on the FP32 model's own features (one group
-    per field, :func:`sgquant.quantize.fake_quantize`):
+    per field, each with its point's options, :meth:`QuantOptions.for_point`: rounding,
+    range rule and per-kind options all apply):
     ``rel_error`` :math:`= \sqrt{\sum \|x - x'\|^2 / \sum \|x\|^2}` and ``mse`` over the
     elements of every field with bits < 32."""
     sq_err = sq_ref = 0.0
@@ -106,7 +107,7 @@ def _reconstruction(features: list[tuple[str, int, Tensor]], assignment: BitAssi
                 else max(assignment.emb_bits[layer]))
         if bits == FP32_BITS:
             continue
-        xq = fake_quantize(x, bits, options.rounding, options.clip_percentile)
+        xq = options.for_point(f"{component}_L{layer + 1}").fake_quantize(x, bits)
         sq_err += float((x - xq).double().square().sum())
         sq_ref += float(x.double().square().sum())
         count += x.numel()
@@ -146,7 +147,7 @@ def rounding_table(dataset: str = "Cora", model: str = "gcn",
                     clip = clip_percentile if rng == "clip" else None
                     opts = QuantOptions(rounding, clip)
                     rec = measure(setup, asg, options=opts, results=results)
-                    err = _reconstruction(features, asg, opts)
+                    err = reconstruction_error(features, asg, opts)
                     rows.append({
                         "dataset": setup.dataset, "model": setup.model_name, "seed": seed,
                         "target": target, "bits": bits, "rounding": rounding,

@@ -38,7 +38,7 @@ from ..bits import BitAssignment
 from ..bitwidth import FP32_BITS
 from ..checks import check_number
 from ..degree import DegreeBuckets
-from ..quantize import QuantOptions, fake_quantize
+from ..quantize import QuantOptions
 
 __all__ = ["ROW_BLOCK", "row_blocks", "dropout", "RowBlockedLinear", "RowBlockedPygLinear",
            "use_row_blocks", "LayerSpec", "QuantPoint", "QuantGNN", "check_dropout"]
@@ -143,19 +143,18 @@ class QuantPoint(torch.nn.Module):
 
     def configure(self, bits: Optional[Sequence[int]], groups: Sequence[Tensor] = (),
                   options: Optional[QuantOptions] = None) -> None:
-        """Set the bits (``None``: no quantization), the row groups and the options."""
+        """Set the bits (``None``: no quantization), the row groups and the options
+        (this point's own: :meth:`QuantOptions.for_point` of its name)."""
         self.bits = None if bits is None else tuple(int(b) for b in bits)
         self.groups = list(groups)
-        self.options = options or QuantOptions()
+        self.options = (options or QuantOptions()).for_point(self.name)
 
     @property
     def active(self) -> bool:
         return self.bits is not None and any(b != FP32_BITS for b in self.bits)
 
     def _fq(self, x: Tensor, bits: int) -> Tensor:
-        return fake_quantize(x, bits, rounding=self.options.rounding,
-                             clip_percentile=self.options.clip_percentile,
-                             clip_rule=self.options.clip_rule)
+        return self.options.fake_quantize(x, bits)
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.active:
@@ -170,9 +169,7 @@ class QuantPoint(torch.nn.Module):
 
     def extra_repr(self) -> str:
         bits = "fp32" if self.bits is None else "/".join(map(str, self.bits))
-        return f"{self.name}, bits={bits}, rounding={self.options.rounding}" + (
-            f", clip={self.options.clip_percentile:g} ({self.options.clip_rule})"
-            if self.options.clip_percentile else "")
+        return f"{self.name}, bits={bits}, {self.options.label}"
 
 
 class QuantGNN(torch.nn.Module):

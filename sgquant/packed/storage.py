@@ -20,7 +20,7 @@ from torch import Tensor
 from ..bitwidth import FP32_BITS
 from ..coding import CodedTensor, encode_group
 from ..packing import PackedTensor, pack_bits
-from ..quantize import QuantOptions, RangeObserver, codes, select_range
+from ..quantize import QuantOptions, codes
 
 __all__ = ["spans", "FeatureGroup", "PackedFeature", "RowSubset", "PACK_PIECE_ELEMENTS",
            "pack_step", "pack_group"]
@@ -198,14 +198,15 @@ def pack_group(source: Callable[[int, int], Tensor], n: int, row_shape: tuple[in
     (then code them with ``codec``, :func:`sgquant.coding.encode_group`; ``name``
     labels the group in error messages).
 
-    The range comes from a :class:`~sgquant.quantize.RangeObserver` fed chunk by chunk
-    (min/max, exact in any order), or from :func:`~sgquant.quantize.select_range` with the
-    whole group once when the range is clipped (percentiles, and the clip rule's choice).
-    Codes (:func:`~sgquant.quantize.codes`, the same arithmetic as fake quantization) are
+    The range is the options' range rule's (``options.range_rule.observe_pieces``,
+    :mod:`sgquant.quantize.ranges`): min/max fed chunk by chunk (exact in any order), a
+    clipped range or a rule's choice on the whole group once. Codes
+    (:func:`~sgquant.quantize.codes`, the same arithmetic as fake quantization) are
     computed chunk by chunk, chunks of a multiple of 8 rows so that each packs to whole
     bytes, and written into one byte stream.
     """
     shape = (n, *row_shape)
+    rule = options.single().range_rule  # options with per-kind overrides are refused
     if bits == FP32_BITS:  # kept as float32, filled chunk by chunk
         values = torch.empty(shape, device=device)
         for s, e in spans(n, max(chunk, 1)):
@@ -217,14 +218,7 @@ def pack_group(source: Callable[[int, int], Tensor], n: int, row_shape: tuple[in
         return FeatureGroup(index, bits, packed=empty)
     per_row = math.prod(row_shape)
     step = pack_step(chunk, per_row)
-    if options.clip_percentile is None:
-        observer = RangeObserver()
-        for s, e in spans(n, step):
-            observer.update(source(s, e))
-        mn, mx = observer.calculate_range()
-    else:  # percentiles (and a clip rule's choice) need the whole group at once
-        mn, mx = select_range(source(0, n), bits, options.rounding, options.clip_percentile,
-                              options.clip_rule)
+    mn, mx = rule.observe_pieces(source, n, step, bits, options.rounding)
     data = torch.empty((n * per_row * bits + 7) // 8, dtype=torch.uint8, device=device)
     scale = None
     for s, e in spans(n, step):
