@@ -4,8 +4,8 @@
 
 * ``workers=0``: a :class:`SerialExecutor` (in this process);
 * by default: a "spawn" :class:`~concurrent.futures.ProcessPoolExecutor` whose
-  workers die with this process, even when it is killed with ``SIGKILL`` (a thread
-  in each worker watches its parent, :func:`die_with_parent`);
+  workers die with this process, even when it is killed with ``SIGKILL``, and ignore
+  Ctrl-C (:mod:`sgquant.search.orphans`);
 * ``scheduler="local"``: a Dask :class:`distributed.LocalCluster` (worker processes,
   loopback only, dying with this process too) and its client's executor;
 * ``scheduler="tcp://host:8786"``: the executor of a :class:`distributed.Client`
@@ -13,22 +13,24 @@
   ``dask worker`` by hand, Slurm through ``dask-jobqueue`` ...), reached within a
   total timeout (:mod:`sgquant.search.scheduler`).
 
+:func:`close_executor` ends one: after its running jobs, or at once on Ctrl-C.
+
 Jobs write nothing (:mod:`sgquant.search.jobs`), so Dask workers need no shared folder.
 """
 from __future__ import annotations
 
-import multiprocessing
+import logging
 import os
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any, Callable, Optional
 
 from ..checks import check_int
-from .orphans import die_with_parent
+from .orphans import QuietSpawnContext, owned_worker
 from .scheduler import (SCHEDULER_ENV, SCHEDULER_SCHEMES, SchedulerUnreachable,
                         check_scheduler, connect_client, scheduler_timeout)
 
 __all__ = ["SerialExecutor", "DaskExecutor", "SchedulerUnreachable", "make_executor",
-           "check_scheduler", "executor_workers", "SCHEDULER_SCHEMES",
+           "close_executor", "check_scheduler", "executor_workers", "SCHEDULER_SCHEMES",
            "SCHEDULER_ENV"]
 
 
@@ -83,6 +85,21 @@ class DaskExecutor(Executor):
             if self.cluster is not None:
                 self.cluster.close()
 
+    def stop(self) -> None:
+        """Shut down at once (an interrupted run): jobs are cancelled, a local
+        cluster's workers killed within a second, Dask's closing messages silenced."""
+        from distributed.utils import silence_logging_cmgr
+
+        with silence_logging_cmgr(logging.CRITICAL):
+            try:
+                self._executor.shutdown(wait=False)
+            finally:
+                self.client.close()
+                if self.cluster is not None:
+                    from .local_cluster import stop_local_cluster
+
+                    stop_local_cluster(self.cluster)
+
 
 def _dask_executor(scheduler: str, workers: Optional[int], timeout: float) -> DaskExecutor:
     try:
@@ -121,9 +138,31 @@ def make_executor(workers: Optional[int] = None, scheduler: Optional[str] = None
     workers = cores if workers is None else workers
     if workers == 0:
         return SerialExecutor()
-    return ProcessPoolExecutor(max_workers=min(workers, cores),
-                               mp_context=multiprocessing.get_context("spawn"),
-                               initializer=die_with_parent, initargs=(os.getpid(),))
+    return ProcessPoolExecutor(max_workers=min(workers, cores), mp_context=QuietSpawnContext(),
+                               initializer=owned_worker, initargs=(os.getpid(),))
+
+
+def close_executor(executor: Executor, *, interrupted: bool = False) -> None:
+    """Shut ``executor`` down, queued jobs cancelled: after its running jobs end, or,
+    when the run was ``interrupted`` (Ctrl-C), at once: a process pool's workers are
+    terminated (they ignore ``SIGINT``, :mod:`sgquant.search.orphans`) and a Dask
+    executor stops (:meth:`DaskExecutor.stop`). Finished measurements are already in
+    the cache."""
+    if not interrupted:
+        executor.shutdown(wait=True, cancel_futures=True)
+    elif isinstance(executor, DaskExecutor):
+        executor.stop()
+    elif isinstance(executor, ProcessPoolExecutor):
+        terminate = getattr(executor, "terminate_workers", None)  # Python >= 3.14
+        if terminate is not None:
+            terminate()
+            return
+        # before 3.14 the pool has no public way to end running jobs
+        for process in list((getattr(executor, "_processes", None) or {}).values()):
+            process.terminate()
+        executor.shutdown(wait=True, cancel_futures=True)  # quick: its workers are gone
+    else:
+        executor.shutdown(wait=False, cancel_futures=True)
 
 
 def executor_workers(executor: Executor) -> "int | str":
