@@ -2,8 +2,9 @@
 
 Each subcommand lives beside the code it drives: a module registers it with
 ``add_cli(subparsers)`` (its parser, with ``func`` set to a handler taking the
-parsed arguments and returning an exit code). Bad input (``ValueError``)
-is printed as one line without a traceback and the command exits with 2; a
+parsed arguments and returning an exit code). Bad input (``ValueError``, a
+Dask scheduler address where no scheduler answers included) is printed as one line
+without a traceback and the command exits with 2; a
 command that could not do its work raises one of the exception types it lists
 in ``failures`` (``set_defaults(failures=(...))``), printed the same way, exit 1.
 """

@@ -7,7 +7,8 @@ scheduler).
 the variable for the run, so every process the run starts (notebook kernels, measurement
 workers) sees the same. Both are checked here, before any work: a GPU that is not there,
 a device spec of the wrong form, a scheduler address that is not a URL, or a scheduler
-that does not answer within seconds is a one-line ``ValueError``.
+that does not answer within ``$SGQUANT_SCHEDULER_TIMEOUT`` seconds (default 10; or
+something else answering there) is a one-line ``ValueError``: the command exits with 2.
 """
 from __future__ import annotations
 
@@ -15,8 +16,7 @@ import os
 from typing import Any, Optional
 
 from .device import DEVICE_ENV, check_device_spec, describe_device, resolve_device
-from .search.executors import (SCHEDULER_ENV, SchedulerUnreachable, check_scheduler,
-                               make_executor)
+from .search.executors import SCHEDULER_ENV, check_scheduler, make_executor
 
 __all__ = ["use_run_settings", "run_settings", "current_scheduler", "add_settings_arguments"]
 
@@ -30,8 +30,9 @@ def use_run_settings(device: Optional[str] = None, scheduler: Optional[str] = No
                      probe_scheduler: bool = False) -> dict[str, str]:
     """Set the run's ``device`` and ``scheduler`` (``None`` leaves each as it is) after
     checking them; with ``probe_scheduler`` a remote scheduler is reached once now
-    (:class:`~sgquant.search.executors.SchedulerUnreachable` within seconds if it does
-    not answer). Returns :func:`run_settings`."""
+    (:class:`~sgquant.search.scheduler.SchedulerUnreachable`, a ``ValueError``, within
+    ``$SGQUANT_SCHEDULER_TIMEOUT`` seconds if it does not answer or is not a Dask
+    scheduler). Returns :func:`run_settings`."""
     if device is not None:
         spec = check_device_spec(device)
         resolve_device(spec)  # a GPU that is not here fails now, not inside a worker
@@ -59,5 +60,6 @@ def add_settings_arguments(parser: Any, scheduler: bool = True) -> None:
         parser.add_argument("--scheduler", default=None,
                             help="run the measurements on Dask: 'local' (a LocalCluster on this "
                                  "machine) or a scheduler address such as tcp://host:8786 "
-                                 "(default: $SGQUANT_SCHEDULER, else a local process pool)")
-        parser.set_defaults(failures=(SchedulerUnreachable,))  # one line, exit status 1
+                                 "(default: $SGQUANT_SCHEDULER, else a local process pool; "
+                                 "reached within $SGQUANT_SCHEDULER_TIMEOUT seconds, default "
+                                 "10)")

@@ -25,7 +25,7 @@ from ..models import MODELS
 from ..profiles import PROFILES
 from ..variants import ABLATION
 from .driver import COST_MODEL_SETTINGS, METHODS, search
-from .executors import SCHEDULER_ENV, SchedulerUnreachable
+from .executors import SCHEDULER_ENV
 from .failures import SearchFailed
 from .result import SearchResult
 from .strategy import PAPER_STRATEGY
@@ -144,7 +144,8 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--scheduler", default=os.environ.get(SCHEDULER_ENV) or None,
                    help="run the measurements on Dask: 'local' (a LocalCluster on this "
                         "machine) or a scheduler address such as tcp://host:8786 "
-                        "(default: $SGQUANT_SCHEDULER, else a local process pool)")
+                        "(default: $SGQUANT_SCHEDULER, else a local process pool; reached "
+                        "within $SGQUANT_SCHEDULER_TIMEOUT seconds, default 10)")
     p.add_argument("--output", default=None,
                    help="JSON file for the result (default: RESULTS/search/<name>.json, "
                         "named by the settings that change the result, at most "
@@ -152,4 +153,4 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--results", default=None,
                    help="results cache (default $SGQUANT_RESULTS or ./results)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run_cli, failures=(SearchFailed, SchedulerUnreachable, WriteFailed))
+    p.set_defaults(func=_run_cli, failures=(SearchFailed, WriteFailed))

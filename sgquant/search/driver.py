@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 import time
 from concurrent.futures import Executor
 from typing import Any, Optional, Sequence
@@ -27,7 +28,7 @@ from ..quantize import QuantOptions
 from ..train import Finetune
 from ..variants import Confirmation, Variant, get_variant
 from .confirm import confirm_choice
-from .executors import check_scheduler, executor_workers, make_executor
+from .executors import check_scheduler, close_executor, executor_workers, make_executor
 from .features import FeatureCache
 from .measurements import MeasurementRun
 from .result import SearchResult
@@ -106,6 +107,49 @@ def _cost_model_settings(budget: int, prof: Profile, n_mea: Optional[int],
             "strategy": dict(check_strategy(strategy)), "xgb_params": dict(xgb_params or {})}
 
 
+def _variant_settings(variant: "str | Variant | None", options: Optional[QuantOptions],
+                      finetune: Optional[Finetune], confirmation: Optional[Confirmation],
+                      confirm_top: Optional[int], confirm_seeds: Optional[int]
+                      ) -> tuple[Optional[Variant], Optional[QuantOptions], Finetune,
+                                 Confirmation]:
+    """The variant (if any) and the quantizer options, fine-tuning and confirmation a
+    search uses: each given one, else the variant's, else the default."""
+    var = None if variant is None else get_variant(variant)
+    options = options if options is not None else (var.options if var else None)
+    finetune = finetune if finetune is not None else (var.finetune if var else Finetune())
+    if not isinstance(finetune, Finetune):
+        raise ValueError(f"finetune must be a sgquant.train.Finetune, got {finetune!r}")
+    conf = confirmation if confirmation is not None else (
+        var.confirmation if var else Confirmation())
+    if not isinstance(conf, Confirmation):
+        raise ValueError(f"confirmation must be a sgquant.variants.Confirmation, got {conf!r}")
+    conf = dataclasses.replace(conf, top=conf.top if confirm_top is None else confirm_top,
+                               seeds=conf.seeds if confirm_seeds is None else confirm_seeds)
+    return var, options, finetune, conf
+
+
+def _check_where(workers: Optional[int], scheduler: Optional[str],
+                 executor: Optional[Executor]) -> Optional[str]:
+    """Check where the jobs run; returns the scheduler (:func:`check_scheduler`)."""
+    if workers is not None:
+        check_int(workers, "workers", minimum=0)
+    scheduler = check_scheduler(scheduler)
+    if executor is not None and not isinstance(executor, Executor):
+        raise ValueError(f"executor must be a concurrent.futures.Executor, "
+                         f"got {type(executor).__name__}")
+    return scheduler
+
+
+def _chosen(run: MeasurementRun, top: Optional[dict]
+            ) -> tuple[Optional[Any], Optional[float], Optional[float]]:
+    """The chosen assignment, its test and best-test accuracy (``None`` s if none)."""
+    if top is None:
+        return None, None, None
+    private = run.private[top["config_key"]]
+    return (as_assignment(top["assignment"]), float(private["test_acc"]),
+            float(private["best_test_acc"]))
+
+
 def _search(method: str, dataset: str, model: str, *, budget: Optional[int], tolerance: float,
             seed: int, profile: "str | Profile", bit_choices: Optional[Sequence[int]],
             executor: Optional[Executor], workers: Optional[int], results: Optional[str],
@@ -119,29 +163,15 @@ def _search(method: str, dataset: str, model: str, *, budget: Optional[int], tol
             fp32_seed: Optional[int] = None) -> SearchResult:
     check_choice(method, "search method", METHODS)
     fp32_seed = check_optional_int(fp32_seed, "fp32_seed", minimum=0)
-    var = None if variant is None else get_variant(variant)
-    options = options if options is not None else (var.options if var else None)
-    finetune = finetune if finetune is not None else (var.finetune if var else Finetune())
-    if not isinstance(finetune, Finetune):
-        raise ValueError(f"finetune must be a sgquant.train.Finetune, got {finetune!r}")
-    conf = confirmation if confirmation is not None else (
-        var.confirmation if var else Confirmation())
-    if not isinstance(conf, Confirmation):
-        raise ValueError(f"confirmation must be a sgquant.variants.Confirmation, got {conf!r}")
-    conf = dataclasses.replace(conf, top=conf.top if confirm_top is None else confirm_top,
-                               seeds=conf.seeds if confirm_seeds is None else confirm_seeds)
+    var, options, finetune, conf = _variant_settings(variant, options, finetune, confirmation,
+                                                     confirm_top, confirm_seeds)
     confirm_top, confirm_seeds = conf.top, conf.seeds
     prof = get_profile(profile)
     tolerance = check_tolerance(tolerance)
     seed = check_int(seed, "seed", minimum=0)
     budget = _check_budget(prof.search_budget if budget is None else budget)
     choices = check_bit_choices(prof.bit_choices if bit_choices is None else bit_choices)
-    if workers is not None:
-        check_int(workers, "workers", minimum=0)
-    scheduler = check_scheduler(scheduler)
-    if executor is not None and not isinstance(executor, Executor):
-        raise ValueError(f"executor must be a concurrent.futures.Executor, "
-                         f"got {type(executor).__name__}")
+    scheduler = _check_where(workers, scheduler, executor)
     if method == "cost-model":
         settings = _cost_model_settings(budget, prof, n_mea, n_sample, n_iter, strategy,
                                         xgb_params)
@@ -157,8 +187,8 @@ def _search(method: str, dataset: str, model: str, *, budget: Optional[int], tol
     owns = executor is None
     # a Dask scheduler is reached (or found unreachable) before any training
     pool = make_executor(workers, scheduler) if owns else executor
-    settings["workers"] = executor_workers(pool) if owns else type(pool).__name__
-    settings["scheduler"] = scheduler
+    settings.update(workers=executor_workers(pool) if owns else type(pool).__name__,
+                    scheduler=scheduler)
     run: Optional[MeasurementRun] = None
     try:
         # the FP32 model is trained (or read from the cache) once, here, before any job
@@ -170,8 +200,7 @@ def _search(method: str, dataset: str, model: str, *, budget: Optional[int], tol
                              f"configurations of the search space (bit choices "
                              f"{list(choices)}, {len(space.free_fields)} free fields)")
         refresh = (lambda: make_executor(workers)) if owns and scheduler is None else None
-        bar = tqdm(total=budget, desc=f"{method} {setup.dataset}/{setup.model_name} "
-                                      f"seed {seed}",
+        bar = tqdm(total=budget, desc=f"{method} {setup.dataset}/{setup.model_name} seed {seed}",
                    unit="config", disable=not progress, leave=False)
         run = MeasurementRun(setup, space, setup.fp32["val_acc"] - tolerance / 100.0,
                              options, results_dir, data_root, pool, refresh, bar, finetune)
@@ -183,14 +212,11 @@ def _search(method: str, dataset: str, model: str, *, budget: Optional[int], tol
             confirm_seconds = time.perf_counter() - confirm_start
         finally:
             bar.close()
-    finally:
+    finally:  # on Ctrl-C the jobs end at once; what they measured is in the cache
         if owns:
-            (pool if run is None else run.executor).shutdown(wait=True, cancel_futures=True)
-    chosen, test, best_test = None, None, None
-    if top is not None:
-        chosen = as_assignment(top["assignment"])
-        test = float(run.private[top["config_key"]]["test_acc"])
-        best_test = float(run.private[top["config_key"]]["best_test_acc"])
+            close_executor(pool if run is None else run.executor,
+                           interrupted=isinstance(sys.exc_info()[1], KeyboardInterrupt))
+    chosen, test, best_test = _chosen(run, top)
     settings.update(confirm_top=confirm_top, confirm_seeds=confirm_seeds,
                     confirmation=conf.to_dict(), finetune=finetune.to_dict(),
                     options=(options or QuantOptions()).to_dict(),

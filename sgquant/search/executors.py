@@ -4,37 +4,34 @@
 
 * ``workers=0``: a :class:`SerialExecutor` (in this process);
 * by default: a "spawn" :class:`~concurrent.futures.ProcessPoolExecutor` whose
-  workers die with this process, even when it is killed with ``SIGKILL`` (a thread
-  in each worker watches its parent, :func:`die_with_parent`);
+  workers die with this process, even when it is killed with ``SIGKILL``, and ignore
+  Ctrl-C (:mod:`sgquant.search.orphans`);
 * ``scheduler="local"``: a Dask :class:`distributed.LocalCluster` (worker processes,
   loopback only, dying with this process too) and its client's executor;
 * ``scheduler="tcp://host:8786"``: the executor of a :class:`distributed.Client`
   connected to a running Dask scheduler (any cluster: ``dask scheduler`` /
-  ``dask worker`` by hand, Slurm through ``dask-jobqueue`` ...).
+  ``dask worker`` by hand, Slurm through ``dask-jobqueue`` ...), reached within a
+  total timeout (:mod:`sgquant.search.scheduler`).
+
+:func:`close_executor` ends one: after its running jobs, or at once on Ctrl-C.
 
 Jobs write nothing (:mod:`sgquant.search.jobs`), so Dask workers need no shared folder.
 """
 from __future__ import annotations
 
-import multiprocessing
+import logging
 import os
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any, Callable, Optional
-from urllib.parse import urlsplit
 
-from ..checks import check_int, check_number
-from .orphans import die_with_parent
+from ..checks import check_int
+from .orphans import QuietSpawnContext, owned_worker
+from .scheduler import (SCHEDULER_ENV, SCHEDULER_SCHEMES, SchedulerUnreachable,
+                        check_scheduler, connect_client, scheduler_timeout)
 
 __all__ = ["SerialExecutor", "DaskExecutor", "SchedulerUnreachable", "make_executor",
-           "check_scheduler", "executor_workers", "SCHEDULER_SCHEMES", "SCHEDULER_ENV"]
-
-#: Environment variable naming the default Dask scheduler (``local`` or an address).
-SCHEDULER_ENV = "SGQUANT_SCHEDULER"
-#: address schemes of a Dask scheduler (``tcp://host:8786`` ...)
-SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
-
-class SchedulerUnreachable(ConnectionError):
-    """No Dask scheduler answered at the given address in time."""
+           "close_executor", "check_scheduler", "executor_workers", "SCHEDULER_SCHEMES",
+           "SCHEDULER_ENV"]
 
 
 class SerialExecutor(Executor):
@@ -59,26 +56,6 @@ class SerialExecutor(Executor):
         self._shutdown = True
 
 
-
-
-def check_scheduler(scheduler: Optional[str]) -> Optional[str]:
-    """``None``, ``"local"``, or a Dask scheduler address ``scheme://host[:port]``."""
-    if scheduler is None or scheduler == "local":
-        return scheduler
-    if not isinstance(scheduler, str):
-        raise ValueError(f"scheduler must be 'local' or an address such as "
-                         f"tcp://host:8786, got {scheduler!r}")
-    try:
-        parts = urlsplit(scheduler)
-        port = parts.port
-    except ValueError:
-        parts, port = None, None
-    if parts is None or parts.scheme not in SCHEDULER_SCHEMES or not parts.hostname \
-            or parts.path not in ("", "/") or (port is not None and port <= 0):
-        raise ValueError(f"scheduler {scheduler!r} is not a Dask scheduler address: give "
-                         f"'local' or scheme://host:port with scheme one of "
-                         f"{', '.join(SCHEDULER_SCHEMES)} (e.g. tcp://10.0.0.5:8786)")
-    return scheduler
 
 
 class DaskExecutor(Executor):
@@ -108,10 +85,25 @@ class DaskExecutor(Executor):
             if self.cluster is not None:
                 self.cluster.close()
 
+    def stop(self) -> None:
+        """Shut down at once (an interrupted run): jobs are cancelled, a local
+        cluster's workers killed within a second, Dask's closing messages silenced."""
+        from distributed.utils import silence_logging_cmgr
+
+        with silence_logging_cmgr(logging.CRITICAL):
+            try:
+                self._executor.shutdown(wait=False)
+            finally:
+                self.client.close()
+                if self.cluster is not None:
+                    from .local_cluster import stop_local_cluster
+
+                    stop_local_cluster(self.cluster)
+
 
 def _dask_executor(scheduler: str, workers: Optional[int], timeout: float) -> DaskExecutor:
     try:
-        from distributed import Client
+        import distributed  # noqa: F401
     except ImportError as exc:  # pragma: no cover - distributed is a dependency
         raise ValueError(f"scheduler {scheduler!r} needs the 'distributed' package "
                          f"({exc})") from None
@@ -121,40 +113,56 @@ def _dask_executor(scheduler: str, workers: Optional[int], timeout: float) -> Da
         client, cluster = start_local_cluster((os.cpu_count() or 1) if workers is None
                                               else max(workers, 1))
         return DaskExecutor(client, cluster)
-    try:
-        client = Client(scheduler, timeout=f"{timeout}s")
-    except (OSError, TimeoutError) as exc:
-        raise SchedulerUnreachable(
-            f"no Dask scheduler answered at {scheduler} within {timeout:g} s "
-            f"({type(exc).__name__}): start one (dask scheduler), or check the address "
-            "given with --scheduler / $SGQUANT_SCHEDULER") from None
-    return DaskExecutor(client)
+    return DaskExecutor(connect_client(scheduler, timeout))
 
 
 def make_executor(workers: Optional[int] = None, scheduler: Optional[str] = None,
-                  connect_timeout: float = 5.0) -> Executor:
+                  connect_timeout: Optional[float] = None) -> Executor:
     """An executor for measurement jobs (see the module docstring).
 
     ``scheduler=None``: a "spawn" process pool of ``workers`` processes (default and
     maximum: ``os.cpu_count()``; ``workers=0``: a :class:`SerialExecutor`);
     ``"local"``: a Dask ``LocalCluster`` of ``workers`` processes (default: the cores);
     an address: the Dask scheduler there (``workers`` is ignored: the cluster has
-    its own), reached within ``connect_timeout`` seconds or
-    :class:`SchedulerUnreachable`.
+    its own), reached within ``connect_timeout`` seconds (default
+    ``$SGQUANT_SCHEDULER_TIMEOUT``, else 10) or :class:`SchedulerUnreachable`
+    (:func:`sgquant.search.scheduler.connect_client`).
     """
     scheduler = check_scheduler(scheduler)
     if workers is not None:
         workers = check_int(workers, "workers", minimum=0)
     if scheduler is not None:
-        timeout = check_number(connect_timeout, "connect_timeout", above=0)
+        timeout = scheduler_timeout(connect_timeout)
         return _dask_executor(scheduler, workers, timeout)
     cores = os.cpu_count() or 1
     workers = cores if workers is None else workers
     if workers == 0:
         return SerialExecutor()
-    return ProcessPoolExecutor(max_workers=min(workers, cores),
-                               mp_context=multiprocessing.get_context("spawn"),
-                               initializer=die_with_parent, initargs=(os.getpid(),))
+    return ProcessPoolExecutor(max_workers=min(workers, cores), mp_context=QuietSpawnContext(),
+                               initializer=owned_worker, initargs=(os.getpid(),))
+
+
+def close_executor(executor: Executor, *, interrupted: bool = False) -> None:
+    """Shut ``executor`` down, queued jobs cancelled: after its running jobs end, or,
+    when the run was ``interrupted`` (Ctrl-C), at once: a process pool's workers are
+    terminated (they ignore ``SIGINT``, :mod:`sgquant.search.orphans`) and a Dask
+    executor stops (:meth:`DaskExecutor.stop`). Finished measurements are already in
+    the cache."""
+    if not interrupted:
+        executor.shutdown(wait=True, cancel_futures=True)
+    elif isinstance(executor, DaskExecutor):
+        executor.stop()
+    elif isinstance(executor, ProcessPoolExecutor):
+        terminate = getattr(executor, "terminate_workers", None)  # Python >= 3.14
+        if terminate is not None:
+            terminate()
+            return
+        # before 3.14 the pool has no public way to end running jobs
+        for process in list((getattr(executor, "_processes", None) or {}).values()):
+            process.terminate()
+        executor.shutdown(wait=True, cancel_futures=True)  # quick: its workers are gone
+    else:
+        executor.shutdown(wait=False, cancel_futures=True)
 
 
 def executor_workers(executor: Executor) -> "int | str":
