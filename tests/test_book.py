@@ -177,7 +177,7 @@ def test_book_reaches_the_scheduler_of_the_environment_before_the_first_cell(
     code = cli.main(["book", "--only", "01", "--out", str(tmp_path / "b"), "--no-build",
                      "--no-progress"])
     err = capsys.readouterr().err.strip()
-    assert code == 1 and len(err.splitlines()) == 1, err
+    assert code == 2 and len(err.splitlines()) == 1, err
     assert f"no Dask scheduler answered at {address}" in err and not ran
 
 

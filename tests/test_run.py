@@ -286,7 +286,7 @@ def test_run_reaches_the_scheduler_before_the_first_cell(where, tmp_path, capsys
     if where == "variable":
         monkeypatch.setenv("SGQUANT_SCHEDULER", address)
     code, err = _run(capsys, "01", *given, "--out-dir", str(tmp_path / "runs"))
-    assert code == 1 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert f"no Dask scheduler answered at {address}" in err and not ran
 
 
