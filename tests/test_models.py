@@ -117,8 +117,11 @@ def test_eval_products_use_row_blocks(name):
     assert torch.equal(torch.cat([row_blocks(lin, x[:ROW_BLOCK]), row_blocks(lin, x[ROW_BLOCK:])]),
                        whole)
     torch.testing.assert_close(whole, lin(x))
+    from sgquant.models import RowBlockedLinear, RowBlockedPygLinear
     model = _small(name, in_dim=37)
-    lin_module = model.lin1 if name == "agnn" else model.convs[0].lin
+    lin_module = next(m for m in model.modules()  # a product of the input
+                      if isinstance(m, (RowBlockedLinear, RowBlockedPygLinear))
+                      and getattr(m, "in_features", getattr(m, "in_channels", 0)) == 37)
     model.eval()
     assert torch.equal(lin_module(x), row_blocks(lambda b: torch.nn.functional.linear(
         b, lin_module.weight, getattr(lin_module, "bias", None)), x))
