@@ -419,3 +419,24 @@ def test_packed_equals_fake_quant_under_other_kernels(cora, setting):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == "identical", proc.stdout
+
+
+def test_edges_as_given_and_sums_without_coefficients(cora):
+    """The blocks of a model that adds no self-loops and sums without coefficients
+    (GIN): the graph's edges in their order, existing self-loops kept, and
+    :meth:`PackedRunner.aggregate` with ``att=None`` equal to one scatter-add."""
+    from sgquant.packed import Edges
+    ei = torch.tensor([[0, 2, 1, 3], [1, 2, 0, 1]])
+    as_given, pyg = Edges(ei, 4, self_loops=False), Edges(ei, 4)
+    assert as_given.num_edges == 4 and torch.equal(torch.stack(as_given.pair(0, 4)), ei)
+    assert torch.equal(as_given.in_degree(), torch.tensor([1.0, 2.0, 1.0, 0.0]))
+    assert pyg.num_edges == 3 + 4
+    assert torch.equal(pyg.in_degree(), torch.tensor([2.0, 3.0, 1.0, 1.0]))
+    runner = PackedRunner(_model("gcn", cora), BitAssignment.uniform(4, 2), edge_chunk_size=3)
+    edges = runner.edges(cora.edge_index, cora.num_nodes, self_loops=False)
+    h = torch.rand(cora.num_nodes, 5)
+    out = runner.aggregate(None, lambda src, a: h.index_select(0, src), edges,
+                           runner.zeros(cora.num_nodes, 5))
+    src, dst = cora.edge_index
+    want = torch.zeros(cora.num_nodes, 5).scatter_add_(0, dst.view(-1, 1).expand(-1, 5), h[src])
+    assert torch.equal(out, want)
