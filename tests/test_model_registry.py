@@ -1,7 +1,12 @@
 """The model registry (sgquant.models.registry): one entry per model, the paper's models'
-settings and cache keys as they were, unknown names refused everywhere."""
+settings and cache keys as they were, unknown names refused everywhere, and GraphSAGE and
+GIN added through it alone."""
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import pandas as pd
 import pytest
 import torch
 from torch_geometric.data import Data
@@ -13,7 +18,7 @@ from sgquant.models import (MODEL_MODULES, MODELS, PAPER_ARCHITECTURES, PAPER_MO
 from sgquant.profiles import PROFILES, get_profile
 from sgquant.train import train_model
 
-ALLOWED = "choose one of gcn, agnn, gat"
+ALLOWED = "choose one of gcn, agnn, gat, sage, gin"
 
 #: What train.HPARAMS, models.PAPER_ARCHITECTURES and plots.MODEL_LABELS held before the
 #: registry: (Adam's settings, (hidden, layers), label).
@@ -65,7 +70,8 @@ def test_fp32_keys_of_the_paper_models_are_unchanged():
 def test_train_takes_the_entry_settings(monkeypatch, tiny_graph):
     seen = []
     adam = torch.optim.Adam
-    monkeypatch.setattr(torch.optim, "Adam", lambda params, **kw: seen.append(kw) or adam(params, **kw))
+    monkeypatch.setattr(torch.optim, "Adam",
+                        lambda params, **kw: seen.append(kw) or adam(params, **kw))
     data = _with_masks(tiny_graph)
     for name in MODELS:
         train_model(_small(name), data, epochs=1)
@@ -111,14 +117,59 @@ def test_cli_model_choices(command, capsys):
     with pytest.raises(SystemExit) as exc:
         parser.parse_args([command, "--dataset", "Cora", "--model", "mlp"])
     assert exc.value.code == 2
-    assert "invalid choice: 'mlp' (choose from gcn, agnn, gat)" in \
-        capsys.readouterr().err.replace("'gcn', 'agnn', 'gat'", "gcn, agnn, gat")
+    assert "invalid choice: 'mlp' (choose from gcn, agnn, gat, sage, gin)" in \
+        capsys.readouterr().err.replace("'gcn', 'agnn', 'gat', 'sage', 'gin'",
+                                        "gcn, agnn, gat, sage, gin")
 
 
 def test_labels_and_choices_come_from_the_registry():
     from sgquant.plots import MODEL_LABELS
     assert MODEL_LABELS == {n: e.label for n, e in REGISTRY.items()}
     assert MODELS == tuple(REGISTRY) == tuple(get_model(m).name for m in MODEL_MODULES)
+
+
+def test_sage_and_gin_are_registry_entries():
+    assert MODELS[3:] == ("sage", "gin") and MODEL_MODULES[3:] == ("sage", "gin")
+    from sgquant.plots import MODEL_LABELS
+    assert (MODEL_LABELS["sage"], MODEL_LABELS["gin"]) == ("GraphSAGE", "GIN")
+    for name in ("sage", "gin"):
+        entry = get_model(name.upper())
+        assert not entry.in_paper and entry.architecture == (64, 2)
+        assert entry.hparams == {"lr": 0.01, "weight_decay": 5e-4}
+        assert get_profile("quick").architecture(name) == {"hidden": 64, "num_layers": 2}
+        assert resolve_models(name, "quick") == [name]
+
+
+def test_sage_and_gin_live_in_their_files_alone():
+    """Adding a model is its file plus its name in MODEL_MODULES: no other module of the
+    package names GraphSAGE's or GIN's code (their names as strings, classes, modules)."""
+    package = Path(__file__).resolve().parents[1] / "sgquant"
+    word = re.compile(r"[\"'](sage|gin)[\"']|\b(SAGE|GIN|sage\.|gin\.)|GINConv|SAGEConv")
+    hits = []
+    for path in package.rglob("*.py"):
+        if path.relative_to(package).as_posix() in ("models/sage.py", "models/gin.py"):
+            continue
+        for no, line in enumerate(path.read_text().splitlines(), start=1):
+            if word.search(line) and not line.startswith("MODEL_MODULES = "):
+                hits.append(f"{path.relative_to(package)}:{no}: {line.strip()}")
+    assert not hits, hits
+
+
+def test_chapters_list_models_the_paper_does_not_have():
+    from sgquant.chapters.setup import architecture_table, reading_setup
+    from sgquant.plots import format_architectures
+    arch = architecture_table("quick", ["gcn", "sage", "gin"])
+    assert list(arch["in_paper"]) == [True, False, False]
+    assert arch["paper_hidden"].iloc[1:].isna().all() and list(arch["hidden"]) == [32, 64, 64]
+    assert list(arch["quantized_fields"]) == [4, 4, 2]  # GIN: no att
+    shown = format_architectures(arch)
+    assert list(shown[("", "same as paper")]) == ["yes", "—", "—"]
+    stats = pd.DataFrame(columns=["dataset", "status", "nodes_diff", "features_diff",
+                                  "classes_diff"])
+    text = reading_setup(arch, stats)
+    assert "GCN use the paper's Table I architecture" in text
+    assert "GraphSAGE and GIN are not in the paper (ours: GraphSAGE hidden 64, 2 layers, " \
+           "GIN hidden 64, 2 layers)" in text
 
 
 def _small(name: str) -> QuantGNN:

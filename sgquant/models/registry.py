@@ -20,7 +20,7 @@ __all__ = ["MODEL_MODULES", "REGISTRY", "MODELS", "PAPER_MODELS", "PAPER_ARCHITE
            "get_model", "build_model"]
 
 #: One module of ``sgquant.models`` per model, in the order the book lists them.
-MODEL_MODULES = ("gcn", "agnn", "gat")
+MODEL_MODULES = ("gcn", "agnn", "gat", "sage", "gin")
 
 
 def _load(modules: tuple[str, ...]) -> dict[str, ModelEntry]:
