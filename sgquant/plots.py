@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from .models import REGISTRY
+
 __all__ = [
     "setup_style", "table", "pm", "short_config", "format_overall", "format_claims",
     "format_rounding", "format_architectures", "format_datasets", "GRANULARITY_ORDER",
@@ -27,7 +29,7 @@ GRANULARITY_LABELS = {"uniform": "uniform", "component": "CWQ (component)",
                       "topology": "TAQ (topology)", "layer": "LWQ (layer)",
                       "full": "full (SGQuant)", "fp32": "FP32"}
 #: How the book names the models.
-MODEL_LABELS = {"gcn": "GCN", "agnn": "AGNN", "gat": "GAT"}
+MODEL_LABELS = {name: entry.label for name, entry in REGISTRY.items()}
 #: Dataset names shortened where space is tight (figure axes).
 SHORT_DATASET_NAMES = {"Amazon-Computers": "Computers"}
 #: Text cells that are numbers ("1,234", "+5", "12.3x", "80.1 ± 0.2", "—", "yes") align right.
@@ -182,7 +184,8 @@ def format_architectures(arch: pd.DataFrame) -> pd.DataFrame:
                      ("ours", "heads"): num(r.heads),
                      ("ours", "quantized tensors"): num(r.quantized_fields),
                      ("ours", "weights on Cora"): f"{int(r.weights_on_cora):,}",
-                     ("", "same as paper"): "yes" if r.same_as_paper else "no"})
+                     ("", "same as paper"): "yes" if r.same_as_paper else
+                     "no" if getattr(r, "in_paper", True) else "—"})
     return _two_level(rows)
 
 

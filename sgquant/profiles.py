@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Optional
 
 from .data import canonical_name, has_public_split
-from .models import DEFAULT_GAT_HEADS, MODELS, PAPER_ARCHITECTURES
+from .models import DEFAULT_GAT_HEADS, PAPER_ARCHITECTURES, PAPER_MODELS, get_model
 
 DEFAULT_BIT_CHOICES = (1, 2, 3, 4, 5, 6, 7, 8, 16, 32)
 
@@ -69,21 +69,17 @@ class Profile:
         return list(range(first, first + self.search_seeds))
 
     def architecture(self, model: str) -> dict[str, int]:
-        """Keyword arguments of :func:`sgquant.models.build_model` for ``model``."""
-        key = str(model).lower()
-        if key not in MODELS:
-            raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
-        if key == "gat":
-            return {"hidden": self.gat_hidden, "heads": self.gat_heads}
-        hidden, layers = PAPER_ARCHITECTURES[key]
-        return {"hidden": hidden, "num_layers": layers}
+        """Keyword arguments of :func:`sgquant.models.build_model` for ``model``: its
+        registry entry's size, or the fields of this profile the entry names (GAT's
+        ``gat_hidden`` and ``gat_heads``)."""
+        return get_model(model).profile_architecture(self)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 _DEFAULT = Profile(
-    name="default", datasets=("Cora", "CiteSeer"), models=MODELS,
+    name="default", datasets=("Cora", "CiteSeer"), models=PAPER_MODELS,
     seeds=3, fp32_epochs=200, patience=100, finetune_epochs=10,
     search_budget=24, search_sample=2000, search_iterations=3, search_seeds=3,
     granularity_samples=8, num_buckets=3, gat_hidden=8, gat_heads=8,
@@ -91,7 +87,7 @@ _DEFAULT = Profile(
 
 PROFILES: dict[str, Profile] = {
     "quick": Profile(
-        name="quick", datasets=("Cora",), models=MODELS, seeds=1,
+        name="quick", datasets=("Cora",), models=PAPER_MODELS, seeds=1,
         fp32_epochs=60, patience=30, finetune_epochs=3,
         search_budget=8, search_sample=200, search_iterations=2, search_seeds=1,
         granularity_samples=3, num_buckets=3, gat_hidden=8, gat_heads=2),
@@ -99,7 +95,7 @@ PROFILES: dict[str, Profile] = {
     "full": replace(_DEFAULT, name="full", datasets=("Cora", "CiteSeer", "Amazon-Computers")),
     "paper": Profile(
         name="paper", datasets=("Cora", "CiteSeer", "PubMed", "Amazon-Computers", "Reddit"),
-        models=MODELS, seeds=5, fp32_epochs=200, patience=100, finetune_epochs=50,
+        models=PAPER_MODELS, seeds=5, fp32_epochs=200, patience=100, finetune_epochs=50,
         search_budget=200, search_sample=10000, search_iterations=10, search_seeds=5,
         granularity_samples=20, num_buckets=3,
         gat_hidden=PAPER_ARCHITECTURES["gat"][0], gat_heads=DEFAULT_GAT_HEADS,

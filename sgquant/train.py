@@ -34,19 +34,8 @@ from torch_geometric.data import Data
 from .bits import BitAssignment
 from .checks import check_int, check_number, check_optional_int
 from .degree import DegreeBuckets
-from .models import QuantGNN
+from .models import QuantGNN, get_model
 from .quantize import QuantOptions
-
-#: Optimiser settings per model (the architecture page, "protocol"; GAT as in PyG's example).
-#: AGNN takes 0.005, not its example's 0.01: at 0.01 it collapses to the majority class on
-#: Amazon-Computers (40% test on one of two seeds; 74% at 0.005), and 0.005 is as good on
-#: Cora and CiteSeer (measured over 2 seeds: 81.5 / 68.9 against 80.6 / 69.4).
-HPARAMS = {
-    "gcn": {"lr": 0.01, "weight_decay": 5e-4},
-    "agnn": {"lr": 0.005, "weight_decay": 5e-4},
-    "gat": {"lr": 0.005, "weight_decay": 5e-4},
-}
-
 
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU runs are then bit-for-bit repeatable)."""
@@ -200,9 +189,10 @@ def train_model(model: QuantGNN, data: Data, *, epochs: int = 200, lr: Optional[
     patience = check_optional_int(patience, "patience", minimum=1)
     if distill is not None and teacher is None:
         raise ValueError("distillation needs the teacher's logits (teacher=...)")
-    defaults = HPARAMS.get(getattr(model, "name", ""), HPARAMS["gcn"])
-    lr = defaults["lr"] if lr is None else lr
-    weight_decay = defaults["weight_decay"] if weight_decay is None else weight_decay
+    if lr is None or weight_decay is None:  # the model's registry entry (an unknown one: error)
+        entry = get_model(getattr(model, "name", type(model).__name__))
+        lr = entry.lr if lr is None else lr
+        weight_decay = entry.weight_decay if weight_decay is None else weight_decay
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr!r}")
     set_seed(seed)

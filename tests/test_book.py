@@ -118,7 +118,7 @@ def test_external_references(tmp_path):
 # ------------------------------------------------------------- sgquant run
 @pytest.mark.parametrize("args, message", [
     (["-p", "dataset", "Nope"], "Nope"),
-    (["-p", "model", "gin"], "gin"),
+    (["-p", "model", "mlp"], "mlp"),
     (["-p", "model", "all"], "one model"),
     (["-p", "dataset", "Cora,CiteSeer"], "one dataset"),
     (["-p", "profile", "fast"], "fast"),

@@ -13,7 +13,7 @@ from sgquant.coding import (CODECS, CodedTensor, GroupCodes, block_rows_for, che
 from sgquant.coding.codecs import plan_sparse, sparse_payload_sizes
 from sgquant.coding.tensor import coded_nbytes
 from sgquant.data import degree_buckets
-from sgquant.models import build_model
+from sgquant.models import MODELS, build_model
 from sgquant.packed import PackedRunner
 from sgquant.packing import PackedTensor
 from sgquant.quantize import linear_quantize
@@ -203,7 +203,7 @@ def _mixed(num_layers: int) -> BitAssignment:
     return BitAssignment.full(att, emb)
 
 
-@pytest.mark.parametrize("name", ["gcn", "agnn", "gat"])
+@pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("codec", ["sparse", "entropy", "auto"])
 def test_coded_logits_equal_packed_logits(cora, name, codec):
     torch.manual_seed(0)

@@ -37,8 +37,9 @@ def test_resolve_parameters():
     assert E.resolve_seeds([3, 1, 3], "quick") == [3, 1]
     with pytest.raises(ValueError, match="Nope"):
         E.resolve_datasets("Nope", "quick")
-    with pytest.raises(ValueError, match="gin.*gcn"):
-        E.resolve_models("gin", "quick")
+    with pytest.raises(ValueError, match="mlp.*gcn"):
+        E.resolve_models("mlp", "quick")
+    assert E.resolve_models("gin,sage", "quick") == ["gin", "sage"]
     for bad in (0, -1, [], ["a"], "three", True):
         with pytest.raises(ValueError):
             E.resolve_seeds(bad, "quick")

@@ -78,6 +78,34 @@ def test_attention_is_quantized(tiny_graph):
     assert "bits=1" in repr(model.quant_points["att_L1"])
 
 
+def test_sage_and_gin_equal_pyg(tiny_graph):
+    """FP32 GraphSAGE and GIN compute PyG's SAGEConv (mean) and GINConv (GIN-0, MLP):
+    the first products moved inside the sums change only the float rounding."""
+    from torch_geometric.nn import GINConv, SAGEConv
+    from torch_geometric.nn.models import MLP
+    x, ei = tiny_graph.x, tiny_graph.edge_index
+    ei = torch.cat([ei, torch.tensor([[3], [3]])], 1)  # a self-loop: kept, as PyG does
+    sage, gin = _small("sage"), _small("gin")
+    out_s, out_g = sage(x, ei), gin(x, ei)
+    h_s, h_g = x, x
+    for k, (cs, cg) in enumerate(zip(sage.convs, gin.convs)):
+        ref = SAGEConv(cs.in_channels, cs.out_channels)
+        ref.lin_l.weight.data, ref.lin_l.bias.data = cs.lin_l.weight, cs.bias
+        ref.lin_r.weight.data = cs.lin_r.weight
+        h_s = ref(h_s, ei)
+        ref = GINConv(MLP([cg.lin.in_channels, cg.lin.out_channels, cg.nn[1].out_channels],
+                          norm=None)).eval()  # (initialises its MLP: set the weights after)
+        ref.nn.lins[0].weight.data, ref.nn.lins[0].bias.data = cg.lin.weight, cg.bias
+        ref.nn.lins[1].weight.data, ref.nn.lins[1].bias.data = cg.nn[1].weight, cg.nn[1].bias
+        h_g = ref(h_g, ei)
+        if k == 0:
+            h_s, h_g = torch.relu(h_s), torch.relu(h_g)
+    torch.testing.assert_close(out_s, h_s)
+    torch.testing.assert_close(out_g, h_g)
+    assert set(sage.quant_points) == {"emb_L1", "att_L1", "emb_L2", "att_L2"}
+    assert set(gin.quant_points) == {"emb_L1", "emb_L2"}  # a sum stores no coefficients
+
+
 def test_quant_points_are_modules_without_state(tiny_graph):
     """Points are registered modules (hookable, listed by named_modules) that add
     nothing to the state dict, so FP32 checkpoints keep their keys."""
@@ -117,8 +145,11 @@ def test_eval_products_use_row_blocks(name):
     assert torch.equal(torch.cat([row_blocks(lin, x[:ROW_BLOCK]), row_blocks(lin, x[ROW_BLOCK:])]),
                        whole)
     torch.testing.assert_close(whole, lin(x))
+    from sgquant.models import RowBlockedLinear, RowBlockedPygLinear
     model = _small(name, in_dim=37)
-    lin_module = model.lin1 if name == "agnn" else model.convs[0].lin
+    lin_module = next(m for m in model.modules()  # a product of the input
+                      if isinstance(m, (RowBlockedLinear, RowBlockedPygLinear))
+                      and getattr(m, "in_features", getattr(m, "in_channels", 0)) == 37)
     model.eval()
     assert torch.equal(lin_module(x), row_blocks(lambda b: torch.nn.functional.linear(
         b, lin_module.weight, getattr(lin_module, "bias", None)), x))

@@ -11,7 +11,7 @@ from sgquant.bits import BitAssignment
 from sgquant.data import degree_buckets
 from sgquant.memory import (feature_layout, feature_memory, measure_pass,
                             python_allocation_peak, torch_allocation_peak)
-from sgquant.models import QuantOptions, build_model
+from sgquant.models import MODELS, QuantOptions, build_model
 from sgquant.packed import (PackedRunner, dequantize_packed_rows, gather_packed_rows,
                             neighbor_batches, packed_forward, sampled_packed_forward)
 from sgquant.quantize import FP32_BITS, fake_quantize, linear_quantize
@@ -47,7 +47,7 @@ def _fake_quant(model, data, assignment, buckets=None, options=None):
 
 
 # ------------------------------------------------------------ packed == fake-quant
-@pytest.mark.parametrize("name", ["gcn", "agnn", "gat"])
+@pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("kind", ["uniform4", "mixed"])
 @pytest.mark.parametrize("chunk", ["one", "odd", "unaligned", "beyond"])
 def test_packed_predictions_equal_fake_quant(cora, buckets, name, kind, chunk):
@@ -150,7 +150,7 @@ def test_input_codes_identical_to_fake_quant(cora, buckets):
 
 
 # ---------------------------------------------------------------- bytes vs analytic
-@pytest.mark.parametrize("name", ["gcn", "gat", "agnn"])
+@pytest.mark.parametrize("name", MODELS)
 def test_packed_nbytes_match_analytic(cora, buckets, name):
     model = _model(name, cora)
     L = model.num_layers
@@ -258,7 +258,7 @@ def test_row_decoding_matches_packed_tensor(bits):
 
 
 # ---------------------------------------------------------------- neighbour sampling
-@pytest.mark.parametrize("name", ["gcn", "gat", "agnn"])
+@pytest.mark.parametrize("name", MODELS)
 def test_sampled_inference_with_all_neighbours_is_exact(cora, name):
     model = _model(name, cora)
     L = model.num_layers
@@ -375,9 +375,10 @@ def test_isolated_peak_measurement(tmp_path):
     assert math.isclose(df.loc[0, "input_bytes"], 4 * 3000 * 1000)
 
 
-@pytest.mark.parametrize("name", ["gcn", "gat", "agnn"])
+@pytest.mark.parametrize("name", MODELS)
 def test_graph_with_self_loops(cora, name):
-    """Existing self-loops are replaced by one per node, as PyG does."""
+    """Existing self-loops are replaced by one per node, as PyG does (GraphSAGE and GIN,
+    which add none, aggregate over the edges as given, as PyG does)."""
     model = _model(name, cora)
     loops = torch.arange(0, cora.num_nodes, 5).repeat(2, 1)
     data = cora.clone()
@@ -398,13 +399,13 @@ _EQUIVALENCE_SCRIPT = r"""
 import torch
 from sgquant.bits import BitAssignment
 from sgquant.data import degree_buckets, load_dataset
-from sgquant.models import build_model
+from sgquant.models import MODELS, build_model
 from sgquant.packed import packed_forward
 torch.set_num_threads(1)
 cora = load_dataset("Cora")
 buckets = degree_buckets(cora.edge_index, cora.num_nodes, 3)
 bad = []
-for name in ("gcn", "agnn", "gat"):
+for name in MODELS:
     torch.manual_seed(0)
     kw = {"hidden": 8, "heads": 2} if name == "gat" else {}
     model = build_model(name, cora.num_features, 7, **kw).eval()
@@ -440,3 +441,24 @@ def test_packed_equals_fake_quant_under_other_kernels(cora, setting):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == "identical", proc.stdout
+
+
+def test_edges_as_given_and_sums_without_coefficients(cora):
+    """The blocks of a model that adds no self-loops and sums without coefficients
+    (GIN): the graph's edges in their order, existing self-loops kept, and
+    :meth:`PackedRunner.aggregate` with ``att=None`` equal to one scatter-add."""
+    from sgquant.packed import Edges
+    ei = torch.tensor([[0, 2, 1, 3], [1, 2, 0, 1]])
+    as_given, pyg = Edges(ei, 4, self_loops=False), Edges(ei, 4)
+    assert as_given.num_edges == 4 and torch.equal(torch.stack(as_given.pair(0, 4)), ei)
+    assert torch.equal(as_given.in_degree(), torch.tensor([1.0, 2.0, 1.0, 0.0]))
+    assert pyg.num_edges == 3 + 4
+    assert torch.equal(pyg.in_degree(), torch.tensor([2.0, 3.0, 1.0, 1.0]))
+    runner = PackedRunner(_model("gcn", cora), BitAssignment.uniform(4, 2), edge_chunk_size=3)
+    edges = runner.edges(cora.edge_index, cora.num_nodes, self_loops=False)
+    h = torch.rand(cora.num_nodes, 5)
+    out = runner.aggregate(None, lambda src, a: h.index_select(0, src), edges,
+                           runner.zeros(cora.num_nodes, 5))
+    src, dst = cora.edge_index
+    want = torch.zeros(cora.num_nodes, 5).scatter_add_(0, dst.view(-1, 1).expand(-1, 5), h[src])
+    assert torch.equal(out, want)

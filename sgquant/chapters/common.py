@@ -63,8 +63,8 @@ def resolve_datasets(dataset: "str | Sequence[str] | None", profile: "str | Prof
 
 
 def resolve_models(model: "str | Sequence[str] | None", profile: "str | Profile") -> list[str]:
-    """``"all"`` / ``None``: the profile's models; else the named ones
-    (``gcn``, ``agnn``, ``gat``)."""
+    """``"all"`` / ``None``: the profile's models (the paper's); else the named ones,
+    any of :data:`sgquant.models.MODELS`."""
     if _is_all(model):
         return list(get_profile(profile).models)
     items = model.split(",") if isinstance(model, str) else list(model)

@@ -15,7 +15,7 @@ import pandas as pd
 from ..bits import BitAssignment
 from ..data import DATASETS, available_datasets, load_dataset
 from ..memory import MB, FeatureLayout, LayerLayout, feature_layout, feature_memory
-from ..models import DEFAULT_GAT_HEADS, PAPER_ARCHITECTURES, build_model
+from ..models import build_model
 from ..paper import PAPER_CLAIMS, paper_sizes
 from ..plots import MODEL_LABELS, plot_memory_breakdown, table
 from .common import BaseChapter, markdown, resolve_datasets, resolve_models
@@ -41,7 +41,8 @@ def layout_from_sizes(model: Any, nodes: int, edges: int) -> FeatureLayout:
 def memory_breakdown(datasets: "str | Sequence[str] | None" = None, model: str = "gat",
                      data_root: Optional[str] = None) -> pd.DataFrame:
     r"""Fig. 1: FP32 feature memory against weight memory of the paper's Table I
-    architecture of ``model`` (GAT: 8 heads x 256) on every dataset.
+    architecture of ``model`` (GAT: 8 heads x 256; a model the paper does not have: its
+    registry size, :func:`sgquant.models.build_model`'s default) on every dataset.
 
     Feature memory :math:`= 4 \sum_k (N d_k + E_k h_k)` bytes (every layer's input
     embedding and edge coefficients, float32). Sizes come from the loaded graph
@@ -58,17 +59,13 @@ def memory_breakdown(datasets: "str | Sequence[str] | None" = None, model: str =
     for name in names:
         data = load_dataset(name, data_root) if name in present else None
         for m in models:
-            hidden, layers = PAPER_ARCHITECTURES[m]
-            kwargs = {"hidden": hidden, "num_layers": layers}
-            if m == "gat":
-                kwargs["heads"] = DEFAULT_GAT_HEADS
             if data is not None:
-                net = build_model(m, data.num_features, int(data.y.max()) + 1, **kwargs)
+                net = build_model(m, data.num_features, int(data.y.max()) + 1)
                 layout = feature_layout(net, data.edge_index, data.num_nodes)
                 source, n, e = LOADED, data.num_nodes, int(data.edge_index.size(1))
             else:
                 s = sizes[name]
-                net = build_model(m, s["features"], s["classes"], **kwargs)
+                net = build_model(m, s["features"], s["classes"])
                 layout = layout_from_sizes(net, s["nodes"], s["edges"])
                 source, n, e = "paper's Table II sizes (data unavailable)", s["nodes"], s["edges"]
             report = feature_memory(layout, BitAssignment.fp32(net.num_layers))

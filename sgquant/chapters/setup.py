@@ -8,7 +8,7 @@ from typing import Any, Optional, Sequence
 import pandas as pd
 
 from ..data import DATASETS, available_datasets, dataset_statistics, load_dataset
-from ..models import DEFAULT_GAT_HEADS, build_model
+from ..models import MODELS, build_model, get_model
 from ..paper import paper_sizes, paper_table
 from ..plots import MODEL_LABELS, format_architectures, format_datasets, table
 from ..profiles import Profile, get_profile
@@ -21,27 +21,30 @@ FROM_DATA = "computed from data"
 CORA_FEATURES, CORA_CLASSES = 1433, 7
 
 
-def architecture_table(profile: "str | Profile" = "default") -> pd.DataFrame:
-    """Table I: the paper's architectures beside the ones this profile trains, with
-    their quantization points (``emb`` per layer, ``att`` per layer with edges)."""
+def architecture_table(profile: "str | Profile" = "default",
+                       models: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """Table I: the paper's architectures beside the ones this profile trains (``models``:
+    these instead of the profile's), with their quantization points (``emb`` per layer,
+    ``att`` per layer with edges); a model the paper does not have (``in_paper`` false)
+    has no paper columns."""
     prof = get_profile(profile)
     paper = paper_table("table1_architectures").set_index("model")
     rows = []
-    for m in prof.models:
-        arch = prof.architecture(m)
+    for m in prof.models if models is None else models:
+        entry, arch = get_model(m), prof.architecture(m)
         net = build_model(m, CORA_FEATURES, CORA_CLASSES, **arch)
         specs = net.layer_specs
+        ours = {"hidden": arch.get("hidden"), "layers": net.num_layers,
+                **{k: arch.get(k) for k in entry.options}}
+        theirs = ({"hidden": int(paper.loc[m, "hidden"]), "layers": int(paper.loc[m, "layers"]),
+                   **entry.options} if m in paper.index else {})
         rows.append({
-            "model": m, "paper_hidden": int(paper.loc[m, "hidden"]),
-            "paper_layers": int(paper.loc[m, "layers"]),
-            "paper_heads": DEFAULT_GAT_HEADS if m == "gat" else None,
-            "hidden": arch.get("hidden"), "layers": net.num_layers,
-            "heads": arch.get("heads") if m == "gat" else None,
+            "model": m, "paper_hidden": theirs.get("hidden"),
+            "paper_layers": theirs.get("layers"), "paper_heads": theirs.get("heads"),
+            "hidden": ours["hidden"], "layers": ours["layers"], "heads": ours.get("heads"),
             "quantized_fields": sum(1 + (s.heads > 0) for s in specs),
             "weights_on_cora": sum(p.numel() for p in net.parameters()),
-            "same_as_paper": bool(arch.get("hidden") == paper.loc[m, "hidden"]
-                                  and net.num_layers == paper.loc[m, "layers"]
-                                  and (m != "gat" or arch.get("heads") == DEFAULT_GAT_HEADS)),
+            "same_as_paper": bool(theirs) and ours == theirs, "in_paper": bool(theirs),
         })
     return pd.DataFrame(rows)
 
@@ -88,7 +91,8 @@ def dataset_table(datasets: "str | Sequence[str] | None" = None,
 def reading_setup(arch: pd.DataFrame, stats: pd.DataFrame) -> str:
     """Closing paragraph of chapter 2."""
     same = arch[arch["same_as_paper"]]["model"].map(MODEL_LABELS).tolist()
-    diff = arch[~arch["same_as_paper"]]
+    diff = arch[~arch["same_as_paper"] & arch["in_paper"]]
+    extra = arch[~arch["in_paper"]]
     parts = []
     if same:
         parts.append(f"{', '.join(same)} use the paper's Table I architecture")
@@ -98,6 +102,11 @@ def reading_setup(arch: pd.DataFrame, stats: pd.DataFrame) -> str:
                   if r.paper_heads and not pd.isna(r.paper_heads) else "")
         parts.append(f"{MODEL_LABELS[r.model]} uses hidden {r.hidden}{heads} against the "
                      f"paper's {r.paper_hidden}{pheads} (the `paper` profile uses the paper's)")
+    if len(extra):
+        ours = ", ".join(f"{MODEL_LABELS[r.model]} hidden {r.hidden}, {r.layers} layers"
+                         for r in extra.itertuples())
+        parts.append(f"{' and '.join(extra['model'].map(MODEL_LABELS))} "
+                     f"{'is' if len(extra) == 1 else 'are'} not in the paper (ours: {ours})")
     text = "; ".join(parts) + ". "
     got = stats[stats["status"] == FROM_DATA]
     exact = got[(got["nodes_diff"] == 0) & (got["features_diff"] == 0) & (got["classes_diff"] == 0)]
@@ -132,8 +141,7 @@ class Chapter(BaseChapter):
     @cached_property
     def architectures(self) -> pd.DataFrame:
         """:func:`architecture_table` of the profile, the chosen models only."""
-        arch = architecture_table(self.profile)
-        return arch[arch["model"].isin(self.models)].reset_index(drop=True)
+        return architecture_table(self.profile, [m for m in MODELS if m in self.models])
 
     @cached_property
     def statistics(self) -> pd.DataFrame:

@@ -19,8 +19,9 @@ from torch_geometric.nn import GCNConv
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from .base import LayerSpec, QuantGNN, check_dropout, use_row_blocks
+from .entry import ModelEntry
 
-__all__ = ["GCN"]
+__all__ = ["GCN", "ENTRY"]
 
 
 class GCN(QuantGNN):
@@ -130,3 +131,8 @@ class GCN(QuantGNN):
 def _inv_sqrt_degree(deg: Tensor) -> Tensor:
     dis = deg.pow_(-0.5)
     return dis.masked_fill_(dis == float("inf"), 0.0)
+
+
+#: Table I's size; Adam as in PyG's GCN example.
+ENTRY = ModelEntry("gcn", GCN, "GCN", hidden=32, num_layers=2, lr=0.01, weight_decay=5e-4,
+                   in_paper=True)

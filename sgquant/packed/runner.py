@@ -70,20 +70,21 @@ def _bcast(index: Tensor, like: Tensor) -> Tensor:
 
 class Edges:
     """The edges a layer aggregates over, in PyG's order: the graph's edges without
-    self-loops, then one self-loop per node (``remove_self_loops`` + ``add_self_loops``).
-    Read by chunks: the edge index is not copied (unless it holds self-loops to drop) and
-    the loops are generated."""
+    self-loops, then one self-loop per node (``remove_self_loops`` + ``add_self_loops``);
+    with ``self_loops=False``, the graph's edges as given. Read by chunks: the edge index
+    is not copied (unless it holds self-loops to drop) and the loops are generated."""
 
-    def __init__(self, edge_index: Tensor, num_nodes: int) -> None:
+    def __init__(self, edge_index: Tensor, num_nodes: int, self_loops: bool = True) -> None:
         has_loops = False
-        for s, e in spans(edge_index.size(1), 1 << 20):
+        for s, e in spans(edge_index.size(1) if self_loops else 0, 1 << 20):
             if bool((edge_index[0, s:e] == edge_index[1, s:e]).any()):
                 has_loops = True
                 break
         self.base = remove_self_loops(edge_index)[0] if has_loops else edge_index
         self.num_base = int(self.base.size(1))
         self.num_nodes = int(num_nodes)
-        self.num_edges = self.num_base + self.num_nodes
+        self.self_loops = bool(self_loops)
+        self.num_edges = self.num_base + (self.num_nodes if self_loops else 0)
 
     def pair(self, start: int, stop: int) -> tuple[Tensor, Tensor]:
         """Sources and targets of edges ``[start, stop)``."""
@@ -97,9 +98,9 @@ class Edges:
                 torch.cat([self.base[1, start:], loops]))
 
     def in_degree(self) -> Tensor:
-        """In-degree with the self-loops, as float32 (GCN's normalisation)."""
+        """In-degree over these edges (self-loops included when added), as float32."""
         deg = torch.bincount(self.base[1], minlength=self.num_nodes)
-        return deg.add_(1).to(torch.float32)
+        return (deg.add_(1) if self.self_loops else deg).to(torch.float32)
 
 
 @dataclass(frozen=True)
@@ -210,9 +211,9 @@ class PackedRunner:
         else:
             self._group_of, self._group_index = None, []
 
-    def edges(self, edge_index: Tensor, num_nodes: int) -> Edges:
+    def edges(self, edge_index: Tensor, num_nodes: int, self_loops: bool = True) -> Edges:
         """The edges a layer aggregates over (:class:`Edges`)."""
-        return Edges(edge_index, num_nodes)
+        return Edges(edge_index, num_nodes, self_loops)
 
     # ----------------------------------------------------------------- packing
     def _record(self, feature: PackedFeature, layer: int, component: str) -> None:
@@ -376,13 +377,15 @@ class PackedRunner:
             return fn(*edges.pair(s, e))
         return source
 
-    def aggregate(self, att: PackedFeature, message: Callable[[Tensor, Tensor], Tensor],
+    def aggregate(self, att: Optional[PackedFeature],
+                  message: Callable[[Tensor, Optional[Tensor]], Tensor],
                   edges: Edges, out: Tensor) -> Tensor:
         r""":math:`\text{out}_v \mathrel{+}= \sum_{(u,v)} \alpha'_{u,v} \, \text{message}_u`,
-        one edge chunk at a time (the coefficients are rematched per chunk)."""
+        one edge chunk at a time (the coefficients are rematched per chunk; ``att=None``:
+        no coefficients, ``message`` gets ``None``)."""
         for s, e in spans(edges.num_edges, self.edge_chunk_size):
             src, dst = edges.pair(s, e)
-            msg = message(src, att.rows(s, e))
+            msg = message(src, None if att is None else att.rows(s, e))
             out.scatter_add_(0, _bcast(dst, msg), msg)
         return out
 

@@ -1,0 +1,64 @@
+"""What sgquant knows about one model: a :class:`ModelEntry` (the architecture page,
+"models"). Each model's file defines its ``ENTRY`` beside its class; :mod:`.registry`
+lists the files."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+__all__ = ["ModelEntry"]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model of the registry.
+
+    Args:
+        name: how it is asked for (``--model``, ``-p model``), lower case.
+        cls: its :class:`~sgquant.models.base.QuantGNN` subclass, built as
+            ``cls(in_dim, num_classes, hidden, num_layers, **options)``.
+        label: how the book prints it.
+        hidden, num_layers: its size by default: the paper's Table I for a model the
+            paper evaluates (``in_paper``), ours for one it does not.
+        lr, weight_decay: Adam's settings of its FP32 training and fine-tuning.
+        in_paper: the paper evaluates it (the profiles run these models).
+        options: further constructor arguments and their paper values (GAT: ``heads``).
+        profile_fields: architecture arguments a profile sets, mapped to the
+            :class:`~sgquant.profiles.Profile` field holding each (GAT: ``hidden`` and
+            ``heads``); empty: every profile trains the default size.
+    """
+
+    name: str
+    cls: type
+    label: str
+    hidden: int
+    num_layers: int
+    lr: float
+    weight_decay: float
+    in_paper: bool = False
+    options: Mapping[str, int] = field(default_factory=dict)
+    profile_fields: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name or self.name != self.name.lower():
+            raise ValueError(f"a model's name is lower case, got {self.name!r}")
+        if min(self.hidden, self.num_layers) < 1 or not (self.lr > 0 and self.weight_decay >= 0):
+            raise ValueError(f"model {self.name!r}: sizes must be >= 1, lr > 0 and "
+                             f"weight_decay >= 0")
+
+    @property
+    def hparams(self) -> dict[str, float]:
+        """Adam's settings: ``{"lr": ..., "weight_decay": ...}``."""
+        return {"lr": self.lr, "weight_decay": self.weight_decay}
+
+    @property
+    def architecture(self) -> tuple[int, int]:
+        """``(hidden, num_layers)`` by default (the paper's Table I when ``in_paper``)."""
+        return self.hidden, self.num_layers
+
+    def profile_architecture(self, profile: Any) -> dict[str, int]:
+        """Keyword arguments of :func:`~sgquant.models.build_model` under ``profile``
+        (part of every FP32 cache key: keep their names and order)."""
+        if self.profile_fields:
+            return {arg: getattr(profile, f) for arg, f in self.profile_fields.items()}
+        return {"hidden": self.hidden, "num_layers": self.num_layers}
