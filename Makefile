@@ -10,7 +10,7 @@ ifneq ($(wildcard ../shared/datasets),)
 export SGQUANT_DATA_MIRROR ?= $(abspath ../shared/datasets)
 endif
 
-.PHONY: install test test-all book benchmarks clean
+.PHONY: install test test-all book benchmarks clean clean-results
 
 $(BIN)/sgquant: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,5 +32,8 @@ benchmarks: install
 	$(BIN)/python benchmarks/search_latency.py
 	$(BIN)/python benchmarks/scaling.py
 
-clean:
-	rm -rf _build book/chapters results
+clean:                   ## the built book and executed chapters; the results cache stays
+	rm -rf _build book/chapters
+
+clean-results:           ## the results cache too (every measurement is recomputed)
+	rm -rf results

@@ -167,15 +167,17 @@ def preflight(kernel_cwd: "str | os.PathLike", device: Optional[str] = None,
     """Check, before a chapter's first cell, what its cells need from outside: the
     ``device`` and the Dask ``scheduler`` (``None``: ``$SGQUANT_SCHEDULER``; one that
     does not answer is :class:`~sgquant.search.executors.SchedulerUnreachable`), and
-    the results folder the kernel, started in ``kernel_cwd``, will use
-    (:func:`~sgquant.cache.results_root` seen from there: created, writable, else a
-    ``ValueError``). That folder is then set, absolute, in ``$SGQUANT_RESULTS`` so the
-    kernel uses the one checked; returns it."""
+    the results folder (:func:`~sgquant.cache.results_root`: ``$SGQUANT_RESULTS``, else
+    ``./results``, both seen from the directory the command runs in, never from
+    ``kernel_cwd`` where the kernel starts: ``make book`` at the repository root and
+    ``sgquant search`` there share one cache; created, writable, else a ``ValueError``).
+    That folder is then set, absolute, in ``$SGQUANT_RESULTS`` so the kernel uses the one
+    checked; returns it."""
     from .settings import current_scheduler, use_run_settings
 
     use_run_settings(device, current_scheduler() if scheduler is None else scheduler,
                      probe_scheduler=True)
-    folder = check_results_folder(Path(kernel_cwd) / results_root(), option=f"${RESULTS_ENV}")
+    folder = check_results_folder(results_root().resolve(), option=f"${RESULTS_ENV}")
     os.environ[RESULTS_ENV] = str(folder.resolve())
     return folder
 

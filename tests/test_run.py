@@ -314,10 +314,17 @@ def test_run_and_book_check_the_results_folder_before_the_first_cell(case, tmp_p
     assert not ran
 
 
-def test_the_kernel_uses_the_results_folder_checked(tmp_path, monkeypatch):
-    """Seen from where the kernel runs (as the kernel sees it), made absolute."""
-    monkeypatch.setenv("SGQUANT_RESULTS", "cache")
+@pytest.mark.parametrize("variable", ["cache", None])
+def test_the_kernel_uses_the_results_folder_checked(tmp_path, monkeypatch, variable):
+    """Seen from where the command runs (``./results`` at the repository root for ``make
+    book``, as for ``sgquant search``), never from the kernel's folder; made absolute."""
+    if variable is None:
+        monkeypatch.delenv("SGQUANT_RESULTS", raising=False)
+    else:
+        monkeypatch.setenv("SGQUANT_RESULTS", variable)
     monkeypatch.delenv("SGQUANT_SCHEDULER", raising=False)
-    folder = X.preflight(tmp_path / "runs")
-    assert folder == tmp_path / "runs" / "cache" and folder.is_dir()
+    monkeypatch.chdir(tmp_path)
+    folder = X.preflight(tmp_path / "book" / "chapters")
+    assert folder == tmp_path / (variable or "results") and folder.is_dir()
     assert os.environ["SGQUANT_RESULTS"] == str(folder.resolve())
+    assert not (tmp_path / "book" / "chapters" / (variable or "results")).exists()
