@@ -10,8 +10,8 @@ accuracy, average bits, memory, saving, wall time), cached on disk.
 :class:`concurrent.futures.Executor`.
 
 Records read back from the cache are checked against :class:`Measurement` (and
-FP32 models against their architecture): a record of the wrong structure is
-discarded with a warning, measured again and rewritten.
+FP32 models against their architecture, their weights finite): a record of the
+wrong structure is discarded with a warning, measured again and rewritten.
 """
 from __future__ import annotations
 
@@ -170,7 +170,9 @@ def check_fp32_summary(summary: Any) -> dict:
 
 
 def check_state(state: Any, model: torch.nn.Module) -> dict:
-    """A state dict with exactly ``model``'s entries, shapes and dtypes."""
+    """A state dict with exactly ``model``'s entries, shapes and dtypes, every
+    floating-point value finite (NaN or Inf weights give chance-level logits, so a
+    record holding them is discarded and the model trained again)."""
     if not isinstance(state, Mapping):
         raise ValueError(f"a state dict is needed, got {type(state).__name__}")
     expected = model.state_dict()
@@ -182,6 +184,9 @@ def check_state(state: Any, model: torch.nn.Module) -> dict:
         if not isinstance(t, torch.Tensor) or t.shape != ref.shape or t.dtype != ref.dtype:
             raise ValueError(f"entry {name} is not a {ref.dtype} tensor of shape "
                              f"{tuple(ref.shape)}")
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"entry {name} holds {int(torch.isnan(t).sum()):,} NaN and "
+                             f"{int(torch.isinf(t).sum()):,} Inf value(s) of {t.numel():,}")
     return dict(state)
 
 
