@@ -16,8 +16,8 @@ and cached, ``sgquant.measure.prepare``):
    (``zstandard``): bytes and decode time of every block.
 4. **Packed rematching** (chapter 6's question): FP32 against packed at uniform 4 bits,
    time side by side, and peak memory of one pass in a fresh process each
-   (``sgquant.rematch.peak_memory_table(..., isolate=True)``) at several (node rows,
-   edge rows) chunk sizes.
+   (``sgquant.chapters.packed_inference.peak_memory_table(..., isolate=True)``) at
+   several (node rows, edge rows) chunk sizes.
 
 By default the configuration is the one chapter 3's SGQuant+ search chooses in the
 profile (``sgquant.chapters.overall.search_choice``; read from the results cache after
@@ -157,7 +157,7 @@ REMATCH_CHUNKS_QUICK = ((64, 1024), (128, 2048))
 def print_rematching(quick: bool, repeats: int) -> None:
     """Chapter 6's packed pass (Cora GCN, uniform 4 bits) against FP32: time side by
     side in this process, peak memory of one pass per fresh process."""
-    from sgquant import rematch
+    from sgquant.chapters.packed_inference import peak_memory_table
     data, buckets, net = load_case("Cora", "quick")
     asg = BitAssignment.uniform(4, net.num_layers)
     pairs = REMATCH_CHUNKS_QUICK if quick else REMATCH_CHUNKS
@@ -166,8 +166,8 @@ def print_rematching(quick: bool, repeats: int) -> None:
     print(f"  {'rows':>5s} {'edges':>6s} {'packed ms':>9s} {'FP32 ms':>8s} {'x FP32':>7s} "
           f"{'cpu x FP32':>10s} {'peak MB':>8s} {'FP32 MB':>8s} {'x less':>7s}")
     for chunk, edge in pairs:
-        peak = rematch.peak_memory_table("Cora", "gcn", asg, (chunk,), modes=("fp32", "packed"),
-                                         edge_chunk_size=edge, profile="quick", isolate=True)
+        peak = peak_memory_table("Cora", "gcn", asg, (chunk,), modes=("fp32", "packed"),
+                                 edge_chunk_size=edge, profile="quick", isolate=True)
         base = float(peak.loc[peak["mode"] == "fp32", "inference_bytes"].iloc[0])
         held = float(peak.loc[peak["mode"] == "packed", "inference_bytes"].iloc[0])
         runner = PackedRunner(net, asg, chunk_size=chunk, edge_chunk_size=edge)

@@ -20,8 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "sgquant"
 #: The modules of the chapters and the book tool.
 OWN = sorted([*PACKAGE.glob("chapters/*.py"), PACKAGE / "paper" / "__init__.py",
-              PACKAGE / "plots.py", PACKAGE / "book.py", PACKAGE / "execution.py",
-              PACKAGE / "experiments.py", PACKAGE / "rematch.py"])
+              PACKAGE / "plots.py", PACKAGE / "book.py", PACKAGE / "execution.py"])
 
 
 def _module_name(path: Path) -> str:
@@ -90,27 +89,12 @@ def test_chapter_modules_load_on_first_use():
 
 
 def test_labels_are_defined_once():
-    from sgquant import experiments as E
     from sgquant.chapters import granularity
 
-    assert E.GRANULARITY_LABELS is P.GRANULARITY_LABELS
     assert granularity.GRANULARITIES is P.GRANULARITY_ORDER
     sources = "\n".join(p.read_text() for p in PACKAGE.rglob("*.py"))
     assert len(re.findall(r'"gcn": "GCN"', sources)) == 1
     assert len(re.findall(r'"CWQ \(component\)"', sources)) == 1
-
-
-def test_old_import_paths_keep_working():
-    from sgquant import experiments as E
-    from sgquant import rematch as R
-
-    for name in E.__all__:
-        assert hasattr(E, name), name
-    for name in R.__all__:
-        assert hasattr(R, name), name
-    assert not hasattr(R, "rematching_table")  # dead code, removed
-    assert R.peak_job is C.packed_inference.peak_job
-    assert E.reading_overall is C.overall.reading_overall
 
 
 # ------------------------------------------------------------------ chapters
