@@ -18,8 +18,9 @@ from sgquant.chapters.common import (NO_FILES, NOT_AVAILABLE, NOT_IN_PROFILE, ch
 from sgquant.chapters.granularity import (granularity_comparison, granularity_configs,
                                           pareto_front, sensitivity_claims, sensitivity_configs)
 from sgquant.chapters.memory_breakdown import layout_from_sizes, memory_breakdown, reading_memory
-from sgquant.chapters.overall import overall_table, reading_overall
+from sgquant.chapters.overall import reading_overall
 from sgquant.chapters.setup import architecture_table, dataset_table, reading_setup
+from sgquant.chapters.table3 import overall_table
 from sgquant.data import available_datasets
 from sgquant.paper import paper_table
 from sgquant.profiles import get_profile

@@ -1,5 +1,5 @@
-r"""Chapter 6's measurements of packed inference: what storing features bit-packed
-and rematching them (dequantizing before each multiply) cost in memory.
+r"""The memory packed inference takes, measured: what storing features bit-packed and
+rematching them (dequantizing before each multiply) cost.
 
 The paper counts bits (:func:`sgquant.memory.feature_memory`) but never stores
 features in fewer bytes, and leaves open how much memory rematching costs at run
@@ -9,11 +9,13 @@ time. Each function returns a tidy :class:`pandas.DataFrame`:
   :class:`~sgquant.packed.PackedRunner` (sum of ``nbytes``) against the analytic
   figure, and the agreement of packed with fake-quant predictions;
 * :func:`peak_memory_table`: measured peak memory (and time) of one inference pass,
-  FP32 against fake-quant against packed at several chunk sizes.
+  FP32 against fake-quant against packed at several chunk sizes (one pass:
+  :func:`peak_job`, for :func:`sgquant.memory.run_isolated`).
 
 Real datasets go through :func:`sgquant.measure.prepare` (FP32 weights trained once
 and cached); the ``*-synthetic`` names of :data:`SYNTHETIC` are size-alike random
 graphs (:func:`synthetic_graph`) with untrained, seeded weights, for memory only.
+Chapter 6 (:mod:`sgquant.chapters.rematching`) and ``benchmarks/`` report them.
 """
 from __future__ import annotations
 
@@ -28,17 +30,17 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from ..bits import BitAssignment, as_assignment
-from ..checks import check_choice
-from ..degree import DegreeBuckets, degree_buckets
-from ..measure import build_for, prepare, single_thread
-from ..device import resolve_device
-from ..memory import (average_bits, cuda_peak, feature_layout, feature_memory, measure_pass,
+from .bits import BitAssignment, as_assignment
+from .checks import check_choice
+from .degree import DegreeBuckets, degree_buckets
+from .measure import build_for, prepare, single_thread
+from .device import resolve_device
+from .memory import (average_bits, cuda_peak, feature_layout, feature_memory, measure_pass,
                       run_isolated)
-from ..models import QuantGNN, QuantOptions
-from ..packed import DEFAULT_CHUNK_SIZE, PackedRunner, check_chunk_size
-from ..profiles import Profile, get_profile
-from ..synthetic import SYNTHETIC, synthetic_graph
+from .models import QuantGNN, QuantOptions
+from .packed import DEFAULT_CHUNK_SIZE, PackedRunner, check_chunk_size
+from .profiles import Profile, get_profile
+from .synthetic import SYNTHETIC, synthetic_graph
 
 __all__ = ["MODES", "packed_vs_analytic",
            "peak_memory_table", "peak_job"]
@@ -227,7 +229,7 @@ def _prepare_mode(net: QuantGNN, data: Data, buckets: Optional[DegreeBuckets], m
         data.x = None  # the features are held packed only
     ei = data.edge_index
     if sampled is not None:
-        from ..packed import sampled_packed_forward
+        from .packed import sampled_packed_forward
 
         def run() -> Tensor:
             return sampled_packed_forward(
@@ -245,8 +247,8 @@ def _prepare_mode(net: QuantGNN, data: Data, buckets: Optional[DegreeBuckets], m
 def _drop_caches() -> None:
     """Forget the in-process caches of datasets and FP32 setups (their float32 copies
     of the features would otherwise stay resident)."""
-    from .. import measure
-    from ..data import clear_dataset_cache
+    from . import measure
+    from .data import clear_dataset_cache
 
     clear_dataset_cache()
     # measure.clear_setup_cache is the public way (search and measurement layer);
@@ -273,7 +275,7 @@ def peak_job(dataset: Any, model: str, mode: str, assignment: dict, *, chunk_siz
     def warmup() -> None:
         spec = _synthetic_spec(dataset)
         if spec is None:
-            from ..data import load_dataset
+            from .data import load_dataset
             nf = load_dataset(dataset, data_root).num_features
             classes = 2
             _drop_caches()
