@@ -1,8 +1,8 @@
-"""The chapters package: its structure, the Chapter classes the notebooks drive,
-and the walks each chapter takes through the library."""
+"""The chapters package: how it loads, the Chapter classes the notebooks drive, and the
+walks each chapter takes through the library (its import rules and sizes are
+tests/test_architecture.py's)."""
 from __future__ import annotations
 
-import ast
 import dataclasses
 import math
 import re
@@ -18,65 +18,10 @@ from sgquant import plots as P
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "sgquant"
-#: The modules of the chapters and the book tool.
-OWN = sorted([*PACKAGE.glob("chapters/*.py"), PACKAGE / "paper" / "__init__.py",
-              PACKAGE / "plots.py", PACKAGE / "book.py", PACKAGE / "execution.py"])
-
-
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(REPO).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _top_level_imports(path: Path) -> list[tuple[str, list[str]]]:
-    """``(module, names)`` of the imports at the top level of ``path`` (absolute names)."""
-    name = _module_name(path)
-    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-    out = []
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.ImportFrom):
-            base = package.split(".")
-            base = base[:len(base) - node.level + 1] if node.level else []
-            module = ".".join(base + ([node.module] if node.module else []))
-            out.append((module, [a.name for a in node.names]))
-        elif isinstance(node, ast.Import):
-            out += [(a.name, []) for a in node.names]
-    return out
 
 
 # ------------------------------------------------------------------ structure
-def test_modules_are_small_and_import_no_private_names():
-    for path in OWN:
-        assert len(path.read_text().splitlines()) < 600, path
-        for module, names in _top_level_imports(path):
-            private = [n for n in names if n.startswith("_") and n != "__version__"]
-            assert not (module.startswith("sgquant") and private), (path, module, private)
-
-
-def test_no_import_cycles():
-    graph: dict[str, set[str]] = {}
-    for path in PACKAGE.rglob("*.py"):
-        deps = set()
-        for module, names in _top_level_imports(path):
-            if module.startswith("sgquant"):
-                deps.add(module)
-                deps |= {f"{module}.{n}" for n in names}  # "from . import x" is a module
-        graph[_module_name(path)] = deps
-    graph = {k: {d for d in v if d in graph and d != k} for k, v in graph.items()}
-
-    def visit(node: str, stack: list[str], done: set[str]) -> None:
-        assert node not in stack, " -> ".join(stack + [node])
-        if node in done:
-            return
-        for dep in graph[node]:
-            visit(dep, stack + [node], done)
-        done.add(node)
-
-    done: set[str] = set()
-    for node in graph:
-        visit(node, [], done)
-
-
+# (the package's import rules and sizes: tests/test_architecture.py)
 def test_chapter_modules_load_on_first_use():
     """A measurement worker imports only what its job needs: not matplotlib."""
     code = ("import sys, sgquant.chapters.common, sgquant.chapters as C; "
