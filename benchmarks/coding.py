@@ -9,18 +9,18 @@ and cached, ``sgquant.measure.prepare``):
    sparse FP32 (CSR where it pays, on the FP32 model's own features), SGQuant's
    fixed-width packing, coded (``sgquant.coding``, codec ``auto``, everything stored
    counted) and the codes' order-0 entropy, with the coded pass's logits checked
-   against the packed pass's (``sgquant.chapters.below_one_bit.storage_baselines``).
+   against the packed pass's (``sgquant.packed.baselines.storage_baselines``).
 2. **Inference time**, FP32 / packed / coded passes side by side in this process
    (one thread, alternating repeats, median wall clock; the thread's CPU time too).
 3. **Entropy coders** (full mode): per group, ANS (``constriction``) against zstd
    (``zstandard``): bytes and decode time of every block.
 4. **Packed rematching** (chapter 6's question): FP32 against packed at uniform 4 bits,
    time side by side, and peak memory of one pass in a fresh process each
-   (``sgquant.rematch.peak_memory_table(..., isolate=True)``) at several (node rows,
-   edge rows) chunk sizes.
+   (``sgquant.packed_memory.peak_memory_table(..., isolate=True)``) at several (node
+   rows, edge rows) chunk sizes.
 
 By default the configuration is the one chapter 3's SGQuant+ search chooses in the
-profile (``sgquant.chapters.overall.search_choice``; read from the results cache after
+profile (``sgquant.search.choice.search_choice``; read from the results cache after
 ``make book``, searched otherwise). ``--quick`` (CI, under 2 minutes): Cora only, the
 configuration 1-bit inputs with 8-bit hidden features and attention, fewer repeats, two
 chunk sizes for the packed pass. The last line reads
@@ -41,20 +41,19 @@ import pandas as pd
 import torch
 
 from sgquant.bits import BitAssignment
-from sgquant.chapters import below_one_bit as B
 from sgquant.checks import check_int
 from sgquant.coding import GroupCodes, block_rows_for, code_entropy_bits
 from sgquant.coding.blocks import decode_block, encode_block
 from sgquant.coding.codecs import ans_plan, zstd_plans
+from sgquant.inference_time import TIMED_CODECS, inference_times, side_by_side
 from sgquant.measure import build_for, prepare
 from sgquant.packed import PackedRunner
+from sgquant.packed.baselines import METHOD_COLUMNS, input_first, storage_baselines, storage_totals
 from sgquant.profiles import PROFILES, get_profile
 
 from _args import ScriptParser, check_dataset, run_script  # benchmarks/_args.py
 
 DATASETS = ("Cora", "CiteSeer", "Amazon-Computers", "Coauthor-Physics")
-METHOD_COLUMNS = {"dense FP32": "fp32_bytes", "sparse FP32": "sparse_fp32_bytes",
-                  "packed": "packed_bytes", "coded": "coded_bytes", "entropy": "entropy_bytes"}
 
 
 # ------------------------------------------------------------------------ graphs
@@ -70,12 +69,12 @@ def load_case(dataset: str, profile: str, seed: int = 0):
 
 # ---------------------------------------------------------------------- sections
 def storage(data, buckets, net, configs: dict[str, BitAssignment]) -> pd.DataFrame:
-    return pd.concat([B.storage_baselines(net, data, a, buckets, label=name)
+    return pd.concat([storage_baselines(net, data, a, buckets, label=name)
                       for name, a in configs.items()], ignore_index=True)
 
 
 def print_storage(dataset: str, groups: pd.DataFrame) -> pd.DataFrame:
-    totals = B.storage_totals(groups)
+    totals = storage_totals(groups)
     for conf, g in groups.groupby("configuration", sort=False):
         t = totals[totals["configuration"] == conf].iloc[0]
         print(f"\n{dataset} gcn, {conf}: coded logits == packed logits: {t['same_logits']}; "
@@ -157,7 +156,7 @@ REMATCH_CHUNKS_QUICK = ((64, 1024), (128, 2048))
 def print_rematching(quick: bool, repeats: int) -> None:
     """Chapter 6's packed pass (Cora GCN, uniform 4 bits) against FP32: time side by
     side in this process, peak memory of one pass per fresh process."""
-    from sgquant import rematch
+    from sgquant.packed_memory import peak_memory_table
     data, buckets, net = load_case("Cora", "quick")
     asg = BitAssignment.uniform(4, net.num_layers)
     pairs = REMATCH_CHUNKS_QUICK if quick else REMATCH_CHUNKS
@@ -166,8 +165,8 @@ def print_rematching(quick: bool, repeats: int) -> None:
     print(f"  {'rows':>5s} {'edges':>6s} {'packed ms':>9s} {'FP32 ms':>8s} {'x FP32':>7s} "
           f"{'cpu x FP32':>10s} {'peak MB':>8s} {'FP32 MB':>8s} {'x less':>7s}")
     for chunk, edge in pairs:
-        peak = rematch.peak_memory_table("Cora", "gcn", asg, (chunk,), modes=("fp32", "packed"),
-                                         edge_chunk_size=edge, profile="quick", isolate=True)
+        peak = peak_memory_table("Cora", "gcn", asg, (chunk,), modes=("fp32", "packed"),
+                                 edge_chunk_size=edge, profile="quick", isolate=True)
         base = float(peak.loc[peak["mode"] == "fp32", "inference_bytes"].iloc[0])
         held = float(peak.loc[peak["mode"] == "packed", "inference_bytes"].iloc[0])
         runner = PackedRunner(net, asg, chunk_size=chunk, edge_chunk_size=edge)
@@ -186,18 +185,7 @@ def print_rematching(quick: bool, repeats: int) -> None:
 
 def _side_by_side(passes: dict, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
     """Median wall and CPU milliseconds of each pass, run in turn ``repeats`` times."""
-    from sgquant.measure import single_thread
-    wall: dict[str, list[float]] = {k: [] for k in passes}
-    cpu: dict[str, list[float]] = {k: [] for k in passes}
-    with single_thread():
-        for fn in passes.values():
-            fn()
-        for _ in range(repeats):
-            for k, fn in passes.items():
-                start, start_cpu = time.perf_counter(), time.thread_time()
-                fn()
-                wall[k].append(time.perf_counter() - start)
-                cpu[k].append(time.thread_time() - start_cpu)
+    wall, cpu = side_by_side(passes, repeats)
     return ({k: 1e3 * statistics.median(v) for k, v in wall.items()},
             {k: 1e3 * statistics.median(v) for k, v in cpu.items()})
 
@@ -234,9 +222,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         data, buckets, net = load_case(dataset, profile)
         if args.quick:
             chosen_label = "1-bit input, 8-bit hidden and attention"
-            chosen = B.input_first(net.num_layers)
+            chosen = input_first(net.num_layers)
         else:  # the configuration chapter 3's SGQuant+ search chooses (cached after the book)
-            from sgquant.chapters.overall import search_choice
+            from sgquant.search.choice import search_choice
             chosen = search_choice(dataset, "gcn", profile)
             chosen_label = f"{profile} profile's chosen configuration"
         configs = {chosen_label: chosen}
@@ -244,8 +232,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             configs.update({f"uniform {b}-bit": BitAssignment.uniform(b, net.num_layers)
                             for b in (1, 2, 4, 8)})
         totals = print_storage(dataset, storage(data, buckets, net, configs))
-        times = B.inference_times(net, data, chosen, buckets, repeats=repeats,
-                                  codecs=("packed", "auto") if args.quick else B.TIMED_CODECS)
+        times = inference_times(net, data, chosen, buckets, repeats=repeats,
+                                codecs=("packed", "auto") if args.quick else TIMED_CODECS)
         print_times(dataset, chosen_label, times)
         if not args.quick:
             print_coders(dataset, data, net, chosen, repeats)

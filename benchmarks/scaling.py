@@ -40,10 +40,10 @@ sys.path.insert(0, str(REPO))
 from sgquant.bits import BitAssignment  # noqa: E402
 from sgquant.bitwidth import ALLOWED_BITS  # noqa: E402
 from sgquant.cache import atomic_write_json, check_output_file  # noqa: E402
-from sgquant.chapters.packed_inference import MODES  # noqa: E402
 from sgquant.checks import check_choice, check_int, check_number  # noqa: E402
 from sgquant.memory import MB, run_isolated  # noqa: E402
 from sgquant.models import MODELS, build_model  # noqa: E402
+from sgquant.packed_memory import MODES  # noqa: E402
 from sgquant.profiles import PROFILES, Profile, get_profile  # noqa: E402
 from sgquant.synthetic import SYNTHETIC  # noqa: E402
 
@@ -216,7 +216,7 @@ def measure(args: argparse.Namespace, configs: list[tuple], asg: BitAssignment,
                       "profile": prof.to_dict(), "sampled": sampled}
             start = time.perf_counter()
             try:
-                rec = run_isolated("sgquant.chapters.packed_inference:peak_job", kwargs,
+                rec = run_isolated("sgquant.packed_memory:peak_job", kwargs,
                                    timeout=args.timeout, threads=args.threads)
             except RuntimeError as exc:
                 print(f"{n:>9,} {e:>12,} {mode:>13}   failed: {str(exc)[-300:]}")

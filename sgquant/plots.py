@@ -91,7 +91,7 @@ def table(df: pd.DataFrame, caption: Optional[str] = None, precision: int = 2,
 
 
 def format_overall(t: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Table III for display (:func:`sgquant.chapters.overall.overall_table`): (accuracy,
+    """Table III for display (:func:`sgquant.chapters.table3.overall_table`): (accuracy,
     memory, chosen configurations), one row per (dataset, model) with each method's
     columns side by side beside the paper's; ``mean ± std`` (std across search seeds),
     accuracies in %. Accuracy and memory have two-level column headers."""

@@ -132,10 +132,6 @@ class Finetune:
         if not isinstance(self.keep_epoch0, bool):
             raise ValueError(f"keep_epoch0 must be True or False, got {self.keep_epoch0!r}")
 
-    @property
-    def is_default(self) -> bool:
-        return self == Finetune()
-
     def scaled(self, factor: int, profile_epochs: int) -> "Finetune":
         """These settings with ``factor`` times the epochs (``epochs=None`` counts as
         ``profile_epochs``); these very settings when ``factor`` is 1."""

@@ -137,11 +137,6 @@ class Variant:
         candidates' epochs."""
         return self.finetune.scaled(self.final_factor, profile.finetune_epochs)
 
-    def search_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`sgquant.search.cost_model_search` for this variant."""
-        return {"options": self.options, "finetune": self.finetune,
-                "confirmation": self.confirmation}
-
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "label": self.label, "options": self.options.to_dict(),
                 "finetune": self.finetune.to_dict(), "final_factor": self.final_factor,

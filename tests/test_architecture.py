@@ -1,14 +1,22 @@
-"""The package's shape, as the architecture page describes it: small modules, no
-private name used across modules, and no import cycle (function-level imports
-included)."""
+"""The package's shape, as the architecture page describes it: small modules and
+functions, no private name used across modules, no import cycle (function-level imports
+included), no notebook's chapter module importing another's, and benchmarks that use
+the library, never a chapter. This is the one test that walks the package's imports."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
+
+from sgquant.chapters import CHAPTERS
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "sgquant"
 MODULES = sorted(PACKAGE.rglob("*.py"))
+BENCHMARKS = sorted((REPO / "benchmarks").glob("*.py"))
+#: The targets of the architecture page: lines a module, lines a function or method.
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 80
 
 
 def module_name(path: Path) -> str:
@@ -47,9 +55,21 @@ def dependency_graph() -> dict[str, set[str]]:
     return graph
 
 
-def test_every_module_is_under_600_lines():
-    long = {str(p.relative_to(REPO)): n for p in MODULES
-            if (n := len(p.read_text().splitlines())) >= 600}
+def test_every_module_is_at_most_500_lines():
+    long = {str(p.relative_to(REPO)): n for p in MODULES + BENCHMARKS
+            if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, long
+
+
+def test_every_function_is_at_most_80_lines():
+    """Functions and methods, nested ones too, from ``def`` to their last line."""
+    long = {}
+    for path in MODULES + BENCHMARKS:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long[f"{path.relative_to(REPO)}:{node.lineno} {node.name}"] = lines
     assert not long, long
 
 
@@ -81,6 +101,38 @@ def test_no_import_cycle():
     for node in sorted(graph):
         visit(node, [], done)
     assert parent  # the package has submodules
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports (any depth), ``from X import y`` counting as both
+    ``X`` and ``X.y`` (``y`` may be a submodule)."""
+    out = set()
+    for module, names, _ in imports(path):
+        out |= {module, *(f"{module}.{n}" for n in names)}
+    return out
+
+
+def test_no_chapter_module_imports_another_notebooks_module():
+    """A notebook's module (``chapters.CHAPTERS``) is imported by no other module of the
+    chapters package: what two chapters share lives in a helper module (``common``,
+    ``table3``, ``at_paper``) or in the library."""
+    notebook = {f"sgquant.chapters.{m}" for m in CHAPTERS.values()}
+    bad = [f"{path.relative_to(REPO)} imports {m}"
+           for path in sorted((PACKAGE / "chapters").glob("*.py"))
+           for m in sorted(_imported_modules(path) & notebook) if m != module_name(path)]
+    assert not bad, bad
+
+
+def test_benchmarks_import_no_chapter():
+    """Benchmarks use library modules only, in an import or a job's ``module:function``
+    name (:func:`sgquant.memory.run_isolated`)."""
+    bad = []
+    for path in BENCHMARKS:
+        bad += [f"{path.name} imports {m}" for m in sorted(_imported_modules(path))
+                if m == "sgquant.chapters" or m.startswith("sgquant.chapters.")]
+        bad += [f"{path.name} runs {job}" for job in
+                re.findall(r"sgquant\.chapters[\w.]*:\w+", path.read_text())]
+    assert not bad, bad
 
 
 def test_the_architecture_page_lists_every_module():

@@ -1,8 +1,8 @@
-"""The chapters package: its structure, the Chapter classes the notebooks drive,
-and the walks each chapter takes through the library."""
+"""The chapters package: how it loads, the Chapter classes the notebooks drive, and the
+walks each chapter takes through the library (its import rules and sizes are
+tests/test_architecture.py's)."""
 from __future__ import annotations
 
-import ast
 import dataclasses
 import math
 import re
@@ -18,66 +18,10 @@ from sgquant import plots as P
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "sgquant"
-#: The modules of the chapters and the book tool.
-OWN = sorted([*PACKAGE.glob("chapters/*.py"), PACKAGE / "paper" / "__init__.py",
-              PACKAGE / "plots.py", PACKAGE / "book.py", PACKAGE / "execution.py",
-              PACKAGE / "experiments.py", PACKAGE / "rematch.py"])
-
-
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(REPO).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _top_level_imports(path: Path) -> list[tuple[str, list[str]]]:
-    """``(module, names)`` of the imports at the top level of ``path`` (absolute names)."""
-    name = _module_name(path)
-    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-    out = []
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.ImportFrom):
-            base = package.split(".")
-            base = base[:len(base) - node.level + 1] if node.level else []
-            module = ".".join(base + ([node.module] if node.module else []))
-            out.append((module, [a.name for a in node.names]))
-        elif isinstance(node, ast.Import):
-            out += [(a.name, []) for a in node.names]
-    return out
 
 
 # ------------------------------------------------------------------ structure
-def test_modules_are_small_and_import_no_private_names():
-    for path in OWN:
-        assert len(path.read_text().splitlines()) < 600, path
-        for module, names in _top_level_imports(path):
-            private = [n for n in names if n.startswith("_") and n != "__version__"]
-            assert not (module.startswith("sgquant") and private), (path, module, private)
-
-
-def test_no_import_cycles():
-    graph: dict[str, set[str]] = {}
-    for path in PACKAGE.rglob("*.py"):
-        deps = set()
-        for module, names in _top_level_imports(path):
-            if module.startswith("sgquant"):
-                deps.add(module)
-                deps |= {f"{module}.{n}" for n in names}  # "from . import x" is a module
-        graph[_module_name(path)] = deps
-    graph = {k: {d for d in v if d in graph and d != k} for k, v in graph.items()}
-
-    def visit(node: str, stack: list[str], done: set[str]) -> None:
-        assert node not in stack, " -> ".join(stack + [node])
-        if node in done:
-            return
-        for dep in graph[node]:
-            visit(dep, stack + [node], done)
-        done.add(node)
-
-    done: set[str] = set()
-    for node in graph:
-        visit(node, [], done)
-
-
+# (the package's import rules and sizes: tests/test_architecture.py)
 def test_chapter_modules_load_on_first_use():
     """A measurement worker imports only what its job needs: not matplotlib."""
     code = ("import sys, sgquant.chapters.common, sgquant.chapters as C; "
@@ -90,27 +34,14 @@ def test_chapter_modules_load_on_first_use():
 
 
 def test_labels_are_defined_once():
-    from sgquant import experiments as E
     from sgquant.chapters import granularity
 
-    assert E.GRANULARITY_LABELS is P.GRANULARITY_LABELS
     assert granularity.GRANULARITIES is P.GRANULARITY_ORDER
     sources = "\n".join(p.read_text() for p in PACKAGE.rglob("*.py"))
-    assert len(re.findall(r'"gcn": "GCN"', sources)) == 1
+    # a model's label is its registry entry's (models/<name>.py), nowhere else
+    assert not re.findall(r'"gcn": "GCN"', sources)
+    assert sources.count('ModelEntry("gcn", GCN, "GCN"') == 1
     assert len(re.findall(r'"CWQ \(component\)"', sources)) == 1
-
-
-def test_old_import_paths_keep_working():
-    from sgquant import experiments as E
-    from sgquant import rematch as R
-
-    for name in E.__all__:
-        assert hasattr(E, name), name
-    for name in R.__all__:
-        assert hasattr(R, name), name
-    assert not hasattr(R, "rematching_table")  # dead code, removed
-    assert R.peak_job is C.packed_inference.peak_job
-    assert E.reading_overall is C.overall.reading_overall
 
 
 # ------------------------------------------------------------------ chapters
@@ -161,7 +92,7 @@ def test_overall_chapter_lists_unavailable_data(cora):
 def test_overall_reads_fp32_accuracy_from_the_record(cora):
     from sgquant.measure import prepare
 
-    runs = C.overall.overall_runs("Cora", "gcn", "quick", include_missing=False, workers=0)
+    runs = C.table3.overall_runs("Cora", "gcn", "quick", include_missing=False, workers=0)
     fp32 = prepare("Cora", "gcn", 0, "quick").fp32
     row = runs.iloc[0]
     assert row.status == "run"
@@ -178,7 +109,7 @@ def test_overall_table_keeps_pairs_the_paper_does_not_have():
              "memory_mb": 1.0, "saving": 16.0, "paper_saving": 16.0, "weight_mb": 0.2,
              "chosen": "BitAssignment(L1: att 2, emb 2)", "chosen_json": "{}", "found": True,
              "final_epochs": 60}]
-    t = C.overall.overall_table(pd.DataFrame(rows))
+    t = C.table3.overall_table(pd.DataFrame(rows))
     assert len(t) == 16 and t.iloc[-1]["dataset"] == "Coauthor-CS"
     assert math.isnan(t.iloc[-1]["paper_saving"]) and t.iloc[-1]["acc_drop"] == 1.0
     acc, mem, _ = P.format_overall(t)
@@ -294,7 +225,7 @@ def test_reading_names_the_measured_reason_of_each_missed_target():
 
     runs = pd.DataFrame([row(e, s, s == 0, 30.0 if s == 0 else 1.0)
                          for s in (0, 1) for e in (0, 1)])
-    text = C.overall.reading_overall(C.overall.overall_table(runs))
+    text = C.overall.reading_overall(C.table3.overall_table(runs))
     assert "Cora/GCN (saving 15.5x < the paper's 26.1x: 1 of 2 searches kept FP32" in text
     assert ("test drop 1.00 > 0.5, with a validation drop of only 0.20: validation did not "
             "predict test") in text
@@ -302,16 +233,16 @@ def test_reading_names_the_measured_reason_of_each_missed_target():
     # whether the search or the confirmation stopped short of the paper
     found = pd.DataFrame([{**row(e, s, True, 10.0), "search_top_saving": top}
                           for s, top in ((0, 10.0), (1, 10.4)) for e in (0, 1)])
-    text = C.overall.reading_overall(C.overall.overall_table(found))
+    text = C.overall.reading_overall(C.table3.overall_table(found))
     assert ("Cora/GCN (saving 10.0x < the paper's 26.1x: the searches' largest feasible "
             "savings average only 10.2x, so within its budget the search found nothing "
             "larger within tolerance") in text
     found["search_top_saving"] = 30.0
-    text = C.overall.reading_overall(C.overall.overall_table(found))
+    text = C.overall.reading_overall(C.table3.overall_table(found))
     assert ("saving 10.0x < the paper's 26.1x: confirmation rejected larger feasible "
             "savings (the searches' largest average 30.0x)") in text
     found["search_top_saving"] = 13.0
-    text = C.overall.reading_overall(C.overall.overall_table(found))
+    text = C.overall.reading_overall(C.table3.overall_table(found))
     assert "(the searches' largest average 13.0x, itself below the paper's)" in text
 
 
@@ -330,17 +261,17 @@ def test_reading_explains_each_row_whose_choice_depends_on_the_search_seed():
     # search 0: 30x losing 2.0 test points at a 0.2 validation drop; search 1: 27x, none
     runs = pd.DataFrame([row(e, 0, 30.0, 79.8, 79.0) for e in (0, 1)]
                         + [row(e, 1, 27.0, 80.0, 81.0) for e in (0, 1)])
-    text = C.overall.reading_overall(C.overall.overall_table(runs))
+    text = C.overall.reading_overall(C.table3.overall_table(runs))
     assert ("has a standard deviation of at most 0.5 points on 0 of 1 rows (its saving "
             "varies by up to 2.1x); above it on Cora/GCN (1.41: the searches chose 30.0x "
             "losing 2.00, 27.0x losing 0.00; the worst, 30.0x, whose validation drop was "
             "0.20: validation did not predict test)") in text
     runs.loc[runs["search_seed"] == 0, "val"] = 78.0
-    text = C.overall.reading_overall(C.overall.overall_table(runs))
+    text = C.overall.reading_overall(C.table3.overall_table(runs))
     assert ("whose validation drop was 2.00 too: the final fine-tunes of that configuration "
             "lost more than the search measured") in text
     runs.loc[runs["search_seed"] == 0, "test"] = 80.9
-    text = C.overall.reading_overall(C.overall.overall_table(runs))
+    text = C.overall.reading_overall(C.table3.overall_table(runs))
     assert "at most 0.5 points on 1 of 1 rows (its saving varies by up to 2.1x): the choice " \
            "is stable." in text
 
@@ -349,7 +280,7 @@ def test_overall_refuses_a_held_out_fp32_model_that_is_an_evaluation_seed():
     """SGQuant+ confirms on the FP32 model after the search's (seed + 1): it must not be
     one of the evaluation seeds, or the confirmation would see the evaluation weights."""
     with pytest.raises(ValueError, match=r"other FP32 model\(s\) \[5\].*evaluation seeds"):
-        C.overall.overall_runs("Cora", "gcn", "quick", seeds=[0, 5], search_fp32_seed=4,
+        C.table3.overall_runs("Cora", "gcn", "quick", seeds=[0, 5], search_fp32_seed=4,
                                variants=["sgquant+"], include_missing=False, workers=0)
     # the paper's method has no held-out model: the same seeds are fine up to training
     from sgquant.variants import get_variant
@@ -415,7 +346,7 @@ def test_at_paper_runs_fine_tune_the_best_candidate_from_every_evaluation_seed(c
     assert table.iloc[0]["paper_saving"] == pytest.approx(26.1)
     assert table.iloc[0]["acc_drop"] == pytest.approx(points["acc_drop"].mean())
     assert "val drop (search model)" in P.format_at_paper(table).columns
-    t3 = C.overall.overall_table(runs)  # 8x: short of the paper's 26.1x
+    t3 = C.table3.overall_table(runs)  # 8x: short of the paper's 26.1x
     text = C.overall.reading_overall(t3, at_paper=table)
     p = table.iloc[0]
     over = int(p["over_tolerance"])

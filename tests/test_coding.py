@@ -231,7 +231,7 @@ def test_coded_logits_equal_packed_logits(cora, name, codec):
 # ------------------------------------------------------------------ chapter 7 targets
 @pytest.fixture(scope="module")
 def cora_gcn_storage(cora):
-    from sgquant.chapters.below_one_bit import input_first, storage_baselines, storage_totals
+    from sgquant.packed.baselines import input_first, storage_baselines, storage_totals
     from sgquant.measure import build_for, prepare
     setup = prepare("Cora", "gcn", 0, "quick")
     net = build_for(setup.data, "gcn", setup.profile)
@@ -262,7 +262,7 @@ def test_cora_saving_beats_dense_and_sparse_fp32(cora_gcn_storage):
 def test_csr_bytes_match_scipy(cora):
     import scipy.sparse as sp
 
-    from sgquant.chapters.below_one_bit import csr_nbytes
+    from sgquant.packed.baselines import csr_nbytes
     m = sp.csr_matrix(cora.x.numpy())
     assert csr_nbytes(cora.x) == m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
     dense = torch.ones(5, 3)
@@ -271,13 +271,14 @@ def test_csr_bytes_match_scipy(cora):
 
 def test_chapter_functions_quick(tmp_path):
     from sgquant.chapters import below_one_bit as B
+    from sgquant.inference_time import TIMED_CODECS
     tables = B.below_one_bit_tables("Cora", "gcn", "quick", bits=(1, 8), repeats=1)
     totals, timing = tables["totals"], tables["timing"]
     assert list(totals["configuration"])[:2] == ["uniform 1-bit", "uniform 8-bit"]
     assert len(totals) == 3 and totals["same_logits"].all()
     assert (totals["coded_bytes"] < totals["packed_bytes"]).all()
     assert (totals["entropy_bytes"] <= totals["coded_bytes"]).all()
-    assert set(timing["mode"]) == {"fp32", *B.TIMED_CODECS}
+    assert set(timing["mode"]) == {"fp32", *TIMED_CODECS}
     assert (timing["seconds"] > 0).all()
     text = B.reading(tables)
     assert "bits per element" in text and "nan" not in text.lower()

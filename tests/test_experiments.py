@@ -1,5 +1,4 @@
-"""Unit tests of the book's tables and figures (sgquant.chapters, through the old
-sgquant.experiments names) and sgquant.plots."""
+"""Unit tests of the book's tables and figures (sgquant.chapters) and sgquant.plots."""
 from __future__ import annotations
 
 import math
@@ -8,65 +7,78 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sgquant import experiments as E
 from sgquant import plots as P
 from sgquant.bits import BitAssignment
-from sgquant.chapters.memory_breakdown import layout_from_sizes
+from sgquant.chapters.autobit import (AUTOBIT_METHODS, autobit_curves, autobit_latency,
+                                      autobit_runs, autobit_summary, measurement_seconds,
+                                      reading_autobit)
+from sgquant.chapters.common import (NO_FILES, NOT_AVAILABLE, NOT_IN_PROFILE, check_parameters,
+                                     default_workers, mean_std, resolve_datasets,
+                                     resolve_models, resolve_seeds, run_info)
+from sgquant.chapters.granularity import (granularity_comparison, granularity_configs,
+                                          pareto_front, sensitivity_claims, sensitivity_configs)
+from sgquant.chapters.memory_breakdown import layout_from_sizes, memory_breakdown, reading_memory
+from sgquant.chapters.overall import reading_overall
+from sgquant.chapters.setup import architecture_table, dataset_table, reading_setup
+from sgquant.chapters.table3 import overall_table
+from sgquant.data import available_datasets
+from sgquant.paper import paper_table
+from sgquant.profiles import get_profile
 from sgquant.memory import MB, FeatureLayout, LayerLayout, feature_memory
 from sgquant.models import build_model
 
 
 # ------------------------------------------------------------------ helpers
 def test_paper_tables_use_canonical_names():
-    t3 = E.paper_table("table3_overall")
+    t3 = paper_table("table3_overall")
     assert set(t3["dataset"]) == {"Cora", "CiteSeer", "PubMed", "Amazon-Computers", "Reddit"}
     assert set(t3["model"]) == {"gcn", "agnn", "gat"}
     assert len(t3) == 15
     with pytest.raises(ValueError, match="table3_overall"):
-        E.paper_table("table9")
+        paper_table("table9")
 
 
 def test_resolve_parameters():
-    assert E.resolve_datasets("all", "default") == ["Cora", "CiteSeer"]
-    assert E.resolve_datasets("all", "full") == ["Cora", "CiteSeer", "Amazon-Computers"]
-    assert E.resolve_datasets("citeseer, cora", "quick") == ["CiteSeer", "Cora"]
-    assert E.resolve_models("all", "quick") == ["gcn", "agnn", "gat"]
-    assert E.resolve_models("GAT", "quick") == ["gat"]
-    assert E.resolve_seeds(None, "default") == [0, 1, 2]
-    assert E.resolve_seeds(2, "paper") == [0, 1]
-    assert E.resolve_seeds([3, 1, 3], "quick") == [3, 1]
+    assert resolve_datasets("all", "default") == ["Cora", "CiteSeer"]
+    assert resolve_datasets("all", "full") == ["Cora", "CiteSeer", "Amazon-Computers"]
+    assert resolve_datasets("citeseer, cora", "quick") == ["CiteSeer", "Cora"]
+    assert resolve_models("all", "quick") == ["gcn", "agnn", "gat"]
+    assert resolve_models("GAT", "quick") == ["gat"]
+    assert resolve_seeds(None, "default") == [0, 1, 2]
+    assert resolve_seeds(2, "paper") == [0, 1]
+    assert resolve_seeds([3, 1, 3], "quick") == [3, 1]
     with pytest.raises(ValueError, match="Nope"):
-        E.resolve_datasets("Nope", "quick")
+        resolve_datasets("Nope", "quick")
     with pytest.raises(ValueError, match="mlp.*gcn"):
-        E.resolve_models("mlp", "quick")
-    assert E.resolve_models("gin,sage", "quick") == ["gin", "sage"]
+        resolve_models("mlp", "quick")
+    assert resolve_models("gin,sage", "quick") == ["gin", "sage"]
     for bad in (0, -1, [], ["a"], "three", True):
         with pytest.raises(ValueError):
-            E.resolve_seeds(bad, "quick")
+            resolve_seeds(bad, "quick")
     with pytest.raises(ValueError, match="fast"):
-        E.check_parameters(dataset="Cora", model="gcn", profile="fast")
+        check_parameters(dataset="Cora", model="gcn", profile="fast")
 
 
 def test_default_workers():
-    assert E.default_workers("quick") == 0
-    assert E.default_workers("default") >= 1
-    assert E.default_workers("default", 0) == 0
+    assert default_workers("quick") == 0
+    assert default_workers("default") >= 1
+    assert default_workers("default", 0) == 0
     with pytest.raises(ValueError, match="workers"):
-        E.default_workers("quick", -1)
+        default_workers("quick", -1)
 
 
 def test_mean_std():
-    assert E.mean_std([1.0, 3.0]) == (2.0, pytest.approx(math.sqrt(2)))
-    m, s = E.mean_std([5.0])
+    assert mean_std([1.0, 3.0]) == (2.0, pytest.approx(math.sqrt(2)))
+    m, s = mean_std([5.0])
     assert m == 5.0 and math.isnan(s)
-    assert all(math.isnan(v) for v in E.mean_std([]))
+    assert all(math.isnan(v) for v in mean_std([]))
 
 
 # ---------------------------------------------------------------- chapter 1-2
 def test_memory_breakdown_uses_data_or_paper_sizes(cora):
-    df = E.memory_breakdown()
+    df = memory_breakdown()
     assert list(df["dataset"]) == ["Cora", "CiteSeer", "PubMed", "Amazon-Computers", "Reddit"]
-    present = set(E.available_datasets())
+    present = set(available_datasets())
     for r in df.itertuples():
         assert (r.source == "loaded data") == (r.dataset in present)
         assert 0 < r.feature_share < 100
@@ -84,7 +96,7 @@ def test_memory_breakdown_uses_data_or_paper_sizes(cora):
     # features dominate more on the larger graphs (the paper's Fig. 1 point)
     share = df.set_index("dataset")["feature_share"]
     assert share["Reddit"] > share["Cora"]
-    text = E.reading_memory(df)
+    text = reading_memory(df)
     assert f"{share.max():.2f}%" in text and f"{share.min():.2f}%" in text
 
 
@@ -99,18 +111,18 @@ def test_layout_from_sizes_matches_feature_layout(cora):
 
 
 def test_setup_tables(cora):
-    arch = E.architecture_table("default").set_index("model")
+    arch = architecture_table("default").set_index("model")
     assert bool(arch.loc["gcn", "same_as_paper"]) and bool(arch.loc["agnn", "same_as_paper"])
     assert not bool(arch.loc["gat", "same_as_paper"])
-    assert bool(E.architecture_table("paper").set_index("model").loc["gat", "same_as_paper"])
-    stats = E.dataset_table().set_index("dataset")
+    assert bool(architecture_table("paper").set_index("model").loc["gat", "same_as_paper"])
+    stats = dataset_table().set_index("dataset")
     assert stats.loc["Cora", "nodes"] == 2708 and stats.loc["Cora", "nodes_diff"] == 0
     assert stats.loc["Cora", "features"] == 1433
     assert stats.loc["Cora", "edges"] == int(cora.edge_index.size(1))
-    if "Reddit" not in E.available_datasets():
-        assert stats.loc["Reddit", "status"] == E.NO_FILES
+    if "Reddit" not in available_datasets():
+        assert stats.loc["Reddit", "status"] == NO_FILES
         assert pd.isna(stats.loc["Reddit", "nodes"])
-    assert "Cora" in E.reading_setup(arch.reset_index(), stats.reset_index())
+    assert "Cora" in reading_setup(arch.reset_index(), stats.reset_index())
     shown = P.format_datasets(stats.reset_index())
     assert shown.iloc[0][("nodes", "ours")] == "2,708" and shown.iloc[0][("nodes", "diff")] == "+0"
     assert len(P.format_architectures(arch.reset_index())) == 3
@@ -139,12 +151,12 @@ def _fake_runs() -> pd.DataFrame:
                          "chosen_json": "{}", "found": True, "search_val": 78.9,
                          "search_measurements": 8, "search_confirmations": 2,
                          "search_seconds": 1.0, "final_epochs": 10})
-    rows.append({"dataset": "PubMed", "model": "gcn", "status": E.NOT_AVAILABLE})
+    rows.append({"dataset": "PubMed", "model": "gcn", "status": NOT_AVAILABLE})
     return pd.DataFrame(rows)
 
 
 def test_overall_table_aggregates_over_search_seeds_and_keeps_paper_rows():
-    t = E.overall_table(_fake_runs())
+    t = overall_table(_fake_runs())
     assert len(t) == 16  # the paper's 15 pairs, Cora/GCN once per method
     paper_method = t[(t["dataset"] == "Cora") & (t["variant"] == "sgquant")].iloc[0]
     assert paper_method.status == "run" and paper_method.seeds == 2 and paper_method.searches == 2
@@ -158,9 +170,9 @@ def test_overall_table_aggregates_over_search_seeds_and_keeps_paper_rows():
     plus = t[(t["dataset"] == "Cora") & (t["variant"] == "sgquant+")].iloc[0]
     assert plus.acc_drop == pytest.approx(0.0) and plus.over_tolerance == 0 and plus.searches == 1
     pub = t[(t["dataset"] == "PubMed") & (t["model"] == "gcn")].iloc[0]
-    assert pub.status == E.NOT_AVAILABLE and pub.paper_fp32_acc == pytest.approx(80.36)
-    assert t[(t["dataset"] == "Reddit") & (t["model"] == "gat")].iloc[0].status == E.NOT_IN_PROFILE
-    text = E.reading_overall(t)
+    assert pub.status == NOT_AVAILABLE and pub.paper_fp32_acc == pytest.approx(80.36)
+    assert t[(t["dataset"] == "Reddit") & (t["model"] == "gat")].iloc[0].status == NOT_IN_PROFILE
+    text = reading_overall(t)
     assert "16.0x to 20.0x" not in text and "18.0x to 18.0x" in text  # per-row means
     assert "in 1 of 2 searches" in text and "misses the target" not in text
     assert "on 1 of 1 rows" in text  # SGQuant+: 30x >= 26.1x at no drop
@@ -172,7 +184,7 @@ def test_overall_table_aggregates_over_search_seeds_and_keeps_paper_rows():
     assert row[("SGQuant+", "test")] == "81.00" and row[("paper", "SGQuant")] == "81.72"
     assert mem.iloc[0][("SGQuant+", "saving")] == "30.00x"
     html = P.table(acc).to_html()
-    assert "<table" in html and E.NOT_AVAILABLE in html
+    assert "<table" in html and NOT_AVAILABLE in html
 
 
 # ------------------------------------------------------------------ chapter 4
@@ -191,14 +203,14 @@ def _fake_granularity() -> pd.DataFrame:
 
 
 def test_pareto_front_and_comparison():
-    front = E.pareto_front(_fake_granularity())
+    front = pareto_front(_fake_granularity())
     layer = front[front["granularity"] == "layer"].set_index("config")
     assert layer.loc["layer0", "pareto"] and layer.loc["layer1", "pareto"]
     assert not layer.loc["layer2", "pareto"]  # more memory and more error than layer1
     assert front[front["granularity"] == "uniform"]["pareto"].all()
     assert layer.loc["layer0", "error"] == pytest.approx(25.0)
     assert layer.loc["layer0", "error_std"] == pytest.approx(math.sqrt(0.5))
-    comp = E.granularity_comparison(front).set_index("budget")
+    comp = granularity_comparison(front).set_index("budget")
     assert list(comp.index) == ["uniform 1-bit", "uniform 2-bit", "uniform 4-bit"]
     assert math.isnan(comp.loc["uniform 1-bit", "layer"])  # nothing that small
     assert comp.loc["uniform 2-bit", "layer"] == pytest.approx(25.0)
@@ -210,18 +222,18 @@ def test_pareto_front_and_comparison():
 
 def test_granularity_and_sensitivity_configs():
     layout = FeatureLayout((100, 50, 10), (LayerLayout(20, 500, 1), LayerLayout(8, 500, 1)), 0)
-    configs = E.granularity_configs(layout, "quick", samples=4)
+    configs = granularity_configs(layout, "quick", samples=4)
     counts = configs["granularity"].value_counts()
-    choices = [b for b in E.get_profile("quick").bit_choices if b != 32]
+    choices = [b for b in get_profile("quick").bit_choices if b != 32]
     assert counts["uniform"] == len(choices) and counts["fp32"] == 1
     for g in ("component", "topology", "layer", "full"):
         assert counts[g] == 4
     assert not configs.duplicated(["granularity", "assignment"]).any()
     for a in configs["assignment"]:
         BitAssignment.from_json(a).check_shape(2, 3)
-    again = E.granularity_configs(layout, "quick", samples=4)
+    again = granularity_configs(layout, "quick", samples=4)
     assert configs["assignment"].tolist() == again["assignment"].tolist()  # seeded
-    sens = E.sensitivity_configs(layout, bits=(1, 4))
+    sens = sensitivity_configs(layout, bits=(1, 4))
     assert set(sens["family"]) == {"component", "topology", "layer"}
     assert len(sens) == 2 * (2 + 3 + 2)
     row = sens[(sens["part"] == "bucket 1") & (sens["bits"] == 1)].iloc[0]
@@ -236,7 +248,7 @@ def test_sensitivity_claims():
     for (fam, part), by_bits in drops.items():
         for b, d in by_bits.items():
             rows.append({"family": fam, "part": part, "bits": b, "seed": 0, "drop": d})
-    claims = E.sensitivity_claims(pd.DataFrame(rows), tolerance=0.5).set_index("family")
+    claims = sensitivity_claims(pd.DataFrame(rows), tolerance=0.5).set_index("family")
     assert claims.loc["component", "holds"]  # att lossless from 2 bits, emb never
     assert claims.loc["component", "min_bits_fewer"] == 2
     assert math.isnan(claims.loc["component", "min_bits_more"])
@@ -246,27 +258,27 @@ def test_sensitivity_claims():
 
 # ------------------------------------------------------------------ chapter 5
 def test_autobit_tiny_search(cora):
-    results = E.autobit_runs("Cora", "gcn", "quick", seeds=1, budget=6, workers=0)
+    results = autobit_runs("Cora", "gcn", "quick", seeds=1, budget=6, workers=0)
     labels = [r.label for r in results]
-    assert labels == list(E.AUTOBIT_METHODS)
+    assert labels == list(AUTOBIT_METHODS)
     assert [r.method for r in results] == ["cost-model", "cost-model", "random"]
-    curves = E.autobit_curves(results)
+    curves = autobit_curves(results)
     assert set(curves["method"]) == set(labels)
     for _, sub in curves.groupby("method"):
         assert np.all(np.diff(sub["best_saving"]) >= 0) and len(sub) == 6
-    summary = E.autobit_summary(results).set_index("method")
+    summary = autobit_summary(results).set_index("method")
     assert summary.loc["random", "measurements"] == 6
-    latency = E.autobit_latency(results, repeats=1)
+    latency = autobit_latency(results, repeats=1)
     n_iter = results[0].settings["n_iter"]
     assert len(latency) == 2 * n_iter and (latency["total"] > 0).all()
     assert set(latency["method"]) == set(labels[:2])
-    text = E.reading_autobit(curves, summary.reset_index(), latency, "Cora", "gcn",
-                             E.measurement_seconds(results))
+    text = reading_autobit(curves, summary.reset_index(), latency, "Cora", "gcn",
+                             measurement_seconds(results))
     assert f"{summary.loc['random', 'saving']:.1f}x" in text
     assert P.plot_autobit(curves, {"cost model": 25.0}).axes
     assert len(P.plot_latency(latency).axes) == 2
     with pytest.raises(ValueError, match="bayes"):
-        E.autobit_runs("Cora", "gcn", "quick", seeds=1, budget=6, workers=0, methods=["bayes"])
+        autobit_runs("Cora", "gcn", "quick", seeds=1, budget=6, workers=0, methods=["bayes"])
 
 
 def test_full_is_default_plus_amazon_computers():
@@ -275,7 +287,6 @@ def test_full_is_default_plus_amazon_computers():
     from dataclasses import replace
 
     from sgquant.measure import fp32_key
-    from sgquant.profiles import get_profile
 
     default, full = get_profile("default"), get_profile("full")
     assert full.datasets == (*default.datasets, "Amazon-Computers")
@@ -284,5 +295,5 @@ def test_full_is_default_plus_amazon_computers():
 
 
 def test_run_info_lists_profile():
-    info = E.run_info("quick", dataset="Cora")
+    info = run_info("quick", dataset="Cora")
     assert {"dataset", "profile.search_budget"} <= set(info["setting"])

@@ -1,5 +1,6 @@
 """Packed inference (sgquant.packed), measured memory (sgquant.memory) and the
-rematching tables (sgquant.rematch)."""
+the memory of packed inference measured (sgquant.packed_memory) and chapter 6's rounding
+table (sgquant.chapters.rematching)."""
 from __future__ import annotations
 
 import math
@@ -312,9 +313,9 @@ def test_sampled_with_pyg_neighbor_loader(cora):
 
 # ----------------------------------------------------------------------- tables
 def test_packed_vs_analytic_table(tmp_path):
-    from sgquant import rematch
-    df = rematch.packed_vs_analytic("Cora", "gcn", [1, 4], profile="quick",
-                                    results=str(tmp_path))
+    from sgquant import packed_memory
+    df = packed_memory.packed_vs_analytic("Cora", "gcn", [1, 4], profile="quick",
+                                          results=str(tmp_path))
     assert list(df["assignment"]) == ["uniform 1-bit", "uniform 4-bit"]
     assert (df["rel_diff"].abs() < 0.01).all()
     assert (df["pred_agreement"] == 1.0).all()
@@ -322,23 +323,23 @@ def test_packed_vs_analytic_table(tmp_path):
 
 
 def test_peak_memory_table_quick(tmp_path):
-    from sgquant import rematch
-    df = rematch.peak_memory_table("Cora", "gcn", 2, chunk_sizes=(64,),
-                                   modes=("fp32", "fake_quant", "packed"), profile="quick",
-                                   results=str(tmp_path))
+    from sgquant import packed_memory
+    df = packed_memory.peak_memory_table("Cora", "gcn", 2, chunk_sizes=(64,),
+                                         modes=("fp32", "fake_quant", "packed"),
+                                         profile="quick", results=str(tmp_path))
     assert list(df["mode"]) == ["fp32", "fake_quant", "packed"]
     fp32, fake, packed = (df.loc[i, "inference_bytes"] for i in range(3))
     assert packed < fp32 < fake  # fake-quant holds a float32 copy of the quantized input
     assert df.loc[1, "pred_hash"] == df.loc[2, "pred_hash"]
     with pytest.raises(ValueError, match="mode"):
-        rematch.peak_memory_table("Cora", "gcn", modes=("int8",), profile="quick",
-                                  results=str(tmp_path))
+        packed_memory.peak_memory_table("Cora", "gcn", modes=("int8",), profile="quick",
+                                        results=str(tmp_path))
 
 
 def test_rounding_table_one_bit_hidden(tmp_path):
-    from sgquant import rematch
-    df = rematch.rounding_table("Cora", "gcn", (1,), targets=("hidden",), profile="quick",
-                                results=str(tmp_path))
+    from sgquant.chapters import rematching
+    df = rematching.rounding_table("Cora", "gcn", (1,), targets=("hidden",), profile="quick",
+                                   results=str(tmp_path))
     assert len(df) == 4
     assert set(df["range"]) == {"min/max", "clip p99"}
     err = df.set_index(["rounding", "range"])["rel_error"]
@@ -346,8 +347,8 @@ def test_rounding_table_one_bit_hidden(tmp_path):
     assert err[("nearest", "min/max")] <= err[("floor", "min/max")]
     assert ((df["val_acc"] >= 0) & (df["val_acc"] <= 1)).all()
     with pytest.raises(ValueError, match="target"):
-        rematch.rounding_table("Cora", "gcn", (1,), targets=("weights",), profile="quick",
-                               results=str(tmp_path))
+        rematching.rounding_table("Cora", "gcn", (1,), targets=("weights",),
+                                  profile="quick", results=str(tmp_path))
 
 
 def test_synthetic_graph_is_deterministic():
@@ -365,11 +366,11 @@ def test_synthetic_graph_is_deterministic():
 
 @pytest.mark.slow
 def test_isolated_peak_measurement(tmp_path):
-    from sgquant import rematch
+    from sgquant import packed_memory
     spec = {"num_nodes": 3000, "num_edges": 30000, "num_features": 1000, "num_classes": 5}
-    df = rematch.peak_memory_table(spec, "gcn", 2, chunk_sizes=(128,),
-                                   modes=("fp32", "packed"), profile="quick", isolate=True,
-                                   results=str(tmp_path))
+    df = packed_memory.peak_memory_table(spec, "gcn", 2, chunk_sizes=(128,),
+                                         modes=("fp32", "packed"), profile="quick",
+                                         isolate=True, results=str(tmp_path))
     assert df["total_bytes"].notna().all()
     assert df.loc[1, "total_bytes"] < df.loc[0, "total_bytes"]
     assert math.isclose(df.loc[0, "input_bytes"], 4 * 3000 * 1000)

@@ -1,20 +1,13 @@
 """Chapter 3 (Table III): the memory each method's chosen assignment saves, at what accuracy.
 
-For each (dataset, model) and each method variant (:mod:`sgquant.variants`: the
-paper's SGQuant, our SGQuant+), ``search_seeds`` cost-model searches
-(:func:`sgquant.search.cost_model_search`) choose a configuration on validation. All
-of them search on one FP32 model (``search_fp32_seed``, not one of the evaluation
-seeds), so they share its measurements; each choice is then fine-tuned (the
-variant's final fine-tune) from the FP32 model of every evaluation seed, and its test
-accuracy is reported once, beside the FP32 model's and the paper's.
-
-The converse question, what the paper's saving itself costs under this protocol, is
-:mod:`sgquant.chapters.at_paper`'s.
+The runs and Table III's rows are :mod:`sgquant.chapters.table3`'s (its protocol); this
+module adds the coded storage of each choice (:func:`add_coded_storage`), the reading
+and the ``Chapter`` the notebook drives. The converse question, what the paper's saving
+itself costs under this protocol, is :mod:`sgquant.chapters.at_paper`'s.
 """
 from __future__ import annotations
 
 import dataclasses
-from concurrent.futures import Executor
 from functools import cached_property
 from typing import Any, Optional, Sequence
 
@@ -22,209 +15,16 @@ import numpy as np
 import pandas as pd
 
 from ..bits import BitAssignment
-from ..data import available_datasets
-from ..paper import paper_table
 from ..plots import (MODEL_LABELS, format_at_paper, format_overall, plot_overall_saving,
                      table)
 from ..profiles import Profile, get_profile
 from ..quantize import QuantOptions
-from ..variants import Variant, get_variant
-from .at_paper import (AT_PAPER_FIELDS, at_paper_cost, at_paper_info, at_paper_runs,
-                       at_paper_summary, at_paper_table, paper_table3_saving)
-from .choice import SEARCH_FP32_SEED, search_choice
-from .common import (NOT_AVAILABLE, NOT_IN_PROFILE, SearchChapter, dataset_available,
-                     final_finetune_jobs, markdown,
-                     mean_std, measurement_pool, percent, pretrain, resolve_datasets,
-                     resolve_models, resolve_seeds, run_jobs)
+from ..variants import get_variant
+from .at_paper import at_paper_cost, at_paper_runs, at_paper_summary, at_paper_table
+from .common import SearchChapter, markdown, measurement_pool, run_jobs
+from .table3 import DEFAULT_VARIANTS, overall_runs, overall_table
 
-__all__ = ["SEARCH_FP32_SEED", "DEFAULT_VARIANTS", "search_choice", "overall_runs",
-           "overall_table",
-           "coded_storage_job", "add_coded_storage", "reading_overall", "Chapter"]
-
-#: The methods Table III compares.
-DEFAULT_VARIANTS = ("sgquant", "sgquant+")
-
-
-def _check_search_seeds(search_seed: int, search_seeds: Optional[int], prof: Profile,
-                        fp32_seed: int, seed_list: list[int]) -> list[int]:
-    from ..checks import check_int, check_optional_int
-
-    first = check_int(search_seed, "search_seed", minimum=0)
-    n = check_optional_int(search_seeds, "search_seeds", minimum=1)
-    check_int(fp32_seed, "search_fp32_seed", minimum=0)
-    if fp32_seed in seed_list:
-        raise ValueError(f"search_fp32_seed {fp32_seed} is one of the evaluation seeds "
-                         f"{seed_list}: the searches need an FP32 model of their own")
-    return prof.search_seed_list(first) if n is None else list(range(first, first + n))
-
-
-def overall_runs(dataset: "str | Sequence[str] | None" = None,
-                 model: "str | Sequence[str] | None" = None,
-                 profile: "str | Profile" = "default",
-                 seeds: "int | Sequence[int] | None" = None, *, tolerance: float = 0.5,
-                 search_seed: int = 0, search_seeds: Optional[int] = None,
-                 search_fp32_seed: int = SEARCH_FP32_SEED,
-                 variants: Sequence["str | Variant"] = DEFAULT_VARIANTS,
-                 workers: Optional[int] = None, include_missing: bool = True,
-                 progress: bool = False) -> pd.DataFrame:
-    """Table III, one row per (dataset, model, variant, search seed, evaluation seed).
-
-    Per (dataset, model) and variant, the searches of seeds ``search_seed ..
-    search_seed + search_seeds - 1`` (default: the profile's ``search_seeds``) run on
-    the FP32 model of ``search_fp32_seed`` and choose the largest saving within
-    ``tolerance`` points of FP32 *validation* accuracy (confirmed as the variant
-    says); every choice is then fine-tuned from the FP32 model of every evaluation
-    seed (``seeds``) with the variant's final fine-tune, and its test accuracy at the
-    best-validation epoch (ours) and best test accuracy over epochs (the authors'
-    protocol) are recorded beside the FP32 model's. A dataset whose data is
-    unavailable gets rows with ``status`` :data:`~sgquant.chapters.common.NOT_AVAILABLE`;
-    with ``include_missing``, the paper's other pairs get one row saying why.
-    """
-    prof = get_profile(profile)
-    names = resolve_datasets(dataset, prof)
-    models = resolve_models(model, prof)
-    seed_list = resolve_seeds(seeds, prof)
-    search_list = _check_search_seeds(search_seed, search_seeds, prof, search_fp32_seed,
-                                      seed_list)
-    chosen_variants = [get_variant(v) for v in variants]
-    confirm_fp32 = sorted({s for v in chosen_variants
-                           for s in v.confirmation.fp32_seeds(search_fp32_seed)})
-    if set(confirm_fp32) & set(seed_list):
-        raise ValueError(f"the confirmation's other FP32 model(s) {confirm_fp32} (after "
-                         f"search_fp32_seed {search_fp32_seed}) include evaluation seeds "
-                         f"{seed_list}: choose another search_fp32_seed")
-    present = [d for d in names if dataset_available(d)]
-    rows: list[dict] = []
-    with measurement_pool(prof, workers) as pool:
-        fp32 = pretrain(pool, [(d, m, s) for d in present for m in models
-                               for s in [*seed_list, search_fp32_seed, *confirm_fp32]], prof)
-        for name in names:
-            if name not in present:
-                rows += [{"dataset": name, "model": m, "status": NOT_AVAILABLE} for m in models]
-                continue
-            for m in models:
-                rows += _pair_runs(name, m, prof, seed_list, search_list, search_fp32_seed,
-                                   chosen_variants, tolerance, pool,
-                                   fp32[(name, m, search_fp32_seed)]["num_layers"], progress)
-    if include_missing:
-        done = {(r["dataset"], r["model"]) for r in rows}
-        files = set(available_datasets())
-        for r in paper_table("table3_overall").itertuples():
-            if (r.dataset, r.model) not in done:
-                status = NOT_AVAILABLE if r.dataset not in files else NOT_IN_PROFILE
-                rows.append({"dataset": r.dataset, "model": r.model, "status": status})
-    return pd.DataFrame(rows)
-
-
-def _pair_runs(name: str, m: str, prof: Profile, seed_list: list[int], search_list: list[int],
-               fp32_seed: int, variants: list[Variant], tolerance: float, pool: Executor,
-               num_layers: int, progress: bool) -> list[dict]:
-    """The searches of (``name``, ``m``) for every variant and search seed, then each
-    choice fine-tuned from every evaluation seed."""
-    from ..search import cost_model_search
-
-    target = paper_table3_saving(name, m)
-    jobs = []
-    for v in variants:
-        for s in search_list:
-            result = cost_model_search(name, m, tolerance=tolerance, seed=s, fp32_seed=fp32_seed,
-                                       profile=prof, executor=pool, progress=progress,
-                                       variant=v)
-            chosen = result.chosen or BitAssignment.fp32(num_layers)
-            feasible = result.records.loc[result.records["feasible"], "saving"]
-            info = {"variant": v.name, "variant_label": v.label, "search_seed": s,
-                    "chosen": str(chosen), "chosen_json": chosen.to_json(),
-                    "found": result.chosen is not None,
-                    "search_val": percent(result.chosen_val_acc_mean)
-                    if result.chosen is not None else np.nan,
-                    "search_top_saving": float(feasible.max()) if len(feasible) else np.nan,
-                    "search_measurements": result.num_measured,
-                    "search_confirmations": result.num_confirmations,
-                    "search_seconds": result.wall_seconds,
-                    **at_paper_info(result, target)}
-            jobs += final_finetune_jobs(info, name, m, seed_list, prof, chosen, v)
-    return [{"dataset": name, "model": m, "status": "run", "seed": rec["seed"],
-             **{k: rec[k] for k in ("variant", "variant_label", "search_seed", "chosen",
-                                    "chosen_json", "found", "search_val",
-                                    "search_top_saving", "search_measurements",
-                                    "search_confirmations", "search_seconds",
-                                    *AT_PAPER_FIELDS)},
-             "fp32_val": percent(rec["fp32_val_acc"]), "fp32_test": percent(rec["fp32_test_acc"]),
-             "fp32_best_test": percent(rec["fp32_best_test_acc"]),
-             "val": percent(rec["val_acc"]), "test": percent(rec["test_acc"]),
-             "best_test": percent(rec["best_test_acc"]),
-             "average_bits": rec["average_bits"], "fp32_memory_mb": rec["fp32_memory_mb"],
-             "memory_mb": rec["memory_mb"], "saving": rec["saving"],
-             "paper_saving": rec["paper_saving"], "weight_mb": rec["weight_mb"],
-             "final_epochs": rec["finetune"]["epochs"] or prof.finetune_epochs}
-            for rec in run_jobs(jobs, pool)]
-
-
-def _aggregate(ran: pd.DataFrame, tolerance: float) -> dict:
-    """One (dataset, model, variant): means over evaluation seeds per search seed, then
-    mean and std across search seeds (the stability of the choice)."""
-    if "search_top_saving" not in ran:  # runs put together without it (by hand)
-        ran = ran.assign(search_top_saving=np.nan)
-    per = ran.assign(acc_drop=ran["fp32_test"] - ran["test"]).groupby("search_seed").agg(
-        test=("test", "mean"), acc_drop=("acc_drop", "mean"), best_test=("best_test", "mean"),
-        saving=("saving", "first"), formula_saving=("paper_saving", "first"),
-        average_bits=("average_bits", "first"), memory_mb=("memory_mb", "first"),
-        found=("found", "first"), chosen=("chosen", "first"),
-        search_top_saving=("search_top_saving", "first"), val=("val", "mean"),
-        fp32_val=("fp32_val", "mean"))
-    row: dict[str, Any] = {"status": "run", "seeds": int(ran["seed"].nunique()),
-                           "searches": len(per)}
-    fp32 = ran.drop_duplicates("seed")  # one FP32 model per evaluation seed
-    for col in ("fp32_test", "fp32_best_test", "fp32_val"):
-        row[col], row[f"{col}_std"] = mean_std(fp32[col])
-    row["val"], row["val_std"] = mean_std(ran["val"])
-    for col in ("test", "acc_drop", "best_test", "saving", "formula_saving", "average_bits",
-                "memory_mb"):
-        row[col], row[f"{col}_std"] = mean_std(per[col])
-    row["over_tolerance"] = int((per["acc_drop"] > tolerance + 1e-9).sum())
-    row["found"] = int(per["found"].astype(bool).sum())
-    row["search_top_saving"] = float(per["search_top_saving"].mean())
-    row["chosen"] = " | ".join(dict.fromkeys(per["chosen"]))
-    # each search's choice: (saving, test drop, validation drop), means over evaluation seeds
-    row["search_choices"] = [(float(r.saving), float(r.acc_drop), float(r.fp32_val - r.val))
-                             for r in per.itertuples()]
-    row["fp32_memory_mb"] = float(ran["fp32_memory_mb"].iloc[0])
-    row["final_epochs"] = int(ran["final_epochs"].iloc[0])
-    return row
-
-
-def overall_table(runs: pd.DataFrame, tolerance: float = 0.5) -> pd.DataFrame:
-    """Table III: one row per (dataset, model, variant) run (:func:`_aggregate`), beside
-    the paper's numbers, in the paper's row order; pairs the paper does not have (another
-    dataset) follow with its columns empty, pairs not run keep their ``status``.
-    ``acc_drop`` is FP32 test minus the variant's test (points), ``over_tolerance`` the
-    searches whose drop exceeds ``tolerance``."""
-    paper = paper_table("table3_overall")
-    runs = runs.reindex(columns=list(dict.fromkeys([*runs.columns, "dataset", "model", "status",
-                                                    "variant"])))
-    ran_all = runs[runs["status"] == "run"]
-    order = [(p.dataset, p.model) for p in paper.itertuples()]
-    order += [k for k in dict.fromkeys(zip(runs["dataset"], runs["model"])) if k not in order]
-    by_pair = {(p.dataset, p.model): p for p in paper.itertuples()}
-    rows = []
-    for d, m in order:
-        p = by_pair.get((d, m))
-        base: dict[str, Any] = {"dataset": d, "model": m}
-        if p is not None:
-            base.update(paper_fp32_acc=p.fp32_accuracy, paper_acc=p.sgquant_accuracy,
-                        paper_acc_drop=p.fp32_accuracy - p.sgquant_accuracy,
-                        paper_average_bits=p.sgquant_average_bits,
-                        paper_fp32_mb=p.fp32_memory_mb, paper_mb=p.sgquant_memory_mb,
-                        paper_saving=p.saving)
-        ran = ran_all[(ran_all["dataset"] == d) & (ran_all["model"] == m)]
-        if not len(ran):
-            sel = runs[(runs["dataset"] == d) & (runs["model"] == m)]
-            rows.append({**base, "status": sel["status"].iloc[0] if len(sel) else NOT_IN_PROFILE})
-            continue
-        for v, sub in ran.groupby("variant", sort=False):
-            rows.append({**base, "variant": v, "variant_label": sub["variant_label"].iloc[0],
-                         **_aggregate(sub, tolerance)})
-    return pd.DataFrame(rows)
+__all__ = ["coded_storage_job", "add_coded_storage", "reading_overall", "Chapter"]
 
 
 def coded_storage_job(dataset: str, model: str, seed: int, profile: Profile,
@@ -237,7 +37,7 @@ def coded_storage_job(dataset: str, model: str, seed: int, profile: Profile,
     from ..cache import ResultCache
     from ..data import canonical_name
     from ..measure import fp32_key, prepare, single_thread
-    from .below_one_bit import storage_baselines, storage_totals
+    from ..packed.baselines import storage_baselines, storage_totals
 
     prof = get_profile(profile)
     assignment = BitAssignment.from_json(assignment_json)
@@ -273,7 +73,7 @@ def add_coded_storage(table3: pd.DataFrame, runs: pd.DataFrame,
     """``table3`` with ``coded_saving`` and ``coded_bits``: the feature memory of each
     (dataset, model, method)'s choice (its first search seed's), quantized with the
     method's own quantizer and stored with the lossless code of chapter 7
-    (:func:`sgquant.chapters.below_one_bit.storage_baselines`, on the FP32 weights of the
+    (:func:`sgquant.packed.baselines.storage_baselines`, on the FP32 weights of the
     first evaluation seed; the codes of layer 1's input do not depend on the weights),
     against dense FP32 (a method by its name, :func:`~sgquant.variants.get_variant`). The
     rows run as jobs of the measurement pool (:func:`coded_storage_job`, cached)."""

@@ -7,7 +7,7 @@
   validation, its test accuracy is shown);
 * the published points of the paper, A2Q, Bi-GCN and MixQ-GNN
   (:func:`sgquant.paper.paper_table` ``"peers"``), each labelled with its protocol;
-* :func:`ablation_runs`: chapter 3's protocol (:func:`sgquant.chapters.overall.overall_runs`)
+* :func:`ablation_runs`: chapter 3's protocol (:func:`sgquant.chapters.table3.overall_runs`)
   for every step of :data:`sgquant.variants.ABLATION`, from the paper's method to SGQuant+.
 """
 from __future__ import annotations
@@ -26,10 +26,10 @@ from ..measure import measure_job
 from ..paper import paper_table
 from ..plots import MODEL_LABELS, plain_log_axis, table
 from ..profiles import Profile, get_profile
+from ..search.choice import SEARCH_FP32_SEED
 from ..variants import ABLATION, get_variant
-from .choice import SEARCH_FP32_SEED
 from .common import SearchChapter, markdown, measurement_pool, percent
-from .overall import DEFAULT_VARIANTS, overall_runs, overall_table
+from .table3 import DEFAULT_VARIANTS, overall_runs, overall_table
 
 __all__ = ["PEER_PAIRS", "ABLATION_PAIRS", "front_runs", "pareto_fronts", "peer_points",
            "plot_fronts", "ablation_runs", "ablation_table", "best_within_bits", "reading_peers",
@@ -143,7 +143,7 @@ def plot_fronts(fronts: pd.DataFrame, peers: pd.DataFrame) -> plt.Figure:
 def ablation_runs(pairs: Sequence[tuple[str, str]] = ABLATION_PAIRS,
                   profile: "str | Profile" = "default",
                   seeds: "int | Sequence[int] | None" = None, **kwargs: Any) -> pd.DataFrame:
-    """Chapter 3's protocol (:func:`sgquant.chapters.overall.overall_runs`) for every step of
+    """Chapter 3's protocol (:func:`sgquant.chapters.table3.overall_runs`) for every step of
     :data:`sgquant.variants.ABLATION` on ``pairs``; the paper's method and SGQuant+ come
     from chapter 3's cache."""
     prof = get_profile(profile)
@@ -153,7 +153,7 @@ def ablation_runs(pairs: Sequence[tuple[str, str]] = ABLATION_PAIRS,
 
 
 def ablation_table(runs: pd.DataFrame, tolerance: float = 0.5) -> pd.DataFrame:
-    """:func:`sgquant.chapters.overall.overall_table` of :func:`ablation_runs`, one row per
+    """:func:`sgquant.chapters.table3.overall_table` of :func:`ablation_runs`, one row per
     (pair, step), in the order of :data:`sgquant.variants.ABLATION`."""
     t = overall_table(runs, tolerance)
     t = t[t["status"] == "run"].copy()

@@ -1,7 +1,7 @@
 """Chapter 6 (beyond the paper): what does rematching really cost?
 
 The packed bytes against the analytic count and the peak memory of an inference
-pass (:mod:`sgquant.chapters.packed_inference`), and two quantizer choices the
+pass (:mod:`sgquant.packed_memory`), and two quantizer choices the
 paper does not explore: floor against round-to-nearest, the full min/max range
 against a clipped one (:func:`rounding_table`).
 """
@@ -23,11 +23,11 @@ from ..data import canonical_name
 from ..measure import measure, prepare
 from ..memory import MB
 from ..models import QuantGNN, QuantOptions
+from ..packed_memory import packed_vs_analytic, peak_memory_table
 from ..plots import format_rounding, plot_peak_memory, plot_rounding, table
 from ..profiles import Profile, get_profile
 from ..quantize import FP32_BITS
 from .common import SingleDatasetChapter, markdown, mean_std, resolve_models, resolve_seeds
-from .packed_inference import packed_vs_analytic, peak_memory_table
 
 __all__ = ["ROUNDING_OPTIONS", "TARGETS", "reconstruction_error", "rounding_table",
            "rematching_tables", "rounding_summary", "reading_rematching", "Chapter"]
@@ -170,10 +170,10 @@ def rematching_tables(dataset: str = "Cora", model: str = "gcn",
                       peak_bits: int = 4, clip_percentile: float = 99.0) -> dict:
     """Chapter 6's measurements:
 
-    * ``bytes``: :func:`~sgquant.chapters.packed_inference.packed_vs_analytic`, the
+    * ``bytes``: :func:`~sgquant.packed_memory.packed_vs_analytic`, the
       packed tensors' real bytes against the analytic count, uniform ``bits`` (the
       first of ``seeds``);
-    * ``peak``: :func:`~sgquant.chapters.packed_inference.peak_memory_table`, peak
+    * ``peak``: :func:`~sgquant.packed_memory.peak_memory_table`, peak
       memory and time of one inference pass (FP32, fake-quant, chunked FP32, packed at
       each of ``chunk_sizes``) at uniform ``peak_bits``;
     * ``rounding``: :func:`rounding_table`, floor vs nearest and min/max vs clipped

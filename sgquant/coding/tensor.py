@@ -98,11 +98,6 @@ class CodedTensor:
                 + int(self.checksums.nbytes) + GROUP_OVERHEAD_BYTES)
 
     @property
-    def payload_nbytes(self) -> int:
-        """Bytes of the blocks' payloads alone."""
-        return int(self.data.size)
-
-    @property
     def plan(self) -> Plan:
         """The group header, checked against its CRC32 and parsed (once per header)."""
         if self._plan is None or self._plan[0] is not self.meta:
@@ -153,11 +148,6 @@ class CodedTensor:
                              f"({exc})") from None
         self._cache = (i, codes)
         return codes
-
-    def verify(self) -> None:
-        """Decode every block (``ValueError`` naming the group if one is corrupted)."""
-        for i in range(self.num_blocks):
-            self.block(i)
 
     def values_table(self) -> np.ndarray:
         r"""The :math:`2^b` rematched values :math:`s \cdot q + \min` (float32)."""

@@ -140,6 +140,16 @@ def _check_where(workers: Optional[int], scheduler: Optional[str],
     return scheduler
 
 
+def _results_folder(results: Optional[str]) -> str:
+    """The results folder, checked and absolute; a warning if it holds records of another
+    results version, which are not reused (:func:`~sgquant.cache.stale_records_notice`)."""
+    results_dir = str(check_results_folder(results, option="results").resolve())
+    notice = stale_records_notice(results_dir)
+    if notice:
+        log.warning("sgquant: %s", notice)
+    return results_dir
+
+
 def _chosen(run: MeasurementRun, top: Optional[dict]
             ) -> tuple[Optional[Any], Optional[float], Optional[float]]:
     """The chosen assignment, its test and best-test accuracy (``None`` s if none)."""
@@ -179,10 +189,7 @@ def _search(method: str, dataset: str, model: str, *, budget: Optional[int], tol
         _reject_cost_model_settings(dict(n_mea=n_mea, n_sample=n_sample, n_iter=n_iter,
                                          strategy=strategy, xgb_params=xgb_params))
         settings = {}
-    results_dir = str(check_results_folder(results, option="results").resolve())
-    notice = stale_records_notice(results_dir)
-    if notice:
-        log.warning("sgquant: %s", notice)
+    results_dir = _results_folder(results)
     start = time.perf_counter()
     owns = executor is None
     # a Dask scheduler is reached (or found unreachable) before any training

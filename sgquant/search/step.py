@@ -9,6 +9,7 @@ generations (:func:`~sgquant.search.candidates.propose_candidates`), and picks t
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
 import numpy as np
@@ -67,29 +68,76 @@ def cost_model_step(space: SearchSpace, features: FeatureCache, measured: np.nda
     fields = set(Strategy.__dataclass_fields__)
     st = check_strategy(strategy).replace(**{k: v for k, v in overrides.items() if k in fields})
     params = _regressor_params(st, {k: v for k, v in overrides.items() if k not in fields})
-    clock = time.perf_counter
     t = dict.fromkeys(PHASES, 0.0)
     n_sample = check_int(n_sample, "n_sample", minimum=1)
     n_mea = check_int(n_mea, "n_mea", minimum=1)
     measured = np.asarray(measured, dtype=np.int64).reshape(-1, len(space.fields))
     accuracy = np.asarray(accuracy, dtype=np.float64)
     ok = np.isfinite(accuracy)
-    col = features.saving_column
-    start = clock()
-    X_meas = features.rows(measured[ok]) if ok.any() else np.empty((0, len(features.columns)))
-    model = None
-    if ok.any():
-        model = CostModel(features.columns, seed=seed, monotone=st.monotone,
-                          ensemble=st.ensemble, **params)
-        if fp32_accuracy is None:
-            model.fit(X_meas, accuracy[ok])
-        else:  # FP32 (every field at 32 bits) is a known point: the model's anchor
-            anchor = features.rows(space.fp32_vector()[None, :])
-            model.fit(np.vstack([X_meas, anchor]), np.append(accuracy[ok], fp32_accuracy))
-    t["fit"] += clock() - start
+    start = time.perf_counter()
+    model, X_meas = _fit(space, features, measured[ok], accuracy[ok], st, params, seed,
+                         fp32_accuracy)
+    t["fit"] += time.perf_counter() - start
+    known = _known_points(space, measured, ok, accuracy, X_meas[:, features.saving_column],
+                          threshold, fp32_accuracy)
+    if model is None:  # nothing measured successfully yet: uniform draws, no model
+        start = time.perf_counter()
+        cand, sources = propose_candidates(space, rng, n_mea, known.parents[:0],
+                                           np.vstack(known.excluded))
+        t["generate"] += time.perf_counter() - start
+        if timings is not None:
+            timings.update(t)
+        return {"vectors": cand, "sources": sources.tolist(),
+                "predicted": np.full(len(cand), np.nan)}
+    scored = _scored_candidates(space, features, model, st, known, rng, n_sample, threshold, t)
+    start = time.perf_counter()
+    order = scored.pick(threshold, n_mea, known.best, hedge=st.hedge)
+    t["select"] += time.perf_counter() - start
+    if timings is not None:
+        timings.update(t)
+    return scored.picks(order)
+
+
+def _fit(space: SearchSpace, features: FeatureCache, measured: np.ndarray,
+         accuracy: np.ndarray, st: Strategy, params: dict[str, Any], seed: int,
+         fp32_accuracy: Optional[float]) -> tuple[Optional[CostModel], np.ndarray]:
+    """Step 2: the cost model fitted on the successfully ``measured`` vectors and their
+    ``accuracy`` (and FP32, every field at 32 bits, as a known point when
+    ``fp32_accuracy`` is given), ``None`` if nothing was measured; and their feature
+    rows."""
+    if not len(measured):
+        return None, np.empty((0, len(features.columns)))
+    X_meas = features.rows(measured)
+    model = CostModel(features.columns, seed=seed, monotone=st.monotone,
+                      ensemble=st.ensemble, **params)
+    if fp32_accuracy is None:
+        model.fit(X_meas, accuracy)
+    else:  # FP32 (every field at 32 bits) is a known point: the model's anchor
+        anchor = features.rows(space.fp32_vector()[None, :])
+        model.fit(np.vstack([X_meas, anchor]), np.append(accuracy, fp32_accuracy))
+    return model, X_meas
+
+
+@dataclass
+class _Known:
+    """What is known before any candidate: the ``best`` saving measured within
+    tolerance, the ``parents`` of local moves, the ``anchors`` of the trust region
+    (known to be within tolerance) and the vectors ``excluded`` from the candidates."""
+
+    best: float
+    parents: np.ndarray
+    anchors: np.ndarray
+    excluded: list[np.ndarray]
+
+
+def _known_points(space: SearchSpace, measured: np.ndarray, ok: np.ndarray,
+                  accuracy: np.ndarray, saving: np.ndarray, threshold: float,
+                  fp32_accuracy: Optional[float]) -> _Known:
+    """:class:`_Known` from the ``measured`` vectors (``ok``: measured successfully,
+    ``saving`` of those), with FP32 as a known point when ``fp32_accuracy`` is given."""
     feasible = accuracy[ok] >= threshold - ACCURACY_SLACK
-    best = float(X_meas[feasible, col].max()) if feasible.any() else 0.0
-    parents = elite_rows(measured[ok], accuracy[ok], X_meas[:, col], threshold)
+    best = float(saving[feasible].max()) if feasible.any() else 0.0
+    parents = elite_rows(measured[ok], accuracy[ok], saving, threshold)
     anchors = measured[ok][feasible]
     excluded = [measured]
     if fp32_accuracy is not None:
@@ -97,34 +145,81 @@ def cost_model_step(space: SearchSpace, features: FeatureCache, measured: np.nda
         anchors = np.vstack([anchors, fp32])
         parents = np.vstack([parents, fp32])
         excluded.append(fp32)  # known: never worth a measurement
-    if model is None:  # nothing measured successfully yet: uniform draws, no model
-        start = clock()
-        cand, sources = propose_candidates(space, rng, n_mea, parents[:0], np.vstack(excluded))
-        t["generate"] += clock() - start
-        if timings is not None:
-            timings.update(t)
-        return {"vectors": cand, "sources": sources.tolist(),
-                "predicted": np.full(len(cand), np.nan)}
+    return _Known(best, parents, anchors, excluded)
 
-    def acquire(pred: np.ndarray, spread: np.ndarray) -> dict:
-        if st.acquisition == "ei":
-            return {"spread": spread, "noise": st.noise}
-        return {"upper": pred + st.optimism * spread}
 
-    region = TrustRegion(anchors, st.radius)
-    vecs: list[np.ndarray] = []
-    srcs: list[np.ndarray] = []
-    savings, preds, spreads, masks, gens = [], [], [], [], []
-    breeders = parents
+def _acquisition(st: Strategy, pred: np.ndarray, spread: np.ndarray) -> dict:
+    """The keyword arguments of :func:`select_candidates` for ``st.acquisition``."""
+    if st.acquisition == "ei":
+        return {"spread": spread, "noise": st.noise}
+    return {"upper": pred + st.optimism * spread}
+
+
+@dataclass
+class _Scored:
+    """The candidates scored so far, batch by batch: vectors, how each was made, its
+    generation, saving, predicted accuracy and spread, and whether the trust region
+    allows it."""
+
+    region: TrustRegion
+    strategy: Strategy
+    vectors: list[np.ndarray] = field(default_factory=list)
+    sources: list[np.ndarray] = field(default_factory=list)
+    generations: list[np.ndarray] = field(default_factory=list)
+    savings: list[np.ndarray] = field(default_factory=list)
+    predicted: list[np.ndarray] = field(default_factory=list)
+    spreads: list[np.ndarray] = field(default_factory=list)
+    allowed: list[Optional[np.ndarray]] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return sum(len(v) for v in self.vectors)
+
+    def add(self, generation: int, cand: np.ndarray, sources: np.ndarray, saving: np.ndarray,
+            pred: np.ndarray, spread: np.ndarray) -> None:
+        self.vectors.append(cand)
+        self.sources.append(sources)
+        self.generations.append(np.full(len(cand), generation))
+        self.savings.append(saving)
+        self.predicted.append(pred)
+        self.spreads.append(spread)
+        self.allowed.append(self.region.mask(cand))
+
+    def pick(self, threshold: float, n: int, best: float, hedge: bool) -> np.ndarray:
+        """Rows of the ``n`` candidates to take (:func:`select_candidates`)."""
+        pred, spread = np.concatenate(self.predicted), np.concatenate(self.spreads)
+        return select_candidates(pred, np.concatenate(self.savings), threshold, n, best,
+                                 hedge=hedge, allowed=_joined(self.allowed),
+                                 **_acquisition(self.strategy, pred, spread))
+
+    def picks(self, order: np.ndarray) -> dict:
+        """``{"vectors", "sources", "predicted"}`` of the candidates in ``order``."""
+        cand, predicted = np.vstack(self.vectors), np.concatenate(self.predicted)
+        gen, made = np.concatenate(self.generations)[order], np.concatenate(self.sources)[order]
+        return {"vectors": cand[order],
+                "sources": [str(s) if g == 0 else f"{s} (gen {g})" for s, g in zip(made, gen)],
+                "predicted": predicted[order]}
+
+
+def _scored_candidates(space: SearchSpace, features: FeatureCache, model: CostModel,
+                       st: Strategy, known: _Known, rng: np.random.Generator, n_sample: int,
+                       threshold: float, t: dict[str, float]) -> _Scored:
+    """Steps 3-4 in ``st.generations`` batches of ``n_sample`` candidates in all: the
+    first from uniform draws and local moves around ``known.parents``, each later one
+    bred from the parents and the best five candidates scored so far; every batch
+    scored by ``model``. ``t`` receives the seconds of each phase."""
+    clock = time.perf_counter
+    scored = _Scored(TrustRegion(known.anchors, st.radius), st)
+    breeders = known.parents
     per_gen = -(-n_sample // st.generations)
     for g in range(st.generations):
-        size = min(per_gen, n_sample - sum(len(v) for v in vecs))
+        size = min(per_gen, n_sample - scored.count)
         if size <= 0:
             break
         start = clock()
-        cand, sources = propose_candidates(space, rng, size, breeders, np.vstack(excluded),
+        cand, sources = propose_candidates(space, rng, size, breeders, np.vstack(known.excluded),
                                            local_share=st.local_share if g == 0 else 1.0)
-        excluded.append(cand)
+        known.excluded.append(cand)
         t["generate"] += clock() - start
         if not len(cand):
             break
@@ -135,31 +230,12 @@ def cost_model_step(space: SearchSpace, features: FeatureCache, measured: np.nda
         pred, spread = model.predict_spread(X)
         t["predict"] += clock() - start
         start = clock()
-        vecs.append(cand)
-        srcs.append(sources)
-        gens.append(np.full(len(cand), g))
-        savings.append(X[:, col]), preds.append(pred), spreads.append(spread)
-        masks.append(region.mask(cand))
+        scored.add(g, cand, sources, X[:, features.saving_column], pred, spread)
         if g + 1 < st.generations:  # parents of the next batch: the best candidates so far
-            pool_pred, pool_spread = np.concatenate(preds), np.concatenate(spreads)
-            top = select_candidates(pool_pred, np.concatenate(savings), threshold, 5, best,
-                                    hedge=False, allowed=_joined(masks),
-                                    **acquire(pool_pred, pool_spread))
-            chosen = np.vstack(vecs)[top]
-            breeders = np.vstack([parents, chosen]) if len(parents) else chosen
+            chosen = np.vstack(scored.vectors)[scored.pick(threshold, 5, known.best, False)]
+            breeders = np.vstack([known.parents, chosen]) if len(known.parents) else chosen
         t["select"] += clock() - start
-    cand, predicted = np.vstack(vecs), np.concatenate(preds)
-    start = clock()
-    order = select_candidates(predicted, np.concatenate(savings), threshold, n_mea, best,
-                              hedge=st.hedge, allowed=_joined(masks),
-                              **acquire(predicted, np.concatenate(spreads)))
-    t["select"] += clock() - start
-    if timings is not None:
-        timings.update(t)
-    gen, made = np.concatenate(gens)[order], np.concatenate(srcs)[order]
-    return {"vectors": cand[order],
-            "sources": [str(s) if g == 0 else f"{s} (gen {g})" for s, g in zip(made, gen)],
-            "predicted": predicted[order]}
+    return scored
 
 
 def _joined(masks: list) -> Optional[np.ndarray]:

@@ -1,5 +1,5 @@
-r"""Chapter 6's measurements of packed inference: what storing features bit-packed
-and rematching them (dequantizing before each multiply) cost in memory.
+r"""The memory packed inference takes, measured: what storing features bit-packed and
+rematching them (dequantizing before each multiply) cost.
 
 The paper counts bits (:func:`sgquant.memory.feature_memory`) but never stores
 features in fewer bytes, and leaves open how much memory rematching costs at run
@@ -9,11 +9,13 @@ time. Each function returns a tidy :class:`pandas.DataFrame`:
   :class:`~sgquant.packed.PackedRunner` (sum of ``nbytes``) against the analytic
   figure, and the agreement of packed with fake-quant predictions;
 * :func:`peak_memory_table`: measured peak memory (and time) of one inference pass,
-  FP32 against fake-quant against packed at several chunk sizes.
+  FP32 against fake-quant against packed at several chunk sizes (one pass:
+  :func:`peak_job`, for :func:`sgquant.memory.run_isolated`).
 
 Real datasets go through :func:`sgquant.measure.prepare` (FP32 weights trained once
 and cached); the ``*-synthetic`` names of :data:`SYNTHETIC` are size-alike random
 graphs (:func:`synthetic_graph`) with untrained, seeded weights, for memory only.
+Chapter 6 (:mod:`sgquant.chapters.rematching`) and ``benchmarks/`` report them.
 """
 from __future__ import annotations
 
@@ -28,17 +30,17 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from ..bits import BitAssignment, as_assignment
-from ..checks import check_choice
-from ..degree import DegreeBuckets, degree_buckets
-from ..measure import build_for, prepare, single_thread
-from ..device import resolve_device
-from ..memory import (average_bits, cuda_peak, feature_layout, feature_memory, measure_pass,
+from .bits import BitAssignment, as_assignment
+from .checks import check_choice
+from .degree import DegreeBuckets, degree_buckets
+from .measure import build_for, prepare, single_thread
+from .device import resolve_device
+from .memory import (average_bits, cuda_peak, feature_layout, feature_memory, measure_pass,
                       run_isolated)
-from ..models import QuantGNN, QuantOptions
-from ..packed import DEFAULT_CHUNK_SIZE, PackedRunner, check_chunk_size
-from ..profiles import Profile, get_profile
-from ..synthetic import SYNTHETIC, synthetic_graph
+from .models import QuantGNN, QuantOptions
+from .packed import DEFAULT_CHUNK_SIZE, PackedRunner, check_chunk_size
+from .profiles import Profile, get_profile
+from .synthetic import SYNTHETIC, synthetic_graph
 
 __all__ = ["MODES", "packed_vs_analytic",
            "peak_memory_table", "peak_job"]
@@ -227,7 +229,7 @@ def _prepare_mode(net: QuantGNN, data: Data, buckets: Optional[DegreeBuckets], m
         data.x = None  # the features are held packed only
     ei = data.edge_index
     if sampled is not None:
-        from ..packed import sampled_packed_forward
+        from .packed import sampled_packed_forward
 
         def run() -> Tensor:
             return sampled_packed_forward(
@@ -245,8 +247,8 @@ def _prepare_mode(net: QuantGNN, data: Data, buckets: Optional[DegreeBuckets], m
 def _drop_caches() -> None:
     """Forget the in-process caches of datasets and FP32 setups (their float32 copies
     of the features would otherwise stay resident)."""
-    from .. import measure
-    from ..data import clear_dataset_cache
+    from . import measure
+    from .data import clear_dataset_cache
 
     clear_dataset_cache()
     # measure.clear_setup_cache is the public way (search and measurement layer);
@@ -273,7 +275,7 @@ def peak_job(dataset: Any, model: str, mode: str, assignment: dict, *, chunk_siz
     def warmup() -> None:
         spec = _synthetic_spec(dataset)
         if spec is None:
-            from ..data import load_dataset
+            from .data import load_dataset
             nf = load_dataset(dataset, data_root).num_features
             classes = 2
             _drop_caches()
@@ -362,35 +364,16 @@ def peak_memory_table(dataset: Any = "Cora", model: str = "gcn",
     and tracemalloc peaks.
     """
     prof = get_profile(profile)
-    for m in modes:
-        check_choice(m, "mode", MODES)
-    chunks = sorted({check_chunk_size(c) for c in chunk_sizes})
-    if not chunks:
-        raise ValueError("chunk_sizes needs at least one chunk size, got []")
-    if edge_chunk_size is not None:
-        check_chunk_size(edge_chunk_size, "edge_chunk_size")
+    chunks = _check_peak_options(modes, chunk_sizes, edge_chunk_size)
     isolate = prof.name != "quick" if isolate is None else bool(isolate)
     case = _case(dataset, model, seed, prof, results, data_root)  # trains/caches FP32 once
     L = case.model.num_layers
-    if assignment is None:
-        asg = BitAssignment.uniform(4, L)
-    elif isinstance(assignment, int) and not isinstance(assignment, bool):
-        asg = BitAssignment.uniform(assignment, L)
-    else:
-        asg = as_assignment(assignment)
+    asg = _peak_assignment(assignment, L)
     asg.check_shape(L, case.buckets.num_buckets)
     opts = options or QuantOptions()
     widest = max(spec.in_dim for spec in case.model.layer_specs)
-    plan: list[tuple[str, int]] = []
-    for mode in modes:
-        if mode == "packed":
-            plan += [(mode, c) for c in chunks]
-        elif mode == "chunked_fp32":
-            plan.append((mode, chunks[-1]))
-        else:
-            plan.append((mode, 0))
     rows = []
-    for mode, chunk in plan:
+    for mode, chunk in _peak_plan(modes, chunks):
         cs = max(chunk, 1)
         if isolate:
             kwargs = {"dataset": dataset, "model": model, "mode": mode,
@@ -405,20 +388,8 @@ def peak_memory_table(dataset: Any = "Cora", model: str = "gcn",
             with single_thread() if threads == 1 else contextlib.nullcontext():
                 rec = _in_process(dataset, model, mode, asg, opts, cs, edge_chunk_size, case,
                                   allocators)
-        rec = {k: v for k, v in rec.items() if k not in ("rss_base", "rss_ready", "rss_peak")}
-        if rec.get("cuda_peak_bytes") is not None:  # a pass on a GPU: the allocator's peak
-            rec["pass_peak_bytes"] = rec["cuda_peak_bytes"]
-        rec["chunk_size"] = chunk if chunk else None
-        if chunk == 0:
-            rec["edge_chunk_size"] = None
-        rec["rematch_chunk_bytes"] = (min(chunk, case.data.num_nodes) * widest * 4
-                                      if chunk else None)
-        rows.append(rec)
-    df = pd.DataFrame(rows)
-    df["inference_bytes"] = df["input_bytes"] + df["pass_peak_bytes"]
-    for mode, column in (("fp32", "ratio_vs_fp32"), ("chunked_fp32", "ratio_vs_chunked_fp32")):
-        base = df.loc[df["mode"] == mode, "inference_bytes"]
-        df[column] = (float(base.iloc[0]) / df["inference_bytes"]) if len(base) else math.nan
+        rows.append(_peak_row(rec, chunk, case.data.num_nodes, widest))
+    df = _with_ratios(pd.DataFrame(rows))
     df.insert(0, "dataset", case.dataset)
     df.insert(1, "model", str(model).lower())
     df.insert(2, "assignment", str(asg))
@@ -428,4 +399,66 @@ def peak_memory_table(dataset: Any = "Cora", model: str = "gcn",
     df["isolated"] = isolate
     df["threads"] = threads
     df["trained"] = case.trained
+    return df
+
+
+def _check_peak_options(modes: Sequence[str], chunk_sizes: Sequence[int],
+                        edge_chunk_size: Optional[int]) -> list[int]:
+    """Check the modes and chunk sizes of :func:`peak_memory_table` before any work;
+    the distinct chunk sizes, ascending."""
+    for m in modes:
+        check_choice(m, "mode", MODES)
+    chunks = sorted({check_chunk_size(c) for c in chunk_sizes})
+    if not chunks:
+        raise ValueError("chunk_sizes needs at least one chunk size, got []")
+    if edge_chunk_size is not None:
+        check_chunk_size(edge_chunk_size, "edge_chunk_size")
+    return chunks
+
+
+def _peak_assignment(assignment: Union[BitAssignment, dict, str, int, None],
+                     num_layers: int) -> BitAssignment:
+    """``assignment`` of :func:`peak_memory_table`: uniform 4 bits by default, an ``int``
+    uniform at that width."""
+    if assignment is None:
+        return BitAssignment.uniform(4, num_layers)
+    if isinstance(assignment, int) and not isinstance(assignment, bool):
+        return BitAssignment.uniform(assignment, num_layers)
+    return as_assignment(assignment)
+
+
+def _peak_plan(modes: Sequence[str], chunks: list[int]) -> list[tuple[str, int]]:
+    """``(mode, chunk size)`` of every pass: ``packed`` at each chunk size,
+    ``chunked_fp32`` at the largest, the PyG modes unchunked (0)."""
+    plan: list[tuple[str, int]] = []
+    for mode in modes:
+        if mode == "packed":
+            plan += [(mode, c) for c in chunks]
+        elif mode == "chunked_fp32":
+            plan.append((mode, chunks[-1]))
+        else:
+            plan.append((mode, 0))
+    return plan
+
+
+def _peak_row(rec: dict, chunk: int, num_nodes: int, widest: int) -> dict:
+    """One pass's record as a row of :func:`peak_memory_table` (``chunk`` 0: unchunked;
+    ``widest``: the widest layer input, whose float32 rows make the rematch buffer)."""
+    rec = {k: v for k, v in rec.items() if k not in ("rss_base", "rss_ready", "rss_peak")}
+    if rec.get("cuda_peak_bytes") is not None:  # a pass on a GPU: the allocator's peak
+        rec["pass_peak_bytes"] = rec["cuda_peak_bytes"]
+    rec["chunk_size"] = chunk if chunk else None
+    if chunk == 0:
+        rec["edge_chunk_size"] = None
+    rec["rematch_chunk_bytes"] = min(chunk, num_nodes) * widest * 4 if chunk else None
+    return rec
+
+
+def _with_ratios(df: pd.DataFrame) -> pd.DataFrame:
+    """``inference_bytes = input_bytes + pass_peak_bytes`` and its ratios to the
+    ``fp32`` and ``chunked_fp32`` passes (NaN without that pass)."""
+    df["inference_bytes"] = df["input_bytes"] + df["pass_peak_bytes"]
+    for mode, column in (("fp32", "ratio_vs_fp32"), ("chunked_fp32", "ratio_vs_chunked_fp32")):
+        base = df.loc[df["mode"] == mode, "inference_bytes"]
+        df[column] = (float(base.iloc[0]) / df["inference_bytes"]) if len(base) else math.nan
     return df
