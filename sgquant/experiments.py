@@ -7,8 +7,8 @@ from __future__ import annotations
 from .chapters.autobit import (AUTOBIT_METHODS, autobit_curves, autobit_latency, autobit_runs,
                                autobit_summary, measurement_seconds, reading_autobit)
 from .chapters.common import (NO_FILES, NOT_AVAILABLE, NOT_IN_PROFILE, check_parameters,
-                              default_workers, mean_std, measurement_pool, resolve_datasets,
-                              resolve_models, resolve_seeds, run_info, train_fp32_job)
+                              default_workers, mean_std, measurement_runner, resolve_datasets,
+                              resolve_models, resolve_seeds, run_info)
 from .chapters.granularity import (GRANULARITIES, granularity_comparison, granularity_configs,
                                    granularity_runs, pareto_front, reading_granularity,
                                    sensitivity_claims, sensitivity_configs, sensitivity_runs)
@@ -25,8 +25,8 @@ _layout_from_sizes = layout_from_sizes  # the name tests used before the move
 
 __all__ = [
     "GRANULARITIES", "GRANULARITY_LABELS", "PAPER_CLAIMS", "NOT_AVAILABLE", "NO_FILES",
-    "NOT_IN_PROFILE", "PAPER_DIR", "paper_table", "default_workers", "measurement_pool",
-    "train_fp32_job", "resolve_datasets", "resolve_models", "resolve_seeds", "check_parameters",
+    "NOT_IN_PROFILE", "PAPER_DIR", "paper_table", "default_workers", "measurement_runner",
+    "resolve_datasets", "resolve_models", "resolve_seeds", "check_parameters",
     "memory_breakdown", "architecture_table", "dataset_table",
     "overall_runs", "overall_table",
     "granularity_configs", "granularity_runs", "pareto_front", "granularity_comparison",

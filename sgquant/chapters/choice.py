@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Optional
 
 from ..bits import BitAssignment
-from ..profiles import Profile, get_profile
+from ..profiles import Profile
 from ..variants import Variant
-from .common import measurement_pool
+from .common import measurement_runner, search_settings
 
 __all__ = ["SEARCH_FP32_SEED", "search_choice"]
 
@@ -24,11 +24,10 @@ def search_choice(dataset: str, model: str, profile: "str | Profile" = "default"
     within tolerance. Chapter 7 and ``benchmarks/coding.py`` store this choice."""
     from ..search import cost_model_search
 
-    prof = get_profile(profile)
-    with measurement_pool(prof, workers) as pool:
+    with measurement_runner(profile, workers) as runner:
         result = cost_model_search(dataset, model, tolerance=tolerance, seed=search_seed,
-                                   fp32_seed=SEARCH_FP32_SEED, profile=prof, executor=pool,
-                                   progress=False, variant=variant)
+                                   fp32_seed=SEARCH_FP32_SEED, progress=False, variant=variant,
+                                   **search_settings(runner))
     if result.chosen is not None:
         return result.chosen
     return BitAssignment.fp32(int(result.records["assignment"].map(

@@ -14,7 +14,6 @@ The converse question, what the paper's saving itself costs under this protocol,
 from __future__ import annotations
 
 import dataclasses
-from concurrent.futures import Executor
 from functools import cached_property
 from typing import Any, Optional, Sequence
 
@@ -26,20 +25,21 @@ from ..data import available_datasets
 from ..paper import paper_table
 from ..plots import (MODEL_LABELS, format_at_paper, format_overall, plot_overall_saving,
                      table)
-from ..profiles import Profile, get_profile
-from ..quantize import QuantOptions
+from ..profiles import Profile
+from ..runner import Runner
 from ..variants import Variant, get_variant
 from .at_paper import (AT_PAPER_FIELDS, at_paper_cost, at_paper_info, at_paper_runs,
                        at_paper_summary, at_paper_table, paper_table3_saving)
 from .choice import SEARCH_FP32_SEED, search_choice
-from .common import (NOT_AVAILABLE, NOT_IN_PROFILE, SearchChapter, dataset_available,
-                     final_finetune_jobs, markdown,
-                     mean_std, measurement_pool, percent, pretrain, resolve_datasets,
-                     resolve_models, resolve_seeds, run_jobs)
+from .coded_column import add_coded_storage
+from .common import (NOT_AVAILABLE, NOT_IN_PROFILE, SearchChapter, chapter_settings,
+                     dataset_available,
+                     final_finetune_jobs, markdown, mean_std, measurement_runner, percent,
+                     pretrain, resolve_datasets, resolve_models, resolve_seeds,
+                     run_labelled, search_settings)
 
 __all__ = ["SEARCH_FP32_SEED", "DEFAULT_VARIANTS", "search_choice", "overall_runs",
-           "overall_table",
-           "coded_storage_job", "add_coded_storage", "reading_overall", "Chapter"]
+           "overall_table", "reading_overall", "Chapter"]
 
 #: The methods Table III compares.
 DEFAULT_VARIANTS = ("sgquant", "sgquant+")
@@ -80,7 +80,8 @@ def overall_runs(dataset: "str | Sequence[str] | None" = None,
     unavailable gets rows with ``status`` :data:`~sgquant.chapters.common.NOT_AVAILABLE`;
     with ``include_missing``, the paper's other pairs get one row saying why.
     """
-    prof = get_profile(profile)
+    settings = chapter_settings(profile, workers)
+    prof = settings.profile
     names = resolve_datasets(dataset, prof)
     models = resolve_models(model, prof)
     seed_list = resolve_seeds(seeds, prof)
@@ -95,17 +96,16 @@ def overall_runs(dataset: "str | Sequence[str] | None" = None,
                          f"{seed_list}: choose another search_fp32_seed")
     present = [d for d in names if dataset_available(d)]
     rows: list[dict] = []
-    with measurement_pool(prof, workers) as pool:
-        fp32 = pretrain(pool, [(d, m, s) for d in present for m in models
-                               for s in [*seed_list, search_fp32_seed, *confirm_fp32]], prof)
+    with measurement_runner(settings) as runner:
+        pretrain(runner, [(d, m, s) for d in present for m in models
+                          for s in [*seed_list, search_fp32_seed, *confirm_fp32]])
         for name in names:
             if name not in present:
                 rows += [{"dataset": name, "model": m, "status": NOT_AVAILABLE} for m in models]
                 continue
             for m in models:
-                rows += _pair_runs(name, m, prof, seed_list, search_list, search_fp32_seed,
-                                   chosen_variants, tolerance, pool,
-                                   fp32[(name, m, search_fp32_seed)]["num_layers"], progress)
+                rows += _pair_runs(name, m, runner, seed_list, search_list, search_fp32_seed,
+                                   chosen_variants, tolerance, progress)
     if include_missing:
         done = {(r["dataset"], r["model"]) for r in rows}
         files = set(available_datasets())
@@ -116,20 +116,21 @@ def overall_runs(dataset: "str | Sequence[str] | None" = None,
     return pd.DataFrame(rows)
 
 
-def _pair_runs(name: str, m: str, prof: Profile, seed_list: list[int], search_list: list[int],
-               fp32_seed: int, variants: list[Variant], tolerance: float, pool: Executor,
-               num_layers: int, progress: bool) -> list[dict]:
+def _pair_runs(name: str, m: str, runner: Runner, seed_list: list[int],
+               search_list: list[int], fp32_seed: int, variants: list[Variant],
+               tolerance: float, progress: bool) -> list[dict]:
     """The searches of (``name``, ``m``) for every variant and search seed, then each
     choice fine-tuned from every evaluation seed."""
     from ..search import cost_model_search
 
+    prof = runner.settings.profile
+    num_layers = runner.setup(name, m, fp32_seed).num_layers
     target = paper_table3_saving(name, m)
-    jobs = []
+    labels, jobs = [], []
     for v in variants:
         for s in search_list:
             result = cost_model_search(name, m, tolerance=tolerance, seed=s, fp32_seed=fp32_seed,
-                                       profile=prof, executor=pool, progress=progress,
-                                       variant=v)
+                                       progress=progress, variant=v, **search_settings(runner))
             chosen = result.chosen or BitAssignment.fp32(num_layers)
             feasible = result.records.loc[result.records["feasible"], "saving"]
             info = {"variant": v.name, "variant_label": v.label, "search_seed": s,
@@ -142,7 +143,8 @@ def _pair_runs(name: str, m: str, prof: Profile, seed_list: list[int], search_li
                     "search_confirmations": result.num_confirmations,
                     "search_seconds": result.wall_seconds,
                     **at_paper_info(result, target)}
-            jobs += final_finetune_jobs(info, name, m, seed_list, prof, chosen, v)
+            labels += [{**info, "seed": int(e)} for e in seed_list]
+            jobs += final_finetune_jobs(runner, name, m, seed_list, chosen, v)
     return [{"dataset": name, "model": m, "status": "run", "seed": rec["seed"],
              **{k: rec[k] for k in ("variant", "variant_label", "search_seed", "chosen",
                                     "chosen_json", "found", "search_val",
@@ -157,7 +159,7 @@ def _pair_runs(name: str, m: str, prof: Profile, seed_list: list[int], search_li
              "memory_mb": rec["memory_mb"], "saving": rec["saving"],
              "paper_saving": rec["paper_saving"], "weight_mb": rec["weight_mb"],
              "final_epochs": rec["finetune"]["epochs"] or prof.finetune_epochs}
-            for rec in run_jobs(jobs, pool)]
+            for rec in run_labelled(runner, labels, jobs)]
 
 
 def _aggregate(ran: pd.DataFrame, tolerance: float) -> dict:
@@ -225,79 +227,6 @@ def overall_table(runs: pd.DataFrame, tolerance: float = 0.5) -> pd.DataFrame:
             rows.append({**base, "variant": v, "variant_label": sub["variant_label"].iloc[0],
                          **_aggregate(sub, tolerance)})
     return pd.DataFrame(rows)
-
-
-def coded_storage_job(dataset: str, model: str, seed: int, profile: Profile,
-                      assignment_json: str, results: Optional[str] = None,
-                      options: Optional[QuantOptions] = None) -> dict[str, float]:
-    """Coded saving against dense FP32 and coded bits per element of ``assignment_json``
-    quantized with ``options`` (default the paper's quantizer) on the FP32 model of
-    ``seed`` (one job of :func:`add_coded_storage`; cached in the results folder under
-    ``coded``, so a rebuilt chapter reads it back)."""
-    from ..cache import ResultCache
-    from ..data import canonical_name
-    from ..measure import fp32_key, prepare, single_thread
-    from .below_one_bit import storage_baselines, storage_totals
-
-    prof = get_profile(profile)
-    assignment = BitAssignment.from_json(assignment_json)
-    cache = ResultCache(results)
-    key = {"kind": "coded", "fp32": fp32_key(canonical_name(dataset), str(model).lower(), seed,
-                                             prof),
-           "assignment": assignment.to_dict()}
-    if options is not None and options != QuantOptions():  # the paper's keeps earlier keys
-        key["options"] = options.to_dict()
-
-    def valid(value: Any) -> dict[str, float]:
-        if not (isinstance(value, dict) and set(value) == {"coded_saving", "coded_bits"}
-                and all(isinstance(v, float) and v > 0 for v in value.values())):
-            raise ValueError(f"not a coded-storage record: {value!r}")
-        return value
-
-    hit = cache.get("coded", key, validate=valid)
-    if hit is not None:
-        return hit
-    setup = prepare(dataset, model, seed, prof, results)
-    with single_thread():
-        totals = storage_totals(storage_baselines(setup.fp32_model(), setup.data, assignment,
-                                                  setup.buckets, options=options))
-    value = {"coded_saving": float(totals["coded_saving_vs_fp32"].iloc[0]),
-             "coded_bits": float(totals["coded_bits_per_element"].iloc[0])}
-    cache.put("coded", key, value)
-    return value
-
-
-def add_coded_storage(table3: pd.DataFrame, runs: pd.DataFrame,
-                      profile: "str | Profile" = "default",
-                      workers: Optional[int] = None) -> pd.DataFrame:
-    """``table3`` with ``coded_saving`` and ``coded_bits``: the feature memory of each
-    (dataset, model, method)'s choice (its first search seed's), quantized with the
-    method's own quantizer and stored with the lossless code of chapter 7
-    (:func:`sgquant.chapters.below_one_bit.storage_baselines`, on the FP32 weights of the
-    first evaluation seed; the codes of layer 1's input do not depend on the weights),
-    against dense FP32 (a method by its name, :func:`~sgquant.variants.get_variant`). The
-    rows run as jobs of the measurement pool (:func:`coded_storage_job`, cached)."""
-    prof = get_profile(profile)
-    out = table3.copy()
-    out["coded_saving"], out["coded_bits"] = np.nan, np.nan
-    ran = runs[runs["status"] == "run"]
-    todo = []
-    for i, r in out.iterrows():
-        if r.get("status") != "run":
-            continue
-        sub = ran[(ran["dataset"] == r["dataset"]) & (ran["model"] == r["model"])
-                  & (ran["variant"] == r["variant"])]
-        first = sub.sort_values(["search_seed", "seed"]).iloc[0]
-        todo.append(({"row": i}, (r["dataset"], r["model"], int(first["seed"]), prof,
-                                  str(first["chosen_json"]), None,
-                                  get_variant(r["variant"]).options)))
-    if not todo:
-        return out
-    with measurement_pool(prof, workers) as pool:
-        for rec in run_jobs(todo, pool, coded_storage_job):
-            out.at[rec["row"], "coded_saving"] = rec["coded_saving"]
-            out.at[rec["row"], "coded_bits"] = rec["coded_bits"]
-    return out
 
 
 def _rate(t: pd.DataFrame, variant: str) -> tuple[int, int]:
