@@ -9,8 +9,10 @@ accuracy, average bits, memory, saving, wall time), cached on disk.
 FP32 training without it (what a worker runs: :mod:`sgquant.runner`).
 
 Records read back from the cache are checked against :class:`Measurement` (and
-FP32 models against their architecture): a record of the wrong structure is
-discarded with a warning, measured again and rewritten.
+FP32 models against their architecture, their weights finite): a record of the
+wrong structure is discarded with a warning, measured again and rewritten. Before
+any training, :func:`check_memory` refuses a run whose estimated memory exceeds the
+machine's (:mod:`sgquant.memory.estimate`).
 """
 from __future__ import annotations
 
@@ -32,7 +34,8 @@ from .checks import check_int, check_number
 from .data import canonical_name, dataset_key, load_dataset
 from .degree import DegreeBuckets, degree_buckets
 from .device import resolve_device
-from .memory import FeatureLayout, feature_layout, feature_memory
+from .memory import (FeatureLayout, check_training_fits, feature_layout, feature_memory,
+                     layout_bound)
 from .models import QuantGNN, build_model
 from .profiles import Profile, get_profile
 from .quantize import QuantOptions
@@ -41,8 +44,8 @@ from .train import finetune as finetune_model
 
 __all__ = ["Measurement", "Setup", "prepare", "measure", "train_fp32", "finetune_record",
            "setup_from_state", "clear_setup_cache", "measurement_key", "memory_record",
-           "fp32_key", "build_for", "single_thread", "check_fp32_summary", "check_state",
-           "worker_name"]
+           "fp32_key", "build_for", "check_memory", "single_thread", "check_fp32_summary",
+           "check_state", "worker_name"]
 
 
 @contextlib.contextmanager
@@ -169,7 +172,9 @@ def check_fp32_summary(summary: Any) -> dict:
 
 
 def check_state(state: Any, model: torch.nn.Module) -> dict:
-    """A state dict with exactly ``model``'s entries, shapes and dtypes."""
+    """A state dict with exactly ``model``'s entries, shapes and dtypes, every
+    floating-point value finite (NaN or Inf weights give chance-level logits, so a
+    record holding them is discarded and the model trained again)."""
     if not isinstance(state, Mapping):
         raise ValueError(f"a state dict is needed, got {type(state).__name__}")
     expected = model.state_dict()
@@ -181,6 +186,9 @@ def check_state(state: Any, model: torch.nn.Module) -> dict:
         if not isinstance(t, torch.Tensor) or t.shape != ref.shape or t.dtype != ref.dtype:
             raise ValueError(f"entry {name} is not a {ref.dtype} tensor of shape "
                              f"{tuple(ref.shape)}")
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"entry {name} holds {int(torch.isnan(t).sum()):,} NaN and "
+                             f"{int(torch.isinf(t).sum()):,} Inf value(s) of {t.numel():,}")
     return dict(state)
 
 
@@ -233,6 +241,15 @@ def fp32_key(dataset: str, model: str, seed: int, profile: Profile) -> dict:
             "patience": profile.patience, "version": __version__}
 
 
+def check_memory(data: Data, net: QuantGNN, device: "torch.device | str", what: str) -> None:
+    """Refuse (:class:`~sgquant.memory.InsufficientMemoryError`, naming ``what``) a run
+    whose estimated training memory (:mod:`sgquant.memory.estimate`) exceeds what
+    ``device`` (and its host) has; ``data`` and ``net`` may still be on the CPU."""
+    edges = int(data.edge_index.size(1))
+    check_training_fits(layout_bound(net, data.num_nodes, edges), int(data.y.max()) + 1,
+                        edges, net.name, device, what)
+
+
 def build_for(data: Data, model: str, profile: Profile) -> QuantGNN:
     return build_model(model, data.num_features, int(data.y.max()) + 1,
                        **profile.architecture(model))
@@ -246,9 +263,11 @@ def setup_from_state(dataset: str, model: str, seed: int, profile: Profile,
     builds from the state a driver sends it); ``net``: the model to load them into;
     ``device``: where the data, the model and every fine-tune live."""
     device = resolve_device(device)
-    data = load_dataset(dataset, data_root).to(device)
+    data = load_dataset(dataset, data_root)
+    net = build_for(data, model, profile) if net is None else net
+    check_memory(data, net, device, f"{dataset} with {model}")
+    data, net = data.to(device), net.to(device)
     buckets = degree_buckets(data.edge_index, data.num_nodes, profile.num_buckets)
-    net = (build_for(data, model, profile) if net is None else net).to(device)
     state = {k: v.to(device) for k, v in check_state(state, net).items()}
     net.load_state_dict(state)
     net.set_bits(None)
@@ -279,9 +298,11 @@ def _prepare_cached(dataset: str, model: str, seed: int, profile: Profile,
                     results: Optional[str], data_root: Optional[str], device: str,
                     identity: str) -> Setup:
     dev = torch.device(device)
-    data = load_dataset(dataset, data_root).to(dev)
+    data = load_dataset(dataset, data_root)
     torch.manual_seed(seed)
-    net = build_for(data, model, profile).to(dev)  # weights initialised under the seed
+    net = build_for(data, model, profile)  # weights initialised under the seed
+    check_memory(data, net, dev, f"{dataset} with {model}")
+    data, net = data.to(dev), net.to(dev)
     cache = ResultCache(results)
     key = fp32_key(dataset, model, seed, profile)
     state = cache.get_state("fp32", key, validate=lambda s: check_state(s, net))

@@ -170,11 +170,16 @@ def test_bad_pt_files_name_the_problem(tmp_path: Path, change: Callable, match: 
 
 
 def test_pt_file_that_is_not_a_dict_of_tensors(cora, tmp_path: Path) -> None:
-    msg = _one_line_error(_save(tmp_path, cora), "weights_only")
+    # why it is refused, in plain words, not PyTorch's message cut to "Re-running ..."
+    msg = _one_line_error(_save(tmp_path, cora), "holds objects that are not tensors "
+                                                 "\\(torch_geometric.data.data.Data")
+    assert "loading it would run code stored in the file" in msg
     assert "torch.save(data.to_dict(), path)" in msg  # the fix is named
+    assert "Re-running" not in msg
     _one_line_error(_save(tmp_path, torch.zeros(3)), "holds a Tensor; expected a dict")
     (tmp_path / "junk.pt").write_bytes(b"\x80\x04 not a torch file")
-    _one_line_error(tmp_path / "junk.pt", "could not be read by torch.load")
+    msg = _one_line_error(tmp_path / "junk.pt", "could not be read by torch.load")
+    assert "Unsupported operand" in msg and "Re-running" not in msg  # the reason, not advice
 
 
 def test_missing_folder_or_wrong_suffix(tmp_path: Path) -> None:

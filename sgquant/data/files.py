@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -148,15 +150,27 @@ def _edges(adj: Any, n: int) -> torch.Tensor:
     return to_undirected(remove_self_loops(ei)[0], num_nodes=n)
 
 
+def _load_error(path: Path, exc: Exception) -> ValueError:
+    """Why ``torch.load(weights_only=True)`` refused ``path``, in plain words: objects
+    that only running code could rebuild (the class named), or the unpickler's own
+    reason without PyTorch's advice to load it unsafely."""
+    text = " ".join(str(exc).split())
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if isinstance(exc, pickle.UnpicklingError) and found:
+        return _bad(path, f"holds objects that are not tensors ({found.group(1)}), and "
+                          f"loading it would run code stored in the file, so it is refused; "
+                          f"save a plain dict of tensors instead: "
+                          f"torch.save(data.to_dict(), path)")
+    reason = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
+    detail = f"{type(exc).__name__}: {reason.group(1)}" if reason else one_line(exc)
+    return _bad(path, f"could not be read by torch.load(weights_only=True) ({detail})")
+
+
 def _read_pt(path: Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file
-        hint = ""
-        if "global" in str(exc).lower():
-            hint = "; save a plain dict of tensors instead: torch.save(data.to_dict(), path)"
-        raise _bad(path, f"could not be read by torch.load(weights_only=True) "
-                         f"({one_line(exc)}){hint}") from None
+        raise _load_error(path, exc) from None
     if not isinstance(obj, dict):
         raise _bad(path, f"holds a {type(obj).__name__}; expected a dict of tensors with keys "
                          f"{', '.join(_PT_KEYS)} (optional {', '.join(MASKS)})")

@@ -10,7 +10,7 @@ from torch_geometric.data import Data
 
 from ..checks import check_bool, check_choice, check_int
 from .files import graph_path, read_graph_file
-from .graph import MASKS, check_graph
+from .graph import MASKS, check_graph, check_sets
 from .names import canonical_name
 from .paths import check_data_root
 from .registered import load_registered
@@ -68,8 +68,9 @@ def load_dataset(
     ``"per-class-20-30"``, or None: ``"public"`` when the dataset has masks, else
     the seeded random 60/30/10 split (``split_seed``).
 
-    Graphs are checked at load (shapes, dtypes, edge ids, masks; features with NaN
-    or Inf are refused) and cached per dataset and root in-process; every call
+    Graphs are checked at load (shapes, dtypes, edge ids, labels, masks; features
+    with NaN or Inf, and a split that leaves the training, validation or test set
+    empty, are refused) and cached per dataset and root in-process; every call
     returns a fresh ``clone()``, so callers may modify it freely.
 
     Features are used as given. ``normalize_features=True`` row-normalises them as
@@ -105,6 +106,7 @@ def load_dataset(
                 _CACHE[key] = base
     chosen = resolve_split(split, own is not None, label)
     data = apply_split(base.clone(), chosen, split_seed, own)
+    check_sets(data, f"graph file {label}" if spec is None else f"dataset {spec.name!r}")
     data.name = label
     if normalize_features:
         from torch_geometric.transforms import NormalizeFeatures
