@@ -284,9 +284,11 @@ def train_fp32(dataset: str, model: str, seed: int, profile: Profile,
     training of an FP32 model, in the driver (:func:`prepare`) or a worker
     (:class:`sgquant.runner.TrainJob`)."""
     dev = resolve_device(device)
-    data = load_dataset(dataset, data_root).to(dev)
+    data = load_dataset(dataset, data_root)
     torch.manual_seed(seed)
-    net = build_for(data, model, profile).to(dev)
+    net = build_for(data, model, profile)  # weights initialised under the seed
+    check_memory(data, net, dev, f"{dataset} with {model}")
+    data, net = data.to(dev), net.to(dev)
     with single_thread():
         result = train_model(net, data, epochs=profile.fp32_epochs_for(dataset),
                              patience=profile.patience, seed=seed)
