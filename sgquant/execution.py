@@ -166,7 +166,7 @@ def preflight(kernel_cwd: "str | os.PathLike", device: Optional[str] = None,
               scheduler: Optional[str] = None) -> Path:
     """Check, before a chapter's first cell, what its cells need from outside: the
     ``device`` and the Dask ``scheduler`` (``None``: ``$SGQUANT_SCHEDULER``; one that
-    does not answer is :class:`~sgquant.search.executors.SchedulerUnreachable`), and
+    does not answer is :class:`~sgquant.runner.SchedulerUnreachable`), and
     the results folder (:func:`~sgquant.cache.results_root`: ``$SGQUANT_RESULTS``, else
     ``./results``, both seen from the directory the command runs in, never from
     ``kernel_cwd`` where the kernel starts: ``make book`` at the repository root and

@@ -5,9 +5,8 @@ loads from the cache) the FP32 model of a (dataset, model, seed, profile);
 :func:`measure` fine-tunes one :class:`~sgquant.bits.BitAssignment` from those
 FP32 weights and returns a flat record (a :class:`Measurement`: validation and test
 accuracy, average bits, memory, saving, wall time), cached on disk.
-:func:`finetune_record` is the same without the cache (what a remote worker runs);
-:func:`measure_job` the picklable, cached form submitted to a
-:class:`concurrent.futures.Executor`.
+:func:`finetune_record` is the same without the cache and :func:`train_fp32` the
+FP32 training without it (what a worker runs: :mod:`sgquant.runner`).
 
 Records read back from the cache are checked against :class:`Measurement` (and
 FP32 models against their architecture, their weights finite): a record of the
@@ -43,7 +42,7 @@ from .quantize import QuantOptions
 from .train import Finetune, teacher_logits, train_model
 from .train import finetune as finetune_model
 
-__all__ = ["Measurement", "Setup", "prepare", "measure", "measure_job", "finetune_record",
+__all__ = ["Measurement", "Setup", "prepare", "measure", "train_fp32", "finetune_record",
            "setup_from_state", "clear_setup_cache", "measurement_key", "memory_record",
            "fp32_key", "build_for", "check_memory", "single_thread", "check_fp32_summary",
            "check_state", "worker_name"]
@@ -277,6 +276,25 @@ def setup_from_state(dataset: str, model: str, seed: int, profile: Profile,
                  check_fp32_summary(summary), layout, device)
 
 
+def train_fp32(dataset: str, model: str, seed: int, profile: Profile,
+               data_root: Optional[str] = None,
+               device: "torch.device | str | None" = "cpu") -> tuple[dict, dict]:
+    """Train the FP32 ``model`` of ``dataset`` with ``seed`` (weights initialised under
+    the seed, torch on one thread: repeatable sums): its state dict and summary. The one
+    training of an FP32 model, in the driver (:func:`prepare`) or a worker
+    (:class:`sgquant.runner.TrainJob`)."""
+    dev = resolve_device(device)
+    data = load_dataset(dataset, data_root)
+    torch.manual_seed(seed)
+    net = build_for(data, model, profile)  # weights initialised under the seed
+    check_memory(data, net, dev, f"{dataset} with {model}")
+    data, net = data.to(dev), net.to(dev)
+    with single_thread():
+        result = train_model(net, data, epochs=profile.fp32_epochs_for(dataset),
+                             patience=profile.patience, seed=seed)
+    return result.state_dict, result.summary()
+
+
 @lru_cache(maxsize=8)
 def _prepare_cached(dataset: str, model: str, seed: int, profile: Profile,
                     results: Optional[str], data_root: Optional[str], device: str,
@@ -292,10 +310,7 @@ def _prepare_cached(dataset: str, model: str, seed: int, profile: Profile,
     state = cache.get_state("fp32", key, validate=lambda s: check_state(s, net))
     summary = cache.get("fp32", key, validate=check_fp32_summary)
     if state is None or summary is None:
-        with single_thread():
-            result = train_model(net, data, epochs=key["epochs"],
-                                 patience=profile.patience, seed=seed)
-        state, summary = result.state_dict, result.summary()
+        state, summary = train_fp32(dataset, model, seed, profile, data_root, dev)
         cache.put_state("fp32", key, state)
         cache.put("fp32", key, summary)
     return setup_from_state(dataset, model, seed, profile, data_root, state, summary, net, dev)
@@ -429,13 +444,3 @@ def measure(setup: Setup, assignment: "BitAssignment | dict", *,
     cache.put("measure", key, record)
     return {**record, "cached": False}
 
-
-def measure_job(dataset: str, model: str, seed: int, profile: Profile, assignment: dict,
-                options: Optional[QuantOptions] = None, results: Optional[str] = None,
-                data_root: Optional[str] = None, finetune_seed: Optional[int] = None,
-                finetune: Optional[Finetune] = None,
-                device: "torch.device | str | None" = None) -> dict:
-    """Picklable job for an executor: prepare (cached per process) and measure."""
-    setup = prepare(dataset, model, seed, profile, results, data_root, device)
-    return measure(setup, assignment, options=options, results=results,
-                   finetune_seed=finetune_seed, finetune=finetune)

@@ -1,5 +1,8 @@
-"""Run-wide settings: where tensors live (the device) and where measurements run (the
-scheduler).
+"""Run-wide settings, declared once: :class:`RunSettings` (the profile, the device, the
+scheduler, the workers, the results and data folders), resolved and validated at the
+entry point (a command, a chapter's parameters, the Python API) and passed down as one
+argument; :func:`get_config`, :func:`set_config` and :func:`config_context` hold the
+current one for the Python API (in the manner of scikit-learn's).
 
 ``--device`` and ``--scheduler`` (on ``train``, ``search``, ``run`` and ``book``), the
 ``device`` and ``scheduler`` notebook parameters, and the environment variables
@@ -12,13 +15,87 @@ something else answering there) is a one-line ``ValueError``: the command exits 
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
-from typing import Any, Optional
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Optional
 
+from .cache import results_root
+from .checks import check_optional_int
 from .device import DEVICE_ENV, check_device_spec, describe_device, resolve_device
-from .search.executors import SCHEDULER_ENV, check_scheduler, make_executor
+from .profiles import Profile, get_profile
+from .runner.executors import SCHEDULER_ENV, check_scheduler, make_executor
 
-__all__ = ["use_run_settings", "run_settings", "current_scheduler", "add_settings_arguments"]
+__all__ = ["RunSettings", "get_config", "set_config", "config_context", "use_run_settings",
+           "run_settings", "current_scheduler", "add_settings_arguments"]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What a run uses, checked once: ``profile`` (a :class:`~sgquant.profiles.Profile`),
+    ``device`` (a checked spec: ``auto``, ``cpu``, ``cuda[:N]``), ``scheduler`` (a Dask
+    scheduler address or ``"local"``; ``None``: a local process pool), ``workers``
+    (measurement processes; ``None``: every core; 0: in this process), ``results`` (the
+    results folder, absolute) and ``data_root`` (``None``: each process's own,
+    ``$SGQUANT_DATA`` or the default). Make one with :meth:`resolve`."""
+
+    profile: Profile
+    device: str
+    scheduler: Optional[str]
+    workers: Optional[int]
+    results: Path
+    data_root: Optional[str]
+
+    @classmethod
+    def resolve(cls, profile: "str | Profile" = "default", device: Optional[str] = None,
+                scheduler: Optional[str] = None, workers: Optional[int] = None,
+                results: "str | os.PathLike | None" = None,
+                data_root: "str | os.PathLike | None" = None) -> "RunSettings":
+        """Check each setting (a one-line ``ValueError`` names a bad one); ``None`` takes
+        ``$SGQUANT_DEVICE``, ``$SGQUANT_SCHEDULER``, ``$SGQUANT_RESULTS``."""
+        spec = check_device_spec(device or os.environ.get(DEVICE_ENV) or "auto")
+        resolve_device(spec)  # a GPU that is not here fails now, not inside a worker
+        return cls(get_profile(profile), spec,
+                   check_scheduler(scheduler or os.environ.get(SCHEDULER_ENV) or None),
+                   check_optional_int(workers, "workers", minimum=0),
+                   results_root(results).resolve(),
+                   None if data_root is None else str(data_root))
+
+    def replace(self, **changes: Any) -> "RunSettings":
+        """These settings with ``changes`` (checked again)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        values.update(changes)
+        return RunSettings.resolve(**values)
+
+
+_current: Optional[RunSettings] = None
+
+
+def get_config() -> RunSettings:
+    """The current :class:`RunSettings` (the defaults and environment variables until
+    :func:`set_config` changes them)."""
+    return _current if _current is not None else RunSettings.resolve()
+
+
+def set_config(**changes: Any) -> RunSettings:
+    """Change the current settings (``profile=``, ``device=``, ``scheduler=``,
+    ``workers=``, ``results=``, ``data_root=``); returns them."""
+    global _current
+    _current = get_config().replace(**changes)
+    return _current
+
+
+@contextlib.contextmanager
+def config_context(**changes: Any) -> Iterator[RunSettings]:
+    """The settings with ``changes`` inside the block, the previous ones after it."""
+    global _current
+    before = _current
+    try:
+        yield set_config(**changes)
+    finally:
+        _current = before
 
 
 def current_scheduler() -> Optional[str]:
@@ -30,7 +107,7 @@ def use_run_settings(device: Optional[str] = None, scheduler: Optional[str] = No
                      probe_scheduler: bool = False) -> dict[str, str]:
     """Set the run's ``device`` and ``scheduler`` (``None`` leaves each as it is) after
     checking them; with ``probe_scheduler`` a remote scheduler is reached once now
-    (:class:`~sgquant.search.scheduler.SchedulerUnreachable`, a ``ValueError``, within
+    (:class:`~sgquant.runner.scheduler.SchedulerUnreachable`, a ``ValueError``, within
     ``$SGQUANT_SCHEDULER_TIMEOUT`` seconds if it does not answer or is not a Dask
     scheduler). Returns :func:`run_settings`."""
     if device is not None:

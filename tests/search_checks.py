@@ -65,12 +65,13 @@ def check_result(result: SearchResult, budget: int) -> None:
 
 def fake_record(job, val: float, worker: str = "oracle") -> dict:
     """A complete measurement record of ``job`` with validation accuracy ``val``."""
-    from sgquant.measure import Measurement, memory_record, prepare
-    setup = prepare(job.dataset, job.model, job.seed, job.profile)
+    from sgquant.measure import Measurement, memory_record
+    setup = job.fp32.setup()
     a = BitAssignment.from_dict(job.assignment)
     fp32 = setup.fp32
     return Measurement(
-        dataset=job.dataset, model=job.model, seed=job.seed, finetune_seed=job.finetune_seed,
+        dataset=setup.dataset, model=setup.model_name, seed=setup.seed,
+        finetune_seed=job.finetune_seed,
         assignment=a.to_dict(), config_key=a.key(), val_acc=val, test_acc=val,
         best_test_acc=val, epoch=0, val_acc_before=val, fp32_val_acc=fp32["val_acc"],
         fp32_test_acc=fp32["test_acc"], fp32_best_test_acc=fp32["best_test_acc"],

@@ -88,7 +88,8 @@ def test_a_search_heals_wrong_records_and_gives_the_same_answer(tmp_path, caplog
     """The reported defect: a record overwritten with [1,2,3], another with
     "val_acc": "oops", and FP32 records of the wrong structure."""
     from sgquant.measure import clear_setup_cache
-    from sgquant.search import SerialExecutor, cost_model_search
+    from sgquant.runner import SerialExecutor
+    from sgquant.search import cost_model_search
     kw = dict(budget=6, n_iter=1, n_sample=100, seed=0, profile="quick", progress=False,
               confirm_top=1, confirm_seeds=1, results=tmp_path)
     first = cost_model_search("Cora", "gcn", executor=SerialExecutor(), **kw)

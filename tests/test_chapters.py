@@ -160,19 +160,25 @@ def test_strategy_fields_take_the_searchs_own_strategy():
         strategy_fields(42)
 
 
+def _quick(results):
+    from sgquant.settings import RunSettings
+
+    return RunSettings.resolve("quick", results=results)
+
+
 def test_coded_storage_job_is_cached_and_heals_a_broken_record(cora, tmp_path, caplog):
     """Chapter 3's coded column: one job per choice, cached under ``coded``; a rebuilt
     chapter reads it back, and a broken record is discarded and measured again."""
     from sgquant.bits import BitAssignment
 
     chosen = BitAssignment.uniform(2, 2).to_json()
-    first = C.overall.coded_storage_job("Cora", "gcn", 0, "quick", chosen, str(tmp_path))
+    first = C.coded_column.coded_storage(_quick(tmp_path), "Cora", "gcn", 0, chosen)
     assert first["coded_saving"] > 16 and 0 < first["coded_bits"] < 2
     records = list((tmp_path / "coded").glob("*.json"))
     assert len(records) == 1
-    assert C.overall.coded_storage_job("Cora", "gcn", 0, "quick", chosen, str(tmp_path)) == first
+    assert C.coded_column.coded_storage(_quick(tmp_path), "Cora", "gcn", 0, chosen) == first
     records[0].write_text('{"key": {}, "value": {"coded_saving": "oops"}}')
-    again = C.overall.coded_storage_job("Cora", "gcn", 0, "quick", chosen, str(tmp_path))
+    again = C.coded_column.coded_storage(_quick(tmp_path), "Cora", "gcn", 0, chosen)
     assert again == first and "discarding invalid cache record" in caplog.text
     table3 = pd.DataFrame([{"dataset": "Cora", "model": "gcn", "variant": "sgquant",
                             "status": "run"}, {"dataset": "PubMed", "model": "gcn",
@@ -194,8 +200,8 @@ def test_coded_storage_uses_each_methods_own_quantizer(cora, tmp_path):
 
     chosen = BitAssignment.uniform(2, 2).to_json()
     plus = get_variant("sgquant+").options
-    paper = C.overall.coded_storage_job("Cora", "gcn", 0, "quick", chosen, str(tmp_path))
-    mine = C.overall.coded_storage_job("Cora", "gcn", 0, "quick", chosen, str(tmp_path), plus)
+    paper = C.coded_column.coded_storage(_quick(tmp_path), "Cora", "gcn", 0, chosen)
+    mine = C.coded_column.coded_storage(_quick(tmp_path), "Cora", "gcn", 0, chosen, plus)
     assert mine != paper  # nearest rounding and clipped ranges give other codes
     keys = [json.loads(f.read_text())["key"] for f in (tmp_path / "coded").glob("*.json")]
     assert sorted("options" in k for k in keys) == [False, True]

@@ -29,7 +29,7 @@ def _one_line(capsys, command: str, *needles: str) -> str:
 def _measuring_fails(monkeypatch) -> None:
     """From now on, any FP32 training or fine-tune raises: a rerun must read the cache."""
     from sgquant import measure
-    from sgquant.search import jobs
+    from sgquant.runner import jobs
 
     def fail(*a, **k):
         raise AssertionError("measured again")

@@ -15,9 +15,10 @@ from typing import Any
 import psutil
 import pytest
 
-from sgquant.search import SerialExecutor, make_executor, random_search
-from sgquant.search.executors import SchedulerUnreachable, check_scheduler, close_executor
-from sgquant.search.orphans import QuietSpawnContext
+from sgquant.runner import SerialExecutor, make_executor
+from sgquant.runner.executors import SchedulerUnreachable, check_scheduler, close_executor
+from sgquant.runner.orphans import QuietSpawnContext
+from sgquant.search import random_search
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = dict(profile="quick", progress=False)
@@ -166,7 +167,7 @@ def test_an_interrupted_search_stops_its_executor_at_once(tmp_path, monkeypatch)
 def test_a_worker_whose_parent_is_gone_ends_itself():
     """The worker initializer exits at once when it does not run under the parent it
     was started for (the parent died before the worker set up its watch)."""
-    code = subprocess.run([sys.executable, "-c", "from sgquant.search.orphans import "
+    code = subprocess.run([sys.executable, "-c", "from sgquant.runner.orphans import "
                            "die_with_parent; die_with_parent(1); print('alive')"],
                           capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)})

@@ -17,8 +17,8 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from sgquant.search.executors import make_executor
-from sgquant.search.scheduler import (DEFAULT_TIMEOUT, SCHEDULER_TIMEOUT_ENV, NotAScheduler,
+from sgquant.runner.executors import make_executor
+from sgquant.runner.scheduler import (DEFAULT_TIMEOUT, SCHEDULER_TIMEOUT_ENV, NotAScheduler,
                                       SchedulerUnreachable, check_greeting, scheduler_timeout)
 from sgquant.settings import use_run_settings
 

@@ -13,12 +13,12 @@ import pytest
 from sgquant.bits import BitAssignment
 from sgquant.memory import FeatureLayout, LayerLayout, feature_memory
 from sgquant.profiles import DEFAULT_BIT_CHOICES
+from sgquant.runner import SerialExecutor
 from sgquant.search import (
     PAPER_STRATEGY,
     CostModel,
     SearchSpace,
     Sampler,
-    SerialExecutor,
     FeatureCache,
     best_so_far,
     check_bit_choices,
@@ -260,11 +260,10 @@ def test_cost_model_beats_random_search_on_a_known_landscape(tmp_path):
     """Same budget, seeds and FP32 models; measurements replaced by an oracle
     shaped like Cora GCN's (binary inputs lossless at any width, every other
     field needs >= 4 bits): the cost model must find clearly more saving."""
-    from sgquant.measure import prepare
 
     class Oracle(SerialExecutor):
         def submit(self, fn, job) -> Future:
-            fp32 = prepare(job.dataset, job.model, job.seed, job.profile).fp32["val_acc"]
+            fp32 = job.fp32.summary["val_acc"]
             a = BitAssignment.from_dict(job.assignment)
             hidden = [b for f, b in a.flat().items() if not f.startswith("emb_L1")]
             val = fp32 if min(hidden) >= 4 else fp32 - 0.2

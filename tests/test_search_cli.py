@@ -9,8 +9,8 @@ from concurrent.futures import Future
 
 import pytest
 
-from sgquant.search import (SearchSpace, Sampler, SerialExecutor, cost_model_search,
-                            random_search)
+from sgquant.runner import SerialExecutor
+from sgquant.search import SearchSpace, Sampler, cost_model_search, random_search
 
 from file_helpers import unwritable_folder
 from search_checks import QUICK, check_result

@@ -7,7 +7,8 @@ from concurrent.futures import Future
 import pandas as pd
 import pytest
 
-from sgquant.search import SearchResult, SerialExecutor, cost_model_search, random_search
+from sgquant.runner import SerialExecutor
+from sgquant.search import SearchResult, cost_model_search, random_search
 
 from search_checks import QUICK, check_result
 
@@ -22,7 +23,7 @@ class RiggedExecutor(SerialExecutor):
         self.sink, self.finetune_seeds = sink, []
 
     def submit(self, fn, job) -> Future:
-        if job.finetune_seed == job.seed:  # a search measurement
+        if job.finetune_seed == job.fp32.seed:  # a search measurement
             return super().submit(fn, job)
         self.finetune_seeds.append(job.finetune_seed)
 
@@ -156,8 +157,8 @@ class OtherModelRigged(SerialExecutor):
         self.sink, self.home, self.fp32_seeds = sink, home, set()
 
     def submit(self, fn, job) -> Future:
-        self.fp32_seeds.add(job.seed)
-        if job.seed == self.home:
+        self.fp32_seeds.add(job.fp32.seed)
+        if job.fp32.seed == self.home:
             return super().submit(fn, job)
 
         def rigged(job):

@@ -22,9 +22,9 @@ import pandas as pd
 from ..bits import BitAssignment
 from ..paper import paper_table
 from ..plots import MODEL_LABELS
-from ..profiles import Profile, get_profile
+from ..profiles import Profile
 from ..variants import get_variant
-from .common import final_finetune_jobs, mean_std, measurement_pool, percent, run_jobs
+from .common import final_finetune_jobs, mean_std, measurement_runner, percent, run_labelled
 
 __all__ = ["AT_PAPER_FIELDS", "paper_table3_saving", "at_paper_saving", "at_paper_info",
            "at_paper_runs", "at_paper_table", "at_paper_cost", "at_paper_summary"]
@@ -74,11 +74,10 @@ def at_paper_runs(runs: pd.DataFrame, profile: "str | Profile" = "default",
     fine-tune from every evaluation seed of ``runs``. One row per (dataset, model,
     variant, seed); none for a row whose searches measured nothing at the paper's saving
     (or that the paper does not have)."""
-    prof = get_profile(profile)
     ran = runs[runs["status"] == "run"] if "status" in runs else runs.iloc[0:0]
     if not len(ran) or "at_paper_json" not in ran:
         return pd.DataFrame()
-    jobs = []
+    todo = []
     for (d, m, v), sub in ran.groupby(["dataset", "model", "variant"], sort=False):
         cands = sub.dropna(subset=["at_paper_json"]).drop_duplicates("search_seed")
         if not len(cands):
@@ -90,12 +89,15 @@ def at_paper_runs(runs: pd.DataFrame, profile: "str | Profile" = "default",
         meta = {"dataset": d, "model": m, "variant": v, "variant_label": variant.label,
                 "search_seed": int(best["search_seed"]),
                 "search_val_drop": float(best["at_paper_val_drop"]), "chosen": str(assignment)}
-        jobs += final_finetune_jobs(meta, d, m, sorted(sub["seed"].unique()), prof,
-                                    assignment, variant)
-    if not jobs:
+        todo.append((meta, d, m, sorted(sub["seed"].unique()), assignment, variant))
+    if not todo:
         return pd.DataFrame()
-    with measurement_pool(prof, workers) as pool:
-        done = run_jobs(jobs, pool)
+    with measurement_runner(profile, workers) as runner:
+        labels, jobs = [], []
+        for meta, d, m, seeds, a, variant in todo:
+            labels += [{**meta, "seed": int(e)} for e in seeds]
+            jobs += final_finetune_jobs(runner, d, m, seeds, a, variant)
+        done = run_labelled(runner, labels, jobs)
     return pd.DataFrame([{**{k: r[k] for k in ("dataset", "model", "variant", "variant_label",
                                                  "search_seed", "search_val_drop", "chosen",
                                                  "seed", "saving", "average_bits")},

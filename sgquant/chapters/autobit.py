@@ -21,9 +21,10 @@ from ..data import canonical_name
 from ..measure import prepare
 from ..paper import PAPER_CLAIMS
 from ..plots import MODEL_LABELS, plot_autobit, plot_latency, table
-from ..profiles import Profile, get_profile
-from .common import (SingleDatasetChapter, markdown, mean_std, measurement_pool, percent,
-                     pretrain, resolve_models, resolve_seeds)
+from ..profiles import Profile
+from .common import (SingleDatasetChapter, chapter_settings, markdown, mean_std,
+                     measurement_runner, percent, pretrain, resolve_models, resolve_seeds,
+                     search_settings)
 
 __all__ = ["AUTOBIT_METHODS", "autobit_runs", "autobit_curves", "autobit_summary",
            "strategy_fields", "autobit_latency", "measurement_seconds", "reading_autobit",
@@ -63,20 +64,21 @@ def autobit_runs(dataset: str = "Cora", model: str = "gcn", profile: "str | Prof
     """
     from .. import search as S
 
-    prof = get_profile(profile)
+    settings = chapter_settings(profile, workers)
+    prof = settings.profile
     name, m = canonical_name(dataset), resolve_models(model, prof)[0]
     labels = list(AUTOBIT_METHODS) if methods is None else list(methods)
     for label in labels:
         check_choice(label, "search method", tuple(AUTOBIT_METHODS))
     out = []
     seed_list = resolve_seeds(seeds, prof)
-    with measurement_pool(prof, workers) as pool:
-        pretrain(pool, [(name, m, s) for s in seed_list], prof)
+    with measurement_runner(settings) as runner:
+        pretrain(runner, [(name, m, s) for s in seed_list])
         for s in seed_list:
             for label in labels:
                 method, strategy = AUTOBIT_METHODS[label]
-                kwargs = dict(budget=budget, tolerance=tolerance, seed=s, profile=prof,
-                              executor=pool, progress=progress)
+                kwargs = dict(budget=budget, tolerance=tolerance, seed=s, progress=progress,
+                              **search_settings(runner))
                 if method == "random":
                     result = S.random_search(name, m, **kwargs)
                 else:

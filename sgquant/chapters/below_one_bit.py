@@ -31,7 +31,7 @@ from ..measure import prepare
 from ..memory import MB
 from ..packed.baselines import METHOD_COLUMNS, METHODS, storage_baselines, storage_totals
 from ..profiles import Profile, get_profile
-from .common import SingleDatasetChapter, measurement_pool
+from .common import SingleDatasetChapter, measurement_runner
 
 __all__ = ["CHOSEN", "below_one_bit_tables", "plot_bytes", "reading", "Chapter"]
 
@@ -61,8 +61,9 @@ def below_one_bit_tables(dataset: str = "Cora", model: str = "gcn",
     L = net.num_layers
     if assignment is None:
         from ..search.choice import search_choice
-        with measurement_pool(prof) as pool:
-            chosen = search_choice(setup.dataset, setup.model_name, prof, executor=pool)
+        with measurement_runner(prof) as runner:
+            chosen = search_choice(setup.dataset, setup.model_name, prof,
+                                   executor=runner.executor)
     else:
         chosen = as_assignment(assignment)
     chosen.check_shape(L, setup.buckets.num_buckets)

@@ -5,8 +5,8 @@ A chapter's parameters are those of its notebook's ``parameters`` cell
 (``dataset``, ``model``, ``profile``, ``seeds`` and the chapter's own, such as
 ``tolerance`` or ``bits``); :func:`check_parameters` validates them all, for
 ``sgquant run`` before anything executes and for the chapter itself.
-Measurements run on one executor per chapter (:func:`measurement_pool`), as
-picklable jobs (:func:`sgquant.measure.measure_job`, :func:`train_fp32_job`).
+Measurements run through one :class:`~sgquant.runner.Runner` per chapter
+(:func:`measurement_runner`): named jobs on an executor, the cache in the driver.
 """
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ import contextlib
 import dataclasses
 import math
 import os
-from concurrent.futures import Executor
-from typing import (TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator, Optional,
+from typing import (TYPE_CHECKING, Any, ClassVar, Iterable, Iterator, Optional,
                     Sequence)
 
 import numpy as np
@@ -24,10 +23,11 @@ import pandas as pd
 from ..checks import (check_bool, check_int, check_int_list, check_number,
                       check_optional_int)
 from ..data import canonical_name, is_available, load_dataset
-from ..measure import measure_job, prepare
 from ..models import MODELS
 from ..profiles import Profile, get_profile
 from ..quantize import check_bits
+from ..runner import FinetuneJob, Job, Runner, running
+from ..settings import RunSettings
 
 if TYPE_CHECKING:
     from ..bits import BitAssignment
@@ -37,8 +37,8 @@ __all__ = [
     "NOT_AVAILABLE", "NOT_IN_PROFILE", "NO_FILES",
     "resolve_datasets", "resolve_models", "resolve_seeds", "check_parameters",
     "dataset_available", "require_dataset", "mean_std", "percent", "run_info",
-    "default_workers", "measurement_pool", "train_fp32_job", "pretrain",
-    "final_finetune_jobs", "run_jobs",
+    "default_workers", "chapter_settings", "measurement_runner", "search_settings", "pretrain",
+    "final_finetune_jobs", "run_labelled",
     "markdown", "BaseChapter", "SearchChapter", "SingleDatasetChapter",
 ]
 
@@ -101,7 +101,7 @@ def _check_device(value: Any) -> Any:
 
 
 def _check_scheduler(value: Any) -> Any:
-    from ..search.executors import check_scheduler
+    from ..runner.scheduler import check_scheduler
 
     return check_scheduler(value)
 
@@ -199,62 +199,61 @@ def default_workers(profile: "str | Profile", workers: Optional[int] = None) -> 
     return 0 if get_profile(profile).name == "quick" else (os.cpu_count() or 1)
 
 
+def chapter_settings(profile: "str | Profile | RunSettings",
+                     workers: Optional[int] = None) -> RunSettings:
+    """The run settings of a chapter function: ``profile`` itself when it is a
+    :class:`~sgquant.settings.RunSettings`, else the current ones
+    (:func:`sgquant.settings.get_config`) with that profile; without a Dask scheduler,
+    the measurement processes are :func:`default_workers`."""
+    from ..settings import RunSettings, get_config
+
+    base = profile if isinstance(profile, RunSettings) else get_config().replace(
+        profile=get_profile(profile))
+    chosen = base.workers if workers is None else workers
+    if base.scheduler is None:
+        chosen = default_workers(base.profile, chosen)
+    return dataclasses.replace(base, workers=chosen)
+
+
 @contextlib.contextmanager
-def measurement_pool(profile: "str | Profile", workers: Optional[int] = None) -> Iterator[Executor]:
-    """One executor for all the measurements of a chapter
-    (:func:`sgquant.search.make_executor` with :func:`default_workers`, or the run's Dask
-    scheduler, :func:`sgquant.settings.current_scheduler`). On an error or an
-    interrupt, jobs not started yet are cancelled."""
-    from ..search import make_executor
-    from ..settings import current_scheduler
-
-    scheduler = current_scheduler()
-    pool = make_executor(default_workers(profile, workers) if scheduler is None else workers,
-                         scheduler)
-    try:
-        yield pool
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+def measurement_runner(profile: "str | Profile | RunSettings",
+                       workers: Optional[int] = None) -> Iterator[Runner]:
+    """One :class:`~sgquant.runner.Runner` for all the measurements of a chapter, on the
+    executor of :func:`chapter_settings` (a process pool, in-process, or the run's Dask
+    scheduler): the driver reads and writes the cache, the workers only compute."""
+    with running(chapter_settings(profile, workers)) as runner:
+        yield runner
 
 
-def train_fp32_job(dataset: str, model: str, seed: int, profile: Profile) -> dict:
-    """Picklable job: train (or read from the cache) one FP32 model; its summary
-    (accuracies ...) and ``num_layers``."""
-    setup = prepare(dataset, model, seed, profile)
-    return {**setup.fp32, "num_layers": setup.num_layers}
+def search_settings(runner: Runner) -> dict[str, Any]:
+    """The run settings a chapter's search takes from its runner (profile, executor,
+    results and data folders, device): the search measures through the same cache."""
+    s = runner.settings
+    return {"profile": s.profile, "executor": runner.executor, "results": str(s.results),
+            "data_root": s.data_root, "device": s.device}
 
 
-def pretrain(pool: Executor, items: Iterable[tuple[str, str, int]],
-             prof: Profile) -> dict[tuple[str, str, int], dict]:
-    """Train the FP32 models of ``(dataset, model, seed)`` items in parallel on
-    ``pool`` before any search or fine-tuning needs them (cached on disk); their
-    :func:`train_fp32_job` summaries by item."""
+def pretrain(runner: Runner, items: Iterable[tuple[str, str, int]]) -> dict[tuple, dict]:
+    """Train the FP32 models of ``(dataset, model, seed)`` items in parallel on the
+    runner's executor (:class:`~sgquant.runner.TrainJob`; the driver writes them to the
+    cache) before any search or fine-tuning needs them; their summaries by item."""
     keys = list(dict.fromkeys(items))
-    futures = [pool.submit(train_fp32_job, d, m, s, prof) for d, m, s in keys]
-    return {key: fut.result() for key, fut in zip(keys, futures)}
+    return dict(zip(keys, runner.run([runner.train_job(d, m, s) for d, m, s in keys])))
 
 
-def final_finetune_jobs(meta: dict, dataset: str, model: str, seeds: Iterable[int],
-                        profile: Profile, assignment: BitAssignment,
-                        variant: Variant) -> list[tuple[dict, tuple]]:
-    """:func:`run_jobs` jobs fine-tuning ``assignment`` with ``variant``'s quantizer and
-    final fine-tune from the FP32 model of every seed in ``seeds``; each record gets
-    ``meta`` and its ``seed``."""
-    final = variant.final_finetune(profile)
-    return [({**meta, "seed": int(e)}, (dataset, model, int(e), profile, assignment.to_dict(),
-                                        variant.options, None, None, None, final))
-            for e in seeds]
+def final_finetune_jobs(runner: Runner, dataset: str, model: str, seeds: Iterable[int],
+                        assignment: "BitAssignment", variant: "Variant") -> list[FinetuneJob]:
+    """Jobs fine-tuning ``assignment`` with ``variant``'s quantizer and final fine-tune
+    from the FP32 model of every seed in ``seeds``."""
+    final = variant.final_finetune(runner.settings.profile)
+    return [runner.finetune_job(dataset, model, int(e), assignment, options=variant.options,
+                                finetune=final) for e in seeds]
 
 
-def run_jobs(jobs: list[tuple[dict, tuple]], executor: Executor,
-             job: Callable[..., dict] = measure_job) -> list[dict]:
-    """Run ``job(*args)`` (default :func:`~sgquant.measure.measure_job`) for each
-    ``(meta, args)`` on ``executor``; return ``{**meta, **record}`` in the order given
-    (a failed job raises)."""
-    futures = [executor.submit(job, *args) for _, args in jobs]
-    return [{**meta, **fut.result()} for (meta, _), fut in zip(jobs, futures)]
+def run_labelled(runner: Runner, labels: Sequence[dict], jobs: Sequence[Job]) -> list[dict]:
+    """``runner.run(jobs)``, each record merged into its label (``{**label, **record}``),
+    in order (a failed job raises)."""
+    return [{**label, **rec} for label, rec in zip(labels, runner.run(jobs), strict=True)]
 
 
 # ------------------------------------------------------------------ chapters

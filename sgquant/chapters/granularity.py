@@ -18,14 +18,13 @@ import pandas as pd
 from ..bits import BitAssignment, as_assignment
 from ..checks import check_int
 from ..data import canonical_name
-from ..measure import prepare
 from ..memory import FeatureLayout, feature_memory
 from ..plots import (GRANULARITY_LABELS, GRANULARITY_ORDER, MODEL_LABELS, format_claims,
                      plot_granularity, plot_sensitivity, table)
 from ..profiles import Profile, get_profile
 from ..quantize import FP32_BITS
-from .common import (SingleDatasetChapter, markdown, measurement_pool, percent, pretrain,
-                     resolve_models, resolve_seeds, run_jobs)
+from .common import (SingleDatasetChapter, chapter_settings, markdown, measurement_runner,
+                     percent, pretrain, resolve_models, resolve_seeds, run_labelled)
 
 __all__ = ["GRANULARITIES", "granularity_configs", "granularity_runs", "pareto_front",
            "granularity_comparison", "sensitivity_configs", "sensitivity_runs",
@@ -92,18 +91,18 @@ def granularity_runs(dataset: str = "Cora", model: str = "gcn",
     """Figs. 4, 5, 7: every configuration of :func:`granularity_configs` fine-tuned
     on every seed; one row per (granularity, configuration, seed) with validation
     ``error`` (%) and ``memory_mb``. Configurations are scored on validation."""
-    prof = get_profile(profile)
+    settings = chapter_settings(profile, workers)
+    prof = settings.profile
     name, m = canonical_name(dataset), resolve_models(model, prof)[0]
     seed_list = resolve_seeds(seeds, prof)
-    with measurement_pool(prof, workers) as pool:
-        pretrain(pool, [(name, m, s) for s in seed_list], prof)
-        configs = granularity_configs(prepare(name, m, seed_list[0], prof).layout, prof, samples)
-        jobs = []
-        for s in seed_list:
-            for c in configs.itertuples():
-                jobs.append(({"granularity": c.granularity, "config": c.config, "seed": s},
-                             (name, m, s, prof, as_assignment(c.assignment).to_dict())))
-        records = run_jobs(jobs, pool)
+    with measurement_runner(settings) as runner:
+        pretrain(runner, [(name, m, s) for s in seed_list])
+        configs = granularity_configs(runner.setup(name, m, seed_list[0]).layout, prof, samples)
+        cells = [(s, c) for s in seed_list for c in configs.itertuples()]
+        records = run_labelled(
+            runner, [{"granularity": c.granularity, "config": c.config, "seed": s}
+                     for s, c in cells],
+            [runner.finetune_job(name, m, s, as_assignment(c.assignment)) for s, c in cells])
     rows = []
     for rec in records:
         rows.append({"dataset": name, "model": m, "granularity": rec["granularity"],
@@ -186,18 +185,18 @@ def sensitivity_runs(dataset: str = "Cora", model: str = "gcn",
     """The paper's component / topology / layer observations (Figs. 4, 5): validation
     accuracy when only one part of the features is quantized to ``bits``.
     One row per (family, part, bits, seed)."""
-    prof = get_profile(profile)
+    settings = chapter_settings(profile, workers)
+    prof = settings.profile
     name, m = canonical_name(dataset), resolve_models(model, prof)[0]
     seed_list = resolve_seeds(seeds, prof)
-    with measurement_pool(prof, workers) as pool:
-        pretrain(pool, [(name, m, s) for s in seed_list], prof)
-        configs = sensitivity_configs(prepare(name, m, seed_list[0], prof).layout, bits)
-        jobs = []
-        for s in seed_list:
-            for c in configs.itertuples():
-                jobs.append(({"family": c.family, "part": c.part, "bits": c.bits, "seed": s},
-                             (name, m, s, prof, as_assignment(c.assignment).to_dict())))
-        records = run_jobs(jobs, pool)
+    with measurement_runner(settings) as runner:
+        pretrain(runner, [(name, m, s) for s in seed_list])
+        configs = sensitivity_configs(runner.setup(name, m, seed_list[0]).layout, bits)
+        cells = [(s, c) for s in seed_list for c in configs.itertuples()]
+        records = run_labelled(
+            runner, [{"family": c.family, "part": c.part, "bits": c.bits, "seed": s}
+                     for s, c in cells],
+            [runner.finetune_job(name, m, s, as_assignment(c.assignment)) for s, c in cells])
     rows = []
     for rec in records:
         rows.append({"dataset": name, "model": m, "family": rec["family"], "part": rec["part"],

@@ -17,87 +17,13 @@ import pandas as pd
 from ..bits import BitAssignment
 from ..plots import (MODEL_LABELS, format_at_paper, format_overall, plot_overall_saving,
                      table)
-from ..profiles import Profile, get_profile
-from ..quantize import QuantOptions
 from ..variants import get_variant
 from .at_paper import at_paper_cost, at_paper_runs, at_paper_summary, at_paper_table
-from .common import SearchChapter, markdown, measurement_pool, run_jobs
+from .coded_column import add_coded_storage
+from .common import SearchChapter, markdown
 from .table3 import DEFAULT_VARIANTS, overall_runs, overall_table
 
-__all__ = ["coded_storage_job", "add_coded_storage", "reading_overall", "Chapter"]
-
-
-def coded_storage_job(dataset: str, model: str, seed: int, profile: Profile,
-                      assignment_json: str, results: Optional[str] = None,
-                      options: Optional[QuantOptions] = None) -> dict[str, float]:
-    """Coded saving against dense FP32 and coded bits per element of ``assignment_json``
-    quantized with ``options`` (default the paper's quantizer) on the FP32 model of
-    ``seed`` (one job of :func:`add_coded_storage`; cached in the results folder under
-    ``coded``, so a rebuilt chapter reads it back)."""
-    from ..cache import ResultCache
-    from ..data import canonical_name
-    from ..measure import fp32_key, prepare, single_thread
-    from ..packed.baselines import storage_baselines, storage_totals
-
-    prof = get_profile(profile)
-    assignment = BitAssignment.from_json(assignment_json)
-    cache = ResultCache(results)
-    key = {"kind": "coded", "fp32": fp32_key(canonical_name(dataset), str(model).lower(), seed,
-                                             prof),
-           "assignment": assignment.to_dict()}
-    if options is not None and options != QuantOptions():  # the paper's keeps earlier keys
-        key["options"] = options.to_dict()
-
-    def valid(value: Any) -> dict[str, float]:
-        if not (isinstance(value, dict) and set(value) == {"coded_saving", "coded_bits"}
-                and all(isinstance(v, float) and v > 0 for v in value.values())):
-            raise ValueError(f"not a coded-storage record: {value!r}")
-        return value
-
-    hit = cache.get("coded", key, validate=valid)
-    if hit is not None:
-        return hit
-    setup = prepare(dataset, model, seed, prof, results)
-    with single_thread():
-        totals = storage_totals(storage_baselines(setup.fp32_model(), setup.data, assignment,
-                                                  setup.buckets, options=options))
-    value = {"coded_saving": float(totals["coded_saving_vs_fp32"].iloc[0]),
-             "coded_bits": float(totals["coded_bits_per_element"].iloc[0])}
-    cache.put("coded", key, value)
-    return value
-
-
-def add_coded_storage(table3: pd.DataFrame, runs: pd.DataFrame,
-                      profile: "str | Profile" = "default",
-                      workers: Optional[int] = None) -> pd.DataFrame:
-    """``table3`` with ``coded_saving`` and ``coded_bits``: the feature memory of each
-    (dataset, model, method)'s choice (its first search seed's), quantized with the
-    method's own quantizer and stored with the lossless code of chapter 7
-    (:func:`sgquant.packed.baselines.storage_baselines`, on the FP32 weights of the
-    first evaluation seed; the codes of layer 1's input do not depend on the weights),
-    against dense FP32 (a method by its name, :func:`~sgquant.variants.get_variant`). The
-    rows run as jobs of the measurement pool (:func:`coded_storage_job`, cached)."""
-    prof = get_profile(profile)
-    out = table3.copy()
-    out["coded_saving"], out["coded_bits"] = np.nan, np.nan
-    ran = runs[runs["status"] == "run"]
-    todo = []
-    for i, r in out.iterrows():
-        if r.get("status") != "run":
-            continue
-        sub = ran[(ran["dataset"] == r["dataset"]) & (ran["model"] == r["model"])
-                  & (ran["variant"] == r["variant"])]
-        first = sub.sort_values(["search_seed", "seed"]).iloc[0]
-        todo.append(({"row": i}, (r["dataset"], r["model"], int(first["seed"]), prof,
-                                  str(first["chosen_json"]), None,
-                                  get_variant(r["variant"]).options)))
-    if not todo:
-        return out
-    with measurement_pool(prof, workers) as pool:
-        for rec in run_jobs(todo, pool, coded_storage_job):
-            out.at[rec["row"], "coded_saving"] = rec["coded_saving"]
-            out.at[rec["row"], "coded_bits"] = rec["coded_bits"]
-    return out
+__all__ = ["add_coded_storage", "reading_overall", "Chapter"]
 
 
 def _rate(t: pd.DataFrame, variant: str) -> tuple[int, int]:

@@ -22,13 +22,13 @@ import pandas as pd
 import seaborn as sns
 
 from ..bits import as_assignment
-from ..measure import measure_job
 from ..paper import paper_table
 from ..plots import MODEL_LABELS, plain_log_axis, table
 from ..profiles import Profile, get_profile
 from ..search.choice import SEARCH_FP32_SEED
 from ..variants import ABLATION, get_variant
-from .common import SearchChapter, markdown, measurement_pool, percent
+from .common import (SearchChapter, chapter_settings, markdown, measurement_runner, percent,
+                     search_settings)
 from .table3 import DEFAULT_VARIANTS, overall_runs, overall_table
 
 __all__ = ["PEER_PAIRS", "ABLATION_PAIRS", "front_runs", "pareto_fronts", "peer_points",
@@ -56,26 +56,26 @@ def front_runs(pairs: Sequence[tuple[str, str]] = PEER_PAIRS, profile: "str | Pr
     (same profile, seeds and tolerance), so after chapter 3 they come from the cache."""
     from ..search import cost_model_search
 
-    prof = get_profile(profile)
+    settings = chapter_settings(profile, workers)
+    prof = settings.profile
     seeds = prof.search_seed_list(search_seed) if search_seeds is None else \
         list(range(search_seed, search_seed + search_seeds))
     rows = []
-    with measurement_pool(prof, workers) as pool:
+    with measurement_runner(settings) as runner:
         for d, m in _pairs(pairs, prof):
             for name in variants:
                 v = get_variant(name)
                 configs: dict[str, str] = {}
                 for s in seeds:
                     result = cost_model_search(d, m, tolerance=tolerance, seed=s,
-                                               fp32_seed=SEARCH_FP32_SEED, profile=prof,
-                                               executor=pool, progress=False, variant=v)
+                                               fp32_seed=SEARCH_FP32_SEED, progress=False,
+                                               variant=v, **search_settings(runner))
                     ok = result.records[result.records["status"] != "failed"]
                     configs.update(zip(ok["config_key"], ok["assignment"]))
-                futures = [pool.submit(measure_job, d, m, SEARCH_FP32_SEED, prof,
-                                       as_assignment(a).to_dict(), v.options, None, None, None,
-                                       v.finetune) for a in configs.values()]
-                for fut in futures:
-                    rec = fut.result()
+                jobs = [runner.finetune_job(d, m, SEARCH_FP32_SEED, as_assignment(a),
+                                            options=v.options, finetune=v.finetune)
+                        for a in configs.values()]
+                for rec in runner.run(jobs):
                     rows.append({"dataset": d, "model": m, "variant": v.name,
                                  "method": v.label, "config_key": rec["config_key"],
                                  "val": percent(rec["val_acc"]), "test": percent(rec["test_acc"]),

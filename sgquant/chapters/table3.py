@@ -13,7 +13,6 @@ and the paper's (:func:`overall_table`).
 """
 from __future__ import annotations
 
-from concurrent.futures import Executor
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -22,13 +21,15 @@ import pandas as pd
 from ..bits import BitAssignment
 from ..data import available_datasets
 from ..paper import paper_table
-from ..profiles import Profile, get_profile
+from ..profiles import Profile
+from ..runner import Runner
 from ..search.choice import SEARCH_FP32_SEED
 from ..variants import Variant, get_variant
 from .at_paper import AT_PAPER_FIELDS, at_paper_info, paper_table3_saving
-from .common import (NOT_AVAILABLE, NOT_IN_PROFILE, dataset_available, final_finetune_jobs,
-                     mean_std, measurement_pool, percent, pretrain, resolve_datasets,
-                     resolve_models, resolve_seeds, run_jobs)
+from .common import (NOT_AVAILABLE, NOT_IN_PROFILE, chapter_settings, dataset_available,
+                     final_finetune_jobs, mean_std, measurement_runner, percent, pretrain,
+                     resolve_datasets, resolve_models, resolve_seeds, run_labelled,
+                     search_settings)
 
 __all__ = ["DEFAULT_VARIANTS", "overall_runs", "overall_table"]
 
@@ -71,7 +72,8 @@ def overall_runs(dataset: "str | Sequence[str] | None" = None,
     unavailable gets rows with ``status`` :data:`~sgquant.chapters.common.NOT_AVAILABLE`;
     with ``include_missing``, the paper's other pairs get one row saying why.
     """
-    prof = get_profile(profile)
+    settings = chapter_settings(profile, workers)
+    prof = settings.profile
     names = resolve_datasets(dataset, prof)
     models = resolve_models(model, prof)
     seed_list = resolve_seeds(seeds, prof)
@@ -86,17 +88,16 @@ def overall_runs(dataset: "str | Sequence[str] | None" = None,
                          f"{seed_list}: choose another search_fp32_seed")
     present = [d for d in names if dataset_available(d)]
     rows: list[dict] = []
-    with measurement_pool(prof, workers) as pool:
-        fp32 = pretrain(pool, [(d, m, s) for d in present for m in models
-                               for s in [*seed_list, search_fp32_seed, *confirm_fp32]], prof)
+    with measurement_runner(settings) as runner:
+        pretrain(runner, [(d, m, s) for d in present for m in models
+                          for s in [*seed_list, search_fp32_seed, *confirm_fp32]])
         for name in names:
             if name not in present:
                 rows += [{"dataset": name, "model": m, "status": NOT_AVAILABLE} for m in models]
                 continue
             for m in models:
-                rows += _pair_runs(name, m, prof, seed_list, search_list, search_fp32_seed,
-                                   chosen_variants, tolerance, pool,
-                                   fp32[(name, m, search_fp32_seed)]["num_layers"], progress)
+                rows += _pair_runs(name, m, runner, seed_list, search_list, search_fp32_seed,
+                                   chosen_variants, tolerance, progress)
     if include_missing:
         done = {(r["dataset"], r["model"]) for r in rows}
         files = set(available_datasets())
@@ -107,20 +108,21 @@ def overall_runs(dataset: "str | Sequence[str] | None" = None,
     return pd.DataFrame(rows)
 
 
-def _pair_runs(name: str, m: str, prof: Profile, seed_list: list[int], search_list: list[int],
-               fp32_seed: int, variants: list[Variant], tolerance: float, pool: Executor,
-               num_layers: int, progress: bool) -> list[dict]:
+def _pair_runs(name: str, m: str, runner: Runner, seed_list: list[int],
+               search_list: list[int], fp32_seed: int, variants: list[Variant],
+               tolerance: float, progress: bool) -> list[dict]:
     """The searches of (``name``, ``m``) for every variant and search seed, then each
     choice fine-tuned from every evaluation seed."""
     from ..search import cost_model_search
 
+    prof = runner.settings.profile
+    num_layers = runner.setup(name, m, fp32_seed).num_layers
     target = paper_table3_saving(name, m)
-    jobs = []
+    labels, jobs = [], []
     for v in variants:
         for s in search_list:
             result = cost_model_search(name, m, tolerance=tolerance, seed=s, fp32_seed=fp32_seed,
-                                       profile=prof, executor=pool, progress=progress,
-                                       variant=v)
+                                       progress=progress, variant=v, **search_settings(runner))
             chosen = result.chosen or BitAssignment.fp32(num_layers)
             feasible = result.records.loc[result.records["feasible"], "saving"]
             info = {"variant": v.name, "variant_label": v.label, "search_seed": s,
@@ -133,7 +135,8 @@ def _pair_runs(name: str, m: str, prof: Profile, seed_list: list[int], search_li
                     "search_confirmations": result.num_confirmations,
                     "search_seconds": result.wall_seconds,
                     **at_paper_info(result, target)}
-            jobs += final_finetune_jobs(info, name, m, seed_list, prof, chosen, v)
+            labels += [{**info, "seed": int(e)} for e in seed_list]
+            jobs += final_finetune_jobs(runner, name, m, seed_list, chosen, v)
     return [{"dataset": name, "model": m, "status": "run", "seed": rec["seed"],
              **{k: rec[k] for k in ("variant", "variant_label", "search_seed", "chosen",
                                     "chosen_json", "found", "search_val",
@@ -148,7 +151,7 @@ def _pair_runs(name: str, m: str, prof: Profile, seed_list: list[int], search_li
              "memory_mb": rec["memory_mb"], "saving": rec["saving"],
              "paper_saving": rec["paper_saving"], "weight_mb": rec["weight_mb"],
              "final_epochs": rec["finetune"]["epochs"] or prof.finetune_epochs}
-            for rec in run_jobs(jobs, pool)]
+            for rec in run_labelled(runner, labels, jobs)]
 
 
 def _aggregate(ran: pd.DataFrame, tolerance: float) -> dict:

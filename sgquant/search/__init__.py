@@ -45,17 +45,17 @@ saving whose *mean* validation accuracy stays within tolerance; its test
 accuracy is reported as the mean over these fine-tunes too. The extra
 fine-tunes are counted apart from the budget (``num_confirmations``).
 
-Measurements are independent jobs submitted to a :class:`concurrent.futures.Executor`
-(:func:`make_executor`: a "spawn" process pool by default, :class:`SerialExecutor`
-in-process, or a Dask cluster); the driver checks and caches every record, so
-rerunning an interrupted search measures nothing twice, and a search whose
-measurements fail too often stops with :class:`SearchFailed`.
+Measurements are independent jobs (:mod:`sgquant.runner`) submitted to a
+:class:`concurrent.futures.Executor` (:func:`sgquant.runner.make_executor`: a "spawn"
+process pool by default, a :class:`~sgquant.runner.SerialExecutor` in-process, or a Dask
+cluster); the driver checks and caches every record, so rerunning an interrupted
+search measures nothing twice, and a search whose measurements fail too often stops
+with :class:`SearchFailed`.
 
 Modules: :mod:`~sgquant.search.space` (space, sampler), :mod:`~sgquant.search.features`,
 :mod:`~sgquant.search.cost_model`, :mod:`~sgquant.search.candidates`,
 :mod:`~sgquant.search.selection`, :mod:`~sgquant.search.strategy`,
-:mod:`~sgquant.search.step` (one cost-model iteration), :mod:`~sgquant.search.jobs`,
-:mod:`~sgquant.search.executors`, :mod:`~sgquant.search.measurements`,
+:mod:`~sgquant.search.step` (one cost-model iteration), :mod:`~sgquant.search.measurements`,
 :mod:`~sgquant.search.failures`, :mod:`~sgquant.search.confirm`,
 :mod:`~sgquant.search.driver` (the searches), :mod:`~sgquant.search.result`,
 :mod:`~sgquant.search.cli` (``sgquant search``).
@@ -68,10 +68,8 @@ from .cli import add_cli, default_output_name
 from .confirm import check_confirm, confirm_choice, confirmation_seeds
 from .cost_model import CostModel
 from .driver import METHODS, check_tolerance, cost_model_search, random_search, search
-from .executors import DaskExecutor, SchedulerUnreachable, SerialExecutor, make_executor
 from .failures import FailureLog, SearchFailed
 from .features import FEATURE_EXTRAS, FeatureCache, config_features, feature_frame
-from .jobs import FinetuneJob, run_finetune_job
 from .result import SearchResult, best_so_far, curves
 from .selection import select_candidates
 from .space import SearchSpace, Sampler, check_bit_choices
@@ -79,12 +77,12 @@ from .step import PHASES, cost_model_step
 from .strategy import PAPER_STRATEGY, STRATEGY, Strategy, check_strategy
 
 __all__ = [
-    "METHODS", "FEATURE_EXTRAS", "PHASES", "SearchSpace", "Sampler", "SerialExecutor",
-    "DaskExecutor", "SchedulerUnreachable", "CostModel", "SearchResult", "SearchFailed",
-    "FailureLog", "Strategy", "STRATEGY", "PAPER_STRATEGY", "FinetuneJob", "TrustRegion",
+    "METHODS", "FEATURE_EXTRAS", "PHASES", "SearchSpace", "Sampler", "CostModel",
+    "SearchResult", "SearchFailed",
+    "FailureLog", "Strategy", "STRATEGY", "PAPER_STRATEGY", "TrustRegion",
     "config_features", "feature_frame", "FeatureCache", "propose_candidates",
-    "elite_rows", "select_candidates", "cost_model_step", "make_executor",
-    "run_finetune_job", "random_search", "cost_model_search", "search", "best_so_far",
+    "elite_rows", "select_candidates", "cost_model_step", "random_search",
+    "cost_model_search", "search", "best_so_far",
     "curves", "check_bit_choices", "check_tolerance", "check_strategy", "check_confirm",
     "confirm_choice", "confirmation_seeds", "add_cli", "default_output_name",
 ]

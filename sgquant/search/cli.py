@@ -25,7 +25,7 @@ from ..models import MODELS
 from ..profiles import PROFILES
 from ..variants import ABLATION
 from .driver import COST_MODEL_SETTINGS, METHODS, search
-from .executors import SCHEDULER_ENV
+from ..runner.scheduler import SCHEDULER_ENV
 from .failures import SearchFailed
 from .result import SearchResult
 from .strategy import PAPER_STRATEGY

@@ -121,7 +121,7 @@ def confirm_choice(run: MeasurementRun, records: pd.DataFrame, seed: int,
     seeds = confirmation_seeds(seed, c.seeds, exclude=run.setup.seed)
     finetune = c.finetune(run.finetune, run.setup.profile.finetune_epochs)
     others = [run.sibling(prepare(run.setup.dataset, run.setup.model_name, s, run.setup.profile,
-                                  str(run.cache.root), run.data_root, run.setup.device))
+                                  str(run.runner.cache.root), run.data_root, run.setup.device))
               for s in c.fp32_seeds(run.setup.seed)]
     base_val = float(run.setup.fp32["val_acc"])
     assignments = dict(zip(ok["config_key"], ok["assignment"]))

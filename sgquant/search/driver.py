@@ -25,10 +25,11 @@ from ..checks import check_choice, check_int, check_number, check_optional_int
 from ..measure import prepare
 from ..profiles import Profile, get_profile
 from ..quantize import QuantOptions
+from ..runner import Runner, close_executor, executor_workers, make_executor
+from ..runner.scheduler import check_scheduler
 from ..train import Finetune
 from ..variants import Confirmation, Variant, get_variant
 from .confirm import confirm_choice
-from .executors import check_scheduler, close_executor, executor_workers, make_executor
 from .features import FeatureCache
 from .measurements import MeasurementRun
 from .result import SearchResult
@@ -210,7 +211,8 @@ def _search(method: str, dataset: str, model: str, *, budget: Optional[int], tol
         bar = tqdm(total=budget, desc=f"{method} {setup.dataset}/{setup.model_name} seed {seed}",
                    unit="config", disable=not progress, leave=False)
         run = MeasurementRun(setup, space, setup.fp32["val_acc"] - tolerance / 100.0,
-                             options, results_dir, data_root, pool, refresh, bar, finetune)
+                             options, Runner(pool, results_dir), data_root, refresh, bar,
+                             finetune)
         try:
             _measure_budget(run, method, budget, seed, settings)
             records = pd.DataFrame(run.rows)
@@ -287,7 +289,7 @@ def random_search(dataset: str, model: str, *, budget: Optional[int] = None,
     accuracy.
 
     ``seed`` selects the FP32 model (``measure.prepare``) and the sampler's
-    stream; ``executor`` (default: :func:`~sgquant.search.make_executor` of
+    stream; ``executor`` (default: :func:`~sgquant.runner.make_executor` of
     ``workers`` and ``scheduler``: a process pool, ``workers=0`` in-process, or a
     Dask cluster) runs the measurements.
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ..runner.runner import describe
+
 __all__ = ["SearchFailed", "FailureLog", "MAX_FAILED_SHARE", "describe", "failure_cause"]
 
 #: the share of failed measurements a search tolerates
@@ -21,12 +23,6 @@ MAX_FAILED_SHARE = 0.2
 class SearchFailed(RuntimeError):
     """A search stopped because its measurements failed; the message says why, in one
     line (measurements made so far stay in the cache: a rerun resumes)."""
-
-
-def describe(exc: BaseException) -> str:
-    """``Type: first line of the message``."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def failure_cause(exc: BaseException) -> str:

@@ -1,125 +1,80 @@
-"""Measuring a search's configurations: the cache in the driver, the jobs on an executor.
+"""Measuring a search's configurations: through the one runner, whose driver owns the
+cache.
 
 :class:`MeasurementRun` holds one search's state (its FP32 setup, the records so
-far). For each configuration it reads the cache (records are checked; an invalid
-one is measured again); the rest become :class:`~sgquant.search.jobs.FinetuneJob`
-on the executor, and each returned record is checked and written to the cache here,
-in the driver: the workers need no access to the results folder. Every outcome
-is counted by a :class:`~sgquant.search.failures.FailureLog`, which stops the search
-when failures are too many or share one cause.
+far). Each configuration becomes a :class:`~sgquant.runner.FinetuneJob` (the FP32
+weights as arrays) run by a :class:`~sgquant.runner.Runner`: from the cache, else on
+the executor, each returned record checked and written to the cache in the driver,
+so the workers need no access to the results folder. Every outcome is counted by a
+:class:`~sgquant.search.failures.FailureLog`, which stops the search when failures
+are too many or share one cause.
 """
 from __future__ import annotations
 
-from concurrent.futures import Executor, Future, as_completed
-from dataclasses import dataclass
+from concurrent.futures import Executor
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
 from ..bits import BitAssignment, as_assignment
-from ..cache import ResultCache
-from ..measure import Measurement, Setup, measurement_key, memory_record, read_measurement
+from ..measure import Setup, memory_record
 from ..quantize import QuantOptions
+from ..runner import FinetuneJob, FP32Weights, Outcome, Runner
 from ..train import Finetune
 from .candidates import ACCURACY_SLACK
 from .failures import FailureLog, SearchFailed, describe
-from .jobs import FinetuneJob, run_finetune_job, state_arrays, state_digest
 from .result import TEST_FIELDS
 from .space import SearchSpace
 
 __all__ = ["MeasurementRun", "Outcome"]
 
 
-@dataclass
-class Outcome:
-    """One measurement: its record (``None`` if it failed), whether it came from the
-    cache, and why it failed."""
-
-    record: Optional[dict]
-    cached: bool = False
-    exception: Optional[BaseException] = None
-
-    @property
-    def error(self) -> Optional[str]:
-        return None if self.exception is None else describe(self.exception)
-
-    @property
-    def status(self) -> str:
-        return "failed" if self.record is None else ("cached" if self.cached else "measured")
-
-
 class MeasurementRun:
-    """State of one search: the setup, where jobs go, and the records so far.
+    """State of one search: the setup, the runner its jobs go through, and the records
+    so far; ``data_root``: where the workers read the dataset.
 
     ``refresh`` makes a new executor when an owned process pool broke (a worker was
     killed); ``bar`` is a progress bar (``update(n)``).
     """
 
     def __init__(self, setup: Setup, space: SearchSpace, threshold: float,
-                 options: Optional[QuantOptions], results: str, data_root: Optional[str],
-                 executor: Executor, refresh: Optional[Callable[[], Executor]], bar: Any,
+                 options: Optional[QuantOptions], runner: Runner, data_root: Optional[str],
+                 refresh: Optional[Callable[[], Executor]], bar: Any,
                  finetune: Optional[Finetune] = None) -> None:
         self.setup, self.space, self.threshold = setup, space, threshold
         self.options, self.data_root = options, data_root
         self.finetune = finetune or Finetune()
-        self.cache = ResultCache(results)
-        self.executor, self.refresh, self.bar = executor, refresh, bar
+        self.runner, self.refresh, self.bar = runner, refresh, bar
         self.failures = FailureLog()
         self.rows: list[dict] = []
         self.private: dict[str, dict] = {}  # config_key -> test accuracies
         self.vectors: list[np.ndarray] = []
-        arrays = state_arrays(setup.fp32_state)
-        self._fp32 = (arrays, state_digest(arrays))
+        self._fp32 = FP32Weights.of(setup, data_root)
 
-    def _job(self, assignment: BitAssignment, finetune_seed: int,
-             finetune: Finetune) -> FinetuneJob:
-        s = self.setup
-        return FinetuneJob(s.dataset, s.model_name, s.seed, s.profile, assignment.to_dict(),
-                           finetune_seed, self.options, self.data_root, self._fp32[0],
-                           dict(s.fp32), self._fp32[1], finetune)
-
-    def _store(self, key: dict, record: dict) -> None:
-        try:
-            self.cache.put("measure", key, record)
-        except OSError as exc:
-            raise SearchFailed(f"cannot write the results cache under {self.cache.root} "
-                               f"({describe(exc)}): make it writable or choose another "
-                               "folder with --results") from None
+    @property
+    def executor(self) -> Executor:
+        return self.runner.executor
 
     def measure_all(self, items: Sequence[tuple[BitAssignment, int]],
                     finetune: Optional[Finetune] = None) -> list[Outcome]:
         """Measure each ``(assignment, finetune seed)`` with ``finetune`` (default: the
         search's settings): from the cache, else as a job."""
         ft = self.finetune if finetune is None else finetune
-        out: list[Optional[Outcome]] = [None] * len(items)
-        futures: dict[Future, tuple[int, dict]] = {}
-        for i, (a, seed) in enumerate(items):
-            key = measurement_key(self.setup, a, self.options, seed, ft)
-            hit = read_measurement(self.cache, key)
-            if hit is not None:
-                out[i] = Outcome(hit, cached=True)
-                continue
-            try:
-                futures[self.executor.submit(run_finetune_job, self._job(a, seed, ft))] = (i, key)
-            except Exception as exc:  # e.g. a broken pool: recorded, the search goes on
-                out[i] = Outcome(None, exception=exc)
-        for fut in as_completed(futures):
-            i, key = futures[fut]
-            try:
-                record = Measurement.from_record(fut.result()).to_record()
-            except Exception as exc:  # the job raised, or returned no valid record
-                out[i] = Outcome(None, exception=exc)
-                continue
-            self._store(key, record)
-            out[i] = Outcome(record)
-        done: list[Outcome] = [o for o in out if o is not None]
+        jobs = [FinetuneJob.of(self.setup, self._fp32, a, options=self.options,
+                               finetune_seed=seed, finetune=ft) for a, seed in items]
+        try:
+            done = self.runner.outcomes(jobs)
+        except OSError as exc:
+            raise SearchFailed(f"cannot write the results cache under {self.runner.cache.root} "
+                               f"({describe(exc)}): make it writable or choose another "
+                               "folder with --results") from None
         for o in done:
             self.failures.add(o.exception)
             self.bar.update(1)
         if self.refresh is not None and any("BrokenProcessPool" in (o.error or "")
                                             for o in done):
             self.executor.shutdown(wait=False, cancel_futures=True)
-            self.executor = self.refresh()  # a fresh pool for the next round
+            self.runner.executor = self.refresh()  # a fresh pool for the next round
         return done
 
     def measure_round(self, iteration: int, vectors: np.ndarray, sources: Sequence[str],
@@ -174,8 +129,8 @@ class MeasurementRun:
         validation accuracy minus this run's tolerance."""
         tolerance = float(self.setup.fp32["val_acc"]) - self.threshold
         return MeasurementRun(setup, self.space, float(setup.fp32["val_acc"]) - tolerance,
-                              self.options, str(self.cache.root), self.data_root,
-                              self.executor, None, self.bar, self.finetune)
+                              self.options, self.runner, self.data_root, None, self.bar,
+                              self.finetune)
 
     def accuracy(self) -> np.ndarray:
         return np.array([r["val_acc"] if r["status"] != "failed" else np.nan

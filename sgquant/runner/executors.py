@@ -5,17 +5,17 @@
 * ``workers=0``: a :class:`SerialExecutor` (in this process);
 * by default: a "spawn" :class:`~concurrent.futures.ProcessPoolExecutor` whose
   workers die with this process, even when it is killed with ``SIGKILL``, and ignore
-  Ctrl-C (:mod:`sgquant.search.orphans`);
+  Ctrl-C (:mod:`sgquant.runner.orphans`);
 * ``scheduler="local"``: a Dask :class:`distributed.LocalCluster` (worker processes,
   loopback only, dying with this process too) and its client's executor;
 * ``scheduler="tcp://host:8786"``: the executor of a :class:`distributed.Client`
   connected to a running Dask scheduler (any cluster: ``dask scheduler`` /
   ``dask worker`` by hand, Slurm through ``dask-jobqueue`` ...), reached within a
-  total timeout (:mod:`sgquant.search.scheduler`).
+  total timeout (:mod:`sgquant.runner.scheduler`).
 
 :func:`close_executor` ends one: after its running jobs, or at once on Ctrl-C.
 
-Jobs write nothing (:mod:`sgquant.search.jobs`), so Dask workers need no shared folder.
+Jobs write nothing (:mod:`sgquant.runner.jobs`), so Dask workers need no shared folder.
 """
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ def make_executor(workers: Optional[int] = None, scheduler: Optional[str] = None
     an address: the Dask scheduler there (``workers`` is ignored: the cluster has
     its own), reached within ``connect_timeout`` seconds (default
     ``$SGQUANT_SCHEDULER_TIMEOUT``, else 10) or :class:`SchedulerUnreachable`
-    (:func:`sgquant.search.scheduler.connect_client`).
+    (:func:`sgquant.runner.scheduler.connect_client`).
     """
     scheduler = check_scheduler(scheduler)
     if workers is not None:
@@ -145,7 +145,7 @@ def make_executor(workers: Optional[int] = None, scheduler: Optional[str] = None
 def close_executor(executor: Executor, *, interrupted: bool = False) -> None:
     """Shut ``executor`` down, queued jobs cancelled: after its running jobs end, or,
     when the run was ``interrupted`` (Ctrl-C), at once: a process pool's workers are
-    terminated (they ignore ``SIGINT``, :mod:`sgquant.search.orphans`) and a Dask
+    terminated (they ignore ``SIGINT``, :mod:`sgquant.runner.orphans`) and a Dask
     executor stops (:meth:`DaskExecutor.stop`). Finished measurements are already in
     the cache."""
     if not interrupted:

@@ -4,7 +4,7 @@ A process pool's workers and a local Dask cluster's workers run :func:`owned_wor
 when they start: no measurement process outlives a killed search
 (:func:`die_with_parent`), and a Ctrl-C in a terminal, which sends ``SIGINT`` to the
 whole process group, interrupts the driver alone (:func:`ignore_interrupts`); the driver
-then ends the workers itself (:func:`sgquant.search.executors.close_executor`), so the
+then ends the workers itself (:func:`sgquant.runner.executors.close_executor`), so the
 run stops at once with one line, not one traceback per worker. Workers are also
 started with ``SIGINT`` already ignored (:func:`interrupts_ignored`, inherited by a
 spawned Python), which covers the seconds before their initializer runs.

@@ -2,7 +2,7 @@
 
 Its worker processes are children of this process; like the process pool's workers
 they die with it, even when it is killed with ``SIGKILL``, and leave Ctrl-C to it
-(:func:`sgquant.search.orphans.owned_worker`, run in each worker by a
+(:func:`sgquant.runner.orphans.owned_worker`, run in each worker by a
 :class:`distributed.WorkerPlugin`; they are also started with ``SIGINT`` ignored).
 An interrupted run ends the cluster at once (:func:`stop_local_cluster`). Imported
 only when a local cluster is asked for.
