@@ -28,7 +28,7 @@ from .device import DEVICE_ENV, check_device_spec, describe_device, resolve_devi
 from .profiles import Profile, get_profile
 from .runner.executors import SCHEDULER_ENV, check_scheduler, make_executor
 
-__all__ = ["RunSettings", "get_config", "set_config", "config_context", "use_run_settings",
+__all__ = ["RunSettings", "as_run_settings", "get_config", "set_config", "config_context", "use_run_settings",
            "run_settings", "current_scheduler", "add_settings_arguments"]
 
 
@@ -96,6 +96,19 @@ def config_context(**changes: Any) -> Iterator[RunSettings]:
         yield set_config(**changes)
     finally:
         _current = before
+
+
+def as_run_settings(value: "str | Profile | RunSettings | None" = None) -> RunSettings:
+    """``value`` itself when it is a :class:`RunSettings`; the current ones
+    (:func:`get_config`) for ``None``; else the current ones with that profile."""
+    if isinstance(value, RunSettings):
+        return value
+    if value is None:
+        return get_config()
+    if not isinstance(value, (str, Profile)):
+        raise ValueError(f"run settings must be a sgquant.settings.RunSettings, a profile or "
+                         f"a profile's name, got {value!r}")
+    return get_config().replace(profile=get_profile(value))
 
 
 def current_scheduler() -> Optional[str]:

@@ -2,19 +2,33 @@
 any search result, and a complete fake measurement record."""
 from __future__ import annotations
 
+import dataclasses
 import json
+from typing import Any
 
 import numpy as np
 import pytest
 
 from sgquant.bits import BitAssignment
 from sgquant.memory import FeatureLayout, LayerLayout
-from sgquant.search import SearchResult
+from sgquant.search import SearchResult, SearchSpec
+from sgquant.settings import RunSettings
 
 #: Cora's GCN layout with 3 degree buckets (sizes as sgquant.data computes them).
 CORA_LAYOUT = FeatureLayout((1068, 942, 698), (LayerLayout(1433, 13264, 1),
                                                LayerLayout(32, 13264, 1)), 46119)
 QUICK = dict(profile="quick", progress=False)
+
+_SPEC_FIELDS = {f.name for f in dataclasses.fields(SearchSpec)}
+_RUN_FIELDS = {f.name for f in dataclasses.fields(RunSettings)}
+
+
+def search_args(**kw: Any) -> dict:
+    """Keyword arguments by name as a search's ``spec`` (a :class:`SearchSpec`),
+    ``settings`` (a :class:`RunSettings`) and the rest (``executor``, ``progress``)."""
+    spec = {k: kw.pop(k) for k in list(kw) if k in _SPEC_FIELDS}
+    run = {k: kw.pop(k) for k in list(kw) if k in _RUN_FIELDS}
+    return dict(spec=SearchSpec(**spec), settings=RunSettings.resolve(**run), **kw)
 
 
 def check_result(result: SearchResult, budget: int) -> None:

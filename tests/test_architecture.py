@@ -17,6 +17,9 @@ BENCHMARKS = sorted((REPO / "benchmarks").glob("*.py"))
 #: The targets of the architecture page: lines a module, lines a function or method.
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 80
+#: The most parameters of a search's or a chapter's public function (and a chapter's fields).
+MAX_PARAMETERS = 12
+ENTRY_MODULES = [PACKAGE / "search" / "driver.py", *sorted((PACKAGE / "chapters").glob("*.py"))]
 
 
 def module_name(path: Path) -> str:
@@ -71,6 +74,53 @@ def test_every_function_is_at_most_80_lines():
                 if lines > MAX_FUNCTION_LINES:
                     long[f"{path.relative_to(REPO)}:{node.lineno} {node.name}"] = lines
     assert not long, long
+
+
+def parameter_count(node: "ast.FunctionDef | ast.AsyncFunctionDef") -> int:
+    """A function's parameters (``*args`` and ``**kwargs`` one each), ``self`` and
+    ``cls`` not counted."""
+    a = node.args
+    names = [x.arg for x in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
+    names += [x.arg for x in (a.vararg, a.kwarg) if x is not None]
+    return len(names) - (names[:1] in (["self"], ["cls"]))
+
+
+def public_functions(tree: ast.Module) -> list["ast.FunctionDef | ast.AsyncFunctionDef"]:
+    """A module's public functions and its public classes' public methods."""
+    out = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            out.append(node)
+        elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+            out += [n for n in node.body if isinstance(n, (ast.FunctionDef,
+                                                            ast.AsyncFunctionDef))]
+    return [n for n in out if not n.name.startswith("_")]
+
+
+def test_searches_and_chapter_entries_take_at_most_12_parameters():
+    """``cost_model_search`` and every chapter entry take at most 12 parameters: a
+    search's settings travel as one SearchSpec, the run's as one RunSettings."""
+    import dataclasses
+    import importlib
+
+    many = {f"{path.relative_to(REPO)}:{node.lineno} {node.name}": n
+            for path in ENTRY_MODULES for node in public_functions(ast.parse(path.read_text()))
+            if (n := parameter_count(node)) > MAX_PARAMETERS}
+    for name in ("common", *CHAPTERS.values()):
+        module = importlib.import_module(f"sgquant.chapters.{name}")
+        for cls in vars(module).values():
+            if (isinstance(cls, type) and cls.__module__ == module.__name__
+                    and dataclasses.is_dataclass(cls) and cls.__name__.endswith("Chapter")
+                    and len(dataclasses.fields(cls)) > MAX_PARAMETERS):
+                many[f"{module.__name__}.{cls.__name__} fields"] = len(dataclasses.fields(cls))
+    assert not many, many
+
+
+def test_parameter_count_counts_every_kind_of_parameter():
+    tree = ast.parse("def f(a, /, b, *c, d, e=1, **f): pass\n"
+                     "class C:\n    def m(self, a): pass\n    def _p(self, a, b): pass")
+    assert [(n.name, parameter_count(n)) for n in public_functions(tree)] == [("f", 6),
+                                                                             ("m", 1)]
 
 
 def test_no_private_name_is_imported_across_modules():

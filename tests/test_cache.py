@@ -8,6 +8,7 @@ import logging
 import os
 
 import pytest
+from search_checks import search_args
 
 from sgquant.cache import (RESULTS_VERSION, ResultCache, atomic_write_json, check_output_file,
                            parse_json, stale_records_notice)
@@ -92,7 +93,7 @@ def test_a_search_heals_wrong_records_and_gives_the_same_answer(tmp_path, caplog
     from sgquant.search import cost_model_search
     kw = dict(budget=6, n_iter=1, n_sample=100, seed=0, profile="quick", progress=False,
               confirm_top=1, confirm_seeds=1, results=tmp_path)
-    first = cost_model_search("Cora", "gcn", executor=SerialExecutor(), **kw)
+    first = cost_model_search("Cora", "gcn", **search_args(executor=SerialExecutor(), **kw))
     records = sorted((tmp_path / "measure").glob("*.json"))
     records[0].write_text("[1,2,3]")
     payload = json.loads(records[1].read_text())
@@ -104,7 +105,7 @@ def test_a_search_heals_wrong_records_and_gives_the_same_answer(tmp_path, caplog
     fp32_pt.write_bytes(b"not a torch file")
     clear_setup_cache()  # as a new process would
     with caplog.at_level(logging.WARNING, logger="sgquant.cache"):
-        again = cost_model_search("Cora", "gcn", executor=SerialExecutor(), **kw)
+        again = cost_model_search("Cora", "gcn", **search_args(executor=SerialExecutor(), **kw))
     assert again.num_failed == 0 and again.chosen == first.chosen
     assert again.chosen_saving == first.chosen_saving
     assert again.records["val_acc"].tolist() == first.records["val_acc"].tolist()
@@ -116,7 +117,7 @@ def test_a_search_heals_wrong_records_and_gives_the_same_answer(tmp_path, caplog
         Measurement.from_record(json.loads(path.read_text())["value"])
     caplog.clear()
     clear_setup_cache()
-    third = cost_model_search("Cora", "gcn", executor=SerialExecutor(), **kw)
+    third = cost_model_search("Cora", "gcn", **search_args(executor=SerialExecutor(), **kw))
     assert set(third.records["status"]) == {"cached"} and not caplog.records
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import psutil
 import pytest
+from search_checks import search_args
 
 from sgquant.runner import SerialExecutor, make_executor
 from sgquant.runner.executors import SchedulerUnreachable, check_scheduler, close_executor
@@ -157,10 +158,10 @@ def test_an_interrupted_search_stops_its_executor_at_once(tmp_path, monkeypatch)
     monkeypatch.setattr(driver, "close_executor", close)
     monkeypatch.setattr(driver, "prepare", ctrl_c)
     with pytest.raises(KeyboardInterrupt):
-        random_search("Cora", "gcn", budget=2, workers=1, results=tmp_path, **QUICK)
+        random_search("Cora", "gcn", **search_args(budget=2, workers=1, results=tmp_path, **QUICK))
     monkeypatch.setattr(driver, "prepare", lambda *a, **k: 1 / 0)
     with pytest.raises(ZeroDivisionError):
-        random_search("Cora", "gcn", budget=2, workers=1, results=tmp_path, **QUICK)
+        random_search("Cora", "gcn", **search_args(budget=2, workers=1, results=tmp_path, **QUICK))
     assert closed == [True, False]
 
 
@@ -212,10 +213,10 @@ def test_a_small_search_on_a_dask_cluster_runs_there_and_matches_in_process(tmp_
     kw = dict(budget=2, seed=0, confirm_top=0, **QUICK)
     with dask_cluster() as cluster, Client(cluster) as client:
         pids = set(client.run(os.getpid).values())
-        on_dask = random_search("Cora", "gcn", scheduler=cluster.scheduler_address,
-                                results=tmp_path / "dask", **kw)
-    here = random_search("Cora", "gcn", executor=SerialExecutor(),
-                         results=tmp_path / "here", **kw)
+        on_dask = random_search("Cora", "gcn", **search_args(scheduler=cluster.scheduler_address,
+                                results=tmp_path / "dask", **kw))
+    here = random_search("Cora", "gcn", **search_args(executor=SerialExecutor(),
+                         results=tmp_path / "here", **kw))
     assert {int(w.rsplit(":", 1)[1]) for w in on_dask.records["worker"]} <= pids
     assert set(here.records["worker"]) == {f"{__import__('socket').gethostname()}:"
                                            f"{os.getpid()}"}
@@ -230,9 +231,9 @@ def test_a_search_on_a_dask_cluster_runs_there_and_matches_the_local_pool(tmp_pa
     kw = dict(budget=4, seed=0, confirm_top=1, confirm_seeds=1, **QUICK)
     with dask_cluster() as cluster, Client(cluster) as client:
         pids = set(client.run(os.getpid).values())
-        on_dask = random_search("Cora", "gcn", scheduler=cluster.scheduler_address,
-                                results=tmp_path / "dask", **kw)
-    local = random_search("Cora", "gcn", workers=2, results=tmp_path / "local", **kw)
+        on_dask = random_search("Cora", "gcn", **search_args(scheduler=cluster.scheduler_address,
+                                results=tmp_path / "dask", **kw))
+    local = random_search("Cora", "gcn", **search_args(workers=2, results=tmp_path / "local", **kw))
     ran_on = {int(w.rsplit(":", 1)[1]) for w in on_dask.records["worker"]}
     ran_on |= {int(w.rsplit(":", 1)[1]) for w in on_dask.confirmations["worker"]}
     assert ran_on and ran_on <= pids and os.getpid() not in ran_on

@@ -32,7 +32,7 @@ from sgquant.search import (
     select_candidates,
 )
 
-from search_checks import CORA_LAYOUT, QUICK, check_result, fake_record
+from search_checks import CORA_LAYOUT, QUICK, check_result, fake_record, search_args
 
 
 # ------------------------------------------------------------ space, sampler
@@ -212,8 +212,8 @@ def test_cost_model_step_stays_near_configurations_known_to_be_good():
 # ------------------------------------------------------------- end to end
 def test_cost_model_and_random_search_end_to_end(tmp_path):
     kw = dict(budget=6, seed=0, executor=SerialExecutor(), results=tmp_path, **QUICK)
-    cm = cost_model_search("Cora", "gcn", n_iter=2, n_sample=100, **kw)
-    rs = random_search("Cora", "gcn", **kw)
+    cm = cost_model_search("Cora", "gcn", **search_args(n_iter=2, n_sample=100, **kw))
+    rs = random_search("Cora", "gcn", **search_args(**kw))
     check_result(cm, 6)
     check_result(rs, 6)
     assert cm.records["iteration"].tolist() == [0, 0, 1, 1, 2, 2]
@@ -224,8 +224,9 @@ def test_cost_model_and_random_search_end_to_end(tmp_path):
     assert cm.fp32_val_acc == rs.fp32_val_acc
     table = curves([cm, rs])
     assert set(table["method"]) == {"cost-model", "random"} and len(table) == 12
-    plain = cost_model_search("Cora", "gcn", n_iter=2, n_sample=100, strategy=PAPER_STRATEGY,
-                              **kw)
+    plain = cost_model_search("Cora", "gcn", **search_args(n_iter=2, n_sample=100,
+        strategy=PAPER_STRATEGY,
+                              **kw))
     check_result(plain, 6)
     assert plain.settings["strategy"] == dict(PAPER_STRATEGY) == PAPER_STRATEGY
     assert (plain.records["source"] == "uniform").all()
@@ -234,10 +235,10 @@ def test_cost_model_and_random_search_end_to_end(tmp_path):
 def test_tolerance_decides_the_chosen_configuration(tmp_path):
     kw = dict(budget=4, seed=0, executor=SerialExecutor(), results=tmp_path, confirm_top=0,
               **QUICK)
-    loose = random_search("Cora", "gcn", tolerance=100.0, **kw)
+    loose = random_search("Cora", "gcn", **search_args(tolerance=100.0, **kw))
     assert loose.records["feasible"].all()
     assert loose.chosen_saving == loose.records["saving"].max()
-    strict = random_search("Cora", "gcn", tolerance=0.0, **kw)
+    strict = random_search("Cora", "gcn", **search_args(tolerance=0.0, **kw))
     ok = strict.records[strict.records["val_acc"] >= strict.fp32_val_acc - 1e-6]
     assert (strict.chosen is None) == ok.empty
     if not ok.empty:
@@ -247,9 +248,9 @@ def test_tolerance_decides_the_chosen_configuration(tmp_path):
 
 def test_rerun_measures_nothing_and_gives_the_same_result(tmp_path):
     kw = dict(budget=6, n_iter=2, n_sample=100, seed=1, results=tmp_path, **QUICK)
-    first = cost_model_search("Cora", "gcn", executor=SerialExecutor(), **kw)
+    first = cost_model_search("Cora", "gcn", **search_args(executor=SerialExecutor(), **kw))
     assert set(first.records["status"]) == {"measured"}
-    second = cost_model_search("Cora", "gcn", executor=SerialExecutor(), **kw)
+    second = cost_model_search("Cora", "gcn", **search_args(executor=SerialExecutor(), **kw))
     assert set(second.records["status"]) == {"cached"}
     cols = ["config_key", "val_acc", "saving", "predicted_val_acc"]
     pd.testing.assert_frame_equal(first.records[cols], second.records[cols])
@@ -272,8 +273,8 @@ def test_cost_model_beats_random_search_on_a_known_landscape(tmp_path):
     best: dict = {"cost-model": [], "random": []}
     for seed in range(3):
         kw = dict(budget=30, seed=seed, executor=Oracle(), results=tmp_path, **QUICK)
-        for r in (cost_model_search("Cora", "gcn", n_sample=2000, **kw),
-                  random_search("Cora", "gcn", **kw)):
+        for r in (cost_model_search("Cora", "gcn", **search_args(n_sample=2000, **kw)),
+                  random_search("Cora", "gcn", **search_args(**kw))):
             best[r.method].append(r.chosen_saving or 1.0)
     assert np.mean(best["cost-model"]) > np.mean(best["random"]) + 5.0, best
 
@@ -335,18 +336,49 @@ def test_batch_memory_equals_feature_memory(buckets):
 ])
 def test_bad_arguments_raise_value_errors_naming_them(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        cost_model_search("Cora", "gcn", **{**QUICK, **kwargs})
+        cost_model_search("Cora", "gcn", **search_args(**{**QUICK, **kwargs}))
 
 
 def test_random_search_rejects_cost_model_settings_and_oversized_budgets(tmp_path):
     from sgquant.search import search
     with pytest.raises(ValueError, match="n_mea is a cost-model setting"):
-        search("Cora", "gcn", "random", n_mea=3)
+        search("Cora", "gcn", "random", **search_args(n_mea=3))
     with pytest.raises(ValueError, match="unknown search method 'grid'"):
         search("Cora", "gcn", "grid")
     with pytest.raises(ValueError, match="budget 3 exceeds the 1 distinct configurations"):
-        random_search("Cora", "gcn", budget=3, bit_choices=[8], executor=SerialExecutor(),
-                      results=tmp_path, **QUICK)
+        random_search("Cora", "gcn", **search_args(budget=3, bit_choices=[8],
+            executor=SerialExecutor(),
+                      results=tmp_path, **QUICK))
+
+
+def test_search_spec_is_frozen_checked_and_the_keywords_change_it(tmp_path):
+    """A search takes one SearchSpec and one RunSettings; budget, tolerance, seed,
+    fp32_seed, variant and profile given by keyword change them."""
+    import dataclasses
+
+    from sgquant.search import SearchSpec
+    from sgquant.settings import RunSettings
+    spec = SearchSpec(budget=4, seed=0, confirm_top=0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.budget = 5
+    with pytest.raises(ValueError, match="unknown search setting.*budgte"):
+        spec.replace(budgte=3)
+    assert SearchSpec(variant="sgquant+").variant.name == "sgquant+"
+    with pytest.raises(ValueError, match="settings must be a sgquant.settings.RunSettings"):
+        random_search("Cora", "gcn", spec, settings="quick")
+    with pytest.raises(ValueError, match="spec must be a sgquant.search.SearchSpec"):
+        random_search("Cora", "gcn", {"budget": 4})
+    here = RunSettings.resolve(results=tmp_path)
+    by_keywords = random_search("Cora", "gcn", spec, tolerance=100.0, profile="quick",
+                                settings=here, executor=SerialExecutor(), progress=False)
+    by_objects = random_search("Cora", "gcn", spec.replace(tolerance=100.0),
+                               settings=here.replace(profile="quick"),
+                               executor=SerialExecutor(), progress=False)
+    assert by_keywords.profile == "quick" and by_keywords.tolerance == 100.0
+    cols = ["config_key", "val_acc", "saving", "feasible"]
+    pd.testing.assert_frame_equal(by_keywords.records[cols], by_objects.records[cols])
+    assert by_keywords.chosen == by_objects.chosen
+    assert set(by_objects.records["status"]) == {"cached"}
 
 
 def test_best_so_far_starts_at_fp32_and_only_counts_feasible():
@@ -358,13 +390,14 @@ def test_best_so_far_starts_at_fp32_and_only_counts_feasible():
 
 @pytest.mark.slow
 def test_default_process_pool_measures_in_spawned_workers(tmp_path):
-    result = random_search("Cora", "gcn", budget=4, seed=0, workers=2, results=tmp_path,
-                           **QUICK)
+    result = random_search("Cora", "gcn", **search_args(budget=4, seed=0, workers=2,
+        results=tmp_path,
+                           **QUICK))
     check_result(result, 4)
     assert set(result.records["status"]) == {"measured"}
     assert result.settings["workers"] == min(2, __import__("os").cpu_count())
-    again = random_search("Cora", "gcn", budget=4, seed=0, executor=SerialExecutor(),
-                          results=tmp_path, **QUICK)
+    again = random_search("Cora", "gcn", **search_args(budget=4, seed=0, executor=SerialExecutor(),
+                          results=tmp_path, **QUICK))
     assert set(again.records["status"]) == {"cached"}
     assert again.records["val_acc"].tolist() == result.records["val_acc"].tolist()
 

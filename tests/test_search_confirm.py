@@ -10,7 +10,7 @@ import pytest
 from sgquant.runner import SerialExecutor
 from sgquant.search import SearchResult, cost_model_search, random_search
 
-from search_checks import QUICK, check_result
+from search_checks import QUICK, check_result, search_args
 
 
 # ------------------------------------------------------------ confirmation
@@ -42,7 +42,8 @@ def confirm_setup(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("confirm")
     kw = dict(budget=8, n_iter=1, n_sample=100, seed=1, tolerance=1.0, results=tmp_path,
               **QUICK)
-    plain = cost_model_search("Cora", "gcn", executor=SerialExecutor(), confirm_top=0, **kw)
+    plain = cost_model_search("Cora", "gcn", **search_args(executor=SerialExecutor(),
+        confirm_top=0, **kw))
     order = plain.records[plain.records["feasible"]].sort_values(
         ["saving", "val_acc", "order"], ascending=[False, False, True])["config_key"].tolist()
     assert len(order) >= 4, "the quick Cora search should find four feasible configurations"
@@ -63,8 +64,9 @@ def test_confirmation_refinetunes_the_top_feasible_with_distinct_seeds(confirm_s
     kw, plain, _ = confirm_setup
     tmp_path = kw["results"]
     pool = RiggedExecutor(set())
-    result = cost_model_search("Cora", "gcn", executor=pool, confirm_top=2, confirm_seeds=2,
-                               **kw)
+    result = cost_model_search("Cora", "gcn", **search_args(executor=pool, confirm_top=2,
+        confirm_seeds=2,
+                               **kw))
     check_result(result, 8)
     assert set(result.records["status"]) == {"cached"}  # the budget was measured by `plain`
     feasible = plain.records[plain.records["feasible"]].sort_values(
@@ -106,8 +108,8 @@ def rigged_search(kw: dict, sink: set[str], tmp_path, **settings) -> SearchResul
     import shutil
     folder = tmp_path / f"copy{len(list(tmp_path.iterdir()))}"
     shutil.copytree(PRISTINE[0], folder)
-    return cost_model_search("Cora", "gcn", executor=RiggedExecutor(sink),
-                             **{**kw, "results": folder}, **settings)
+    return cost_model_search("Cora", "gcn", **search_args(executor=RiggedExecutor(sink),
+                             **{**kw, "results": folder}, **settings))
 
 
 def test_a_configuration_whose_mean_falls_below_tolerance_is_not_chosen(confirm_setup,
@@ -136,10 +138,10 @@ def test_a_configuration_whose_mean_falls_below_tolerance_is_not_chosen(confirm_
 def test_rerun_reuses_cached_confirmations(confirm_setup):
     kw, _, _ = confirm_setup
     kw = {**kw, "confirm_top": 2, "confirm_seeds": 3}  # seed 1003: new to this folder
-    first = cost_model_search("Cora", "gcn", executor=SerialExecutor(), **kw)
+    first = cost_model_search("Cora", "gcn", **search_args(executor=SerialExecutor(), **kw))
     assert (first.confirmations["finetune_seed"] == 1003).any()
     assert "measured" in set(first.confirmations["status"])
-    second = cost_model_search("Cora", "gcn", executor=SerialExecutor(), **kw)
+    second = cost_model_search("Cora", "gcn", **search_args(executor=SerialExecutor(), **kw))
     assert set(second.records["status"]) == {"cached"}
     assert set(second.confirmations["status"]) == {"cached"}
     cols = ["config_key", "finetune_seed", "val_acc", "test_acc", "confirmed"]
@@ -183,8 +185,8 @@ def test_other_fp32_models_reject_a_choice_that_holds_only_on_the_search_model(
     conf = Confirmation(top=2, seeds=1, other_fp32=1)
     assert conf.fp32_seeds(1) == [2] and conf.to_dict()["other_fp32"] == 1
     pool = OtherModelRigged({order[0]}, home=1)
-    result = cost_model_search("Cora", "gcn", executor=pool, confirmation=conf,
-                               **{**kw, "results": folder})
+    result = cost_model_search("Cora", "gcn", **search_args(executor=pool, confirmation=conf,
+                               **{**kw, "results": folder}))
     check_result(result, 8)
     c = result.confirmations
     assert pool.fp32_seeds == {1, 2} and sorted(set(c["fp32_seed"])) == [1, 2]
@@ -206,8 +208,9 @@ def test_other_fp32_models_reject_a_choice_that_holds_only_on_the_search_model(
     with pytest.raises(ValueError, match="search_model=False needs other_fp32"):
         Confirmation(search_model=False)
     held = Confirmation(top=2, seeds=1, other_fp32=1, search_model=False, fresh_only=True)
-    out = cost_model_search("Cora", "gcn", executor=SerialExecutor(), confirmation=held,
-                            **{**kw, "results": folder})
+    out = cost_model_search("Cora", "gcn", **search_args(executor=SerialExecutor(),
+        confirmation=held,
+                            **{**kw, "results": folder}))
     assert set(out.confirmations["fp32_seed"]) == {2}
     assert out.settings["confirmation"]["search_model"] is False
     if out.chosen is not None:
@@ -257,8 +260,9 @@ def test_ladder_steps_down_the_savings_and_confirmation_runs_at_the_final_length
     assert conf.finetune(Finetune(), QUICK_EPOCHS).epochs == 2 * QUICK_EPOCHS
     assert conf.finetune(Finetune(epochs=5), QUICK_EPOCHS).epochs == 10
     assert Confirmation().finetune(Finetune(), QUICK_EPOCHS).epochs is None
-    long = cost_model_search("Cora", "gcn", executor=SerialExecutor(), confirmation=conf,
-                             **{**kw, "results": folder})
+    long = cost_model_search("Cora", "gcn", **search_args(executor=SerialExecutor(),
+        confirmation=conf,
+                             **{**kw, "results": folder}))
     row = long.confirmations.iloc[0]
     setup = prepare("Cora", "gcn", 1, "quick", str(folder))
     rec = measure(setup, as_assignment_of(long, row["config_key"]), results=str(folder),
@@ -285,7 +289,7 @@ def result_finetune(result: SearchResult):
 ])
 def test_confirmation_settings_are_validated(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        random_search("Cora", "gcn", **{**QUICK, **kwargs})
+        random_search("Cora", "gcn", **search_args(**{**QUICK, **kwargs}))
 
 
 def test_sgquant_plus_clips_by_mse_and_the_earlier_version_runs_by_name():

@@ -82,9 +82,9 @@ def autobit_runs(dataset: str = "Cora", model: str = "gcn", profile: "str | Prof
                 if method == "random":
                     result = S.random_search(name, m, **kwargs)
                 else:
-                    if strategy == "paper":
-                        kwargs["strategy"] = S.PAPER_STRATEGY
-                    result = S.cost_model_search(name, m, **kwargs)
+                    spec = S.SearchSpec(strategy=S.PAPER_STRATEGY) if strategy == "paper" \
+                        else None
+                    result = S.cost_model_search(name, m, spec, **kwargs)
                 result.label = label
                 out.append(result)
     return out

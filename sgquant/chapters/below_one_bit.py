@@ -62,7 +62,7 @@ def below_one_bit_tables(dataset: str = "Cora", model: str = "gcn",
     if assignment is None:
         from ..search.choice import search_choice
         with measurement_runner(prof) as runner:
-            chosen = search_choice(setup.dataset, setup.model_name, prof,
+            chosen = search_choice(setup.dataset, setup.model_name, runner.settings,
                                    executor=runner.executor)
     else:
         chosen = as_assignment(assignment)

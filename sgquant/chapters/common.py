@@ -205,10 +205,9 @@ def chapter_settings(profile: "str | Profile | RunSettings",
     :class:`~sgquant.settings.RunSettings`, else the current ones
     (:func:`sgquant.settings.get_config`) with that profile; without a Dask scheduler,
     the measurement processes are :func:`default_workers`."""
-    from ..settings import RunSettings, get_config
+    from ..settings import as_run_settings
 
-    base = profile if isinstance(profile, RunSettings) else get_config().replace(
-        profile=get_profile(profile))
+    base = as_run_settings(profile)
     chosen = base.workers if workers is None else workers
     if base.scheduler is None:
         chosen = default_workers(base.profile, chosen)
@@ -226,11 +225,10 @@ def measurement_runner(profile: "str | Profile | RunSettings",
 
 
 def search_settings(runner: Runner) -> dict[str, Any]:
-    """The run settings a chapter's search takes from its runner (profile, executor,
-    results and data folders, device): the search measures through the same cache."""
-    s = runner.settings
-    return {"profile": s.profile, "executor": runner.executor, "results": str(s.results),
-            "data_root": s.data_root, "device": s.device}
+    """What a chapter's search takes from its runner: its run settings (profile,
+    results and data folders, device) and its executor, so the search measures through
+    the same cache."""
+    return {"settings": runner.settings, "executor": runner.executor}
 
 
 def pretrain(runner: Runner, items: Iterable[tuple[str, str, int]]) -> dict[tuple, dict]:

@@ -57,6 +57,7 @@ Modules: :mod:`~sgquant.search.space` (space, sampler), :mod:`~sgquant.search.fe
 :mod:`~sgquant.search.selection`, :mod:`~sgquant.search.strategy`,
 :mod:`~sgquant.search.step` (one cost-model iteration), :mod:`~sgquant.search.measurements`,
 :mod:`~sgquant.search.failures`, :mod:`~sgquant.search.confirm`,
+:mod:`~sgquant.search.spec` (a search's settings, :class:`SearchSpec`),
 :mod:`~sgquant.search.driver` (the searches), :mod:`~sgquant.search.result`,
 :mod:`~sgquant.search.cli` (``sgquant search``).
 """
@@ -73,6 +74,7 @@ from .features import FEATURE_EXTRAS, FeatureCache, config_features, feature_fra
 from .result import SearchResult, best_so_far, curves
 from .selection import select_candidates
 from .space import SearchSpace, Sampler, check_bit_choices
+from .spec import SearchSpec
 from .step import PHASES, cost_model_step
 from .strategy import PAPER_STRATEGY, STRATEGY, Strategy, check_strategy
 
@@ -82,7 +84,7 @@ __all__ = [
     "FailureLog", "Strategy", "STRATEGY", "PAPER_STRATEGY", "TrustRegion",
     "config_features", "feature_frame", "FeatureCache", "propose_candidates",
     "elite_rows", "select_candidates", "cost_model_step", "random_search",
-    "cost_model_search", "search", "best_so_far",
+    "cost_model_search", "search", "SearchSpec", "best_so_far",
     "curves", "check_bit_choices", "check_tolerance", "check_strategy", "check_confirm",
     "confirm_choice", "confirmation_seeds", "add_cli", "default_output_name",
 ]

@@ -7,7 +7,8 @@ from concurrent.futures import Executor
 from typing import Optional
 
 from ..bits import BitAssignment
-from ..profiles import Profile, get_profile
+from ..profiles import Profile
+from ..settings import RunSettings, as_run_settings
 from ..variants import Variant
 
 __all__ = ["SEARCH_FP32_SEED", "search_choice"]
@@ -16,21 +17,23 @@ __all__ = ["SEARCH_FP32_SEED", "search_choice"]
 SEARCH_FP32_SEED = 100
 
 
-def search_choice(dataset: str, model: str, profile: "str | Profile" = "default", *,
+def search_choice(dataset: str, model: str,
+                  settings: "str | Profile | RunSettings" = "default", *,
                   variant: "str | Variant" = "sgquant+", search_seed: int = 0,
-                  tolerance: float = 0.5, executor: Optional[Executor] = None,
-                  workers: Optional[int] = None) -> BitAssignment:
+                  tolerance: float = 0.5, executor: Optional[Executor] = None
+                  ) -> BitAssignment:
     """The configuration chapter 3's search chooses for (``dataset``, ``model``) with
     ``variant`` and ``search_seed`` (on the FP32 model of :data:`SEARCH_FP32_SEED`; read
     from the results cache when chapter 3 ran with the same profile), FP32 if none is
-    within tolerance. The measurements run on ``executor`` (default: a pool of
-    ``workers``, :func:`~sgquant.search.make_executor`)."""
+    within tolerance. ``settings``: the run's (:class:`~sgquant.settings.RunSettings`), or
+    a profile (the current settings with it, :func:`~sgquant.settings.as_run_settings`);
+    the measurements run on ``executor`` (default: the settings' workers or scheduler,
+    :func:`~sgquant.runner.make_executor`)."""
     from .driver import cost_model_search
 
-    prof = get_profile(profile)
     result = cost_model_search(dataset, model, tolerance=tolerance, seed=search_seed,
-                               fp32_seed=SEARCH_FP32_SEED, profile=prof, executor=executor,
-                               workers=workers, progress=False, variant=variant)
+                               fp32_seed=SEARCH_FP32_SEED, settings=as_run_settings(settings),
+                               executor=executor, progress=False, variant=variant)
     if result.chosen is not None:
         return result.chosen
     return BitAssignment.fp32(int(result.records["assignment"].map(

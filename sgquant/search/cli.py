@@ -24,10 +24,11 @@ from ..cache import (WriteFailed, check_output_file, check_results_folder, writa
 from ..models import MODELS
 from ..profiles import PROFILES
 from ..variants import ABLATION
-from .driver import COST_MODEL_SETTINGS, METHODS, search
-from ..runner.scheduler import SCHEDULER_ENV
+from ..settings import RunSettings
+from .driver import METHODS, search
 from .failures import SearchFailed
 from .result import SearchResult
+from .spec import COST_MODEL_SETTINGS, SearchSpec
 from .strategy import PAPER_STRATEGY
 
 __all__ = ["add_cli", "default_output_name", "is_search_result"]
@@ -67,28 +68,33 @@ def default_output_name(result: SearchResult, strategy_label: str = "sgquant") -
     return readable[:NAME_LIMIT - len(tail)] + tail
 
 
-def _run_cli(args: argparse.Namespace) -> int:
-    results = check_results_folder(args.results)
-    if args.output:
-        check_output_file(args.output, is_search_result)
-    else:  # the default name is plain and bounded: only its folder can be unusable
-        writable_folder(results / "search", "the search result")
-    kwargs: dict[str, Any] = dict(budget=args.budget, tolerance=args.tolerance, seed=args.seed,
-                                  profile=args.profile, bit_choices=args.bits,
-                                  workers=args.workers, scheduler=args.scheduler or None,
-                                  results=str(results), progress=not args.no_progress,
-                                  confirm_top=args.confirm_top,
-                                  confirm_seeds=args.confirm_seeds, variant=args.variant,
-                                  device=args.device)
+def _spec(args: argparse.Namespace) -> SearchSpec:
+    """The search's settings from the command's options."""
+    rounds: dict[str, Any] = {}
     if args.method == "cost-model":
-        kwargs.update(n_mea=args.n_mea, n_sample=args.n_sample, n_iter=args.n_iter,
+        rounds = dict(n_mea=args.n_mea, n_sample=args.n_sample, n_iter=args.n_iter,
                       strategy=PAPER_STRATEGY if args.strategy == "paper" else None)
     else:
         for opt in COST_MODEL_SETTINGS[:-1]:
             if getattr(args, opt) is not None:
                 raise ValueError(f"--{opt.replace('_', '-')} applies to --method cost-model "
                                  "only, not random")
-    result = search(args.dataset, args.model, args.method, **kwargs)
+    return SearchSpec(budget=args.budget, tolerance=args.tolerance, seed=args.seed,
+                      bit_choices=args.bits, confirm_top=args.confirm_top,
+                      confirm_seeds=args.confirm_seeds, variant=args.variant, **rounds)
+
+
+def _run_cli(args: argparse.Namespace) -> int:
+    # the run's settings, resolved and checked once, here (RunSettings)
+    settings = RunSettings.resolve(args.profile, args.device, args.scheduler or None,
+                                   args.workers, check_results_folder(args.results))
+    results = settings.results
+    if args.output:
+        check_output_file(args.output, is_search_result)
+    else:  # the default name is plain and bounded: only its folder can be unusable
+        writable_folder(results / "search", "the search result")
+    result = search(args.dataset, args.model, args.method, _spec(args), settings=settings,
+                    progress=not args.no_progress)
     print(result.summary())
     out = Path(args.output) if args.output else (
         results / "search" / default_output_name(result, args.strategy or "sgquant"))
@@ -141,7 +147,7 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="measurement processes (default and maximum: the cores present; "
                         "0: in this process; with --scheduler local: the cluster's workers)")
-    p.add_argument("--scheduler", default=os.environ.get(SCHEDULER_ENV) or None,
+    p.add_argument("--scheduler", default=None,
                    help="run the measurements on Dask: 'local' (a LocalCluster on this "
                         "machine) or a scheduler address such as tcp://host:8786 "
                         "(default: $SGQUANT_SCHEDULER, else a local process pool; reached "

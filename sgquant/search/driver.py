@@ -8,12 +8,11 @@ method.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sys
 import time
 from concurrent.futures import Executor
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -21,49 +20,28 @@ from tqdm import tqdm
 
 from ..bits import as_assignment
 from ..cache import check_results_folder, stale_records_notice
-from ..checks import check_choice, check_int, check_number, check_optional_int
+from ..checks import check_choice, check_optional_int
 from ..measure import prepare
-from ..profiles import Profile, get_profile
+from ..profiles import Profile
 from ..quantize import QuantOptions
 from ..runner import Runner, close_executor, executor_workers, make_executor
-from ..runner.scheduler import check_scheduler
-from ..train import Finetune
-from ..variants import Confirmation, Variant, get_variant
+from ..settings import RunSettings, as_run_settings
+from ..variants import Variant
 from .confirm import confirm_choice
 from .features import FeatureCache
 from .measurements import MeasurementRun
 from .result import SearchResult
 from .space import SearchSpace, Sampler, check_bit_choices
+from .spec import COST_MODEL_SETTINGS, SearchSpec, check_budget, check_tolerance
 from .step import cost_model_step
 from .strategy import check_strategy
 
 __all__ = ["METHODS", "random_search", "cost_model_search", "search", "check_tolerance",
-           "resolve_rounds", "COST_MODEL_SETTINGS"]
+           "resolve_rounds", "COST_MODEL_SETTINGS", "SearchSpec"]
 
 METHODS = ("cost-model", "random")
 
-#: arguments only a cost-model search takes
-COST_MODEL_SETTINGS = ("n_mea", "n_sample", "n_iter", "strategy", "xgb_params")
-
 log = logging.getLogger("sgquant.search")
-
-
-def check_tolerance(tolerance: Any) -> float:
-    """``tolerance`` (percentage points of validation accuracy) as a float >= 0."""
-    try:
-        return check_number(tolerance, "tolerance", minimum=0.0)
-    except ValueError:
-        raise ValueError(f"tolerance must be a finite number of percentage points >= 0 "
-                         f"(e.g. 0.5), got {tolerance!r}") from None
-
-
-def _check_budget(budget: Any) -> int:
-    try:
-        return check_int(budget, "budget", minimum=1)
-    except ValueError:
-        raise ValueError(f"budget must be an integer >= 1 (number of configurations to "
-                         f"measure), got {budget!r}: it cannot measure a single "
-                         "configuration") from None
 
 
 def resolve_rounds(budget: int, n_mea: Optional[int], n_iter: Optional[int],
@@ -93,55 +71,29 @@ def resolve_rounds(budget: int, n_mea: Optional[int], n_iter: Optional[int],
     return budget - n_mea * n_iter, n_mea, n_iter
 
 
-def _cost_model_settings(budget: int, prof: Profile, n_mea: Optional[int],
-                         n_sample: Optional[int], n_iter: Optional[int],
-                         strategy: Any, xgb_params: Optional[dict]) -> dict:
-    first, n_mea, n_iter = resolve_rounds(budget, n_mea, n_iter, prof)
-    n_sample = prof.search_sample if n_sample is None else check_int(n_sample, "n_sample",
-                                                                     minimum=1)
+def _cost_model_settings(budget: int, prof: Profile, spec: SearchSpec) -> dict:
+    first, n_mea, n_iter = resolve_rounds(budget, spec.n_mea, spec.n_iter, prof)
+    n_sample = prof.search_sample if spec.n_sample is None else spec.n_sample
     if n_sample < n_mea:
         raise ValueError(f"n_sample = {n_sample} must be >= n_mea = {n_mea} "
                          "(the top n_mea of n_sample candidates are measured)")
-    if xgb_params is not None and not isinstance(xgb_params, dict):
-        raise ValueError(f"xgb_params must be a dict of xgboost parameters, got {xgb_params!r}")
     return {"n_mea": n_mea, "n_sample": n_sample, "n_iter": n_iter, "first_round": first,
-            "strategy": dict(check_strategy(strategy)), "xgb_params": dict(xgb_params or {})}
+            "strategy": dict(check_strategy(spec.strategy)),
+            "xgb_params": dict(spec.xgb_params or {})}
 
 
-def _variant_settings(variant: "str | Variant | None", options: Optional[QuantOptions],
-                      finetune: Optional[Finetune], confirmation: Optional[Confirmation],
-                      confirm_top: Optional[int], confirm_seeds: Optional[int]
-                      ) -> tuple[Optional[Variant], Optional[QuantOptions], Finetune,
-                                 Confirmation]:
-    """The variant (if any) and the quantizer options, fine-tuning and confirmation a
-    search uses: each given one, else the variant's, else the default."""
-    var = None if variant is None else get_variant(variant)
-    options = options if options is not None else (var.options if var else None)
-    finetune = finetune if finetune is not None else (var.finetune if var else Finetune())
-    if not isinstance(finetune, Finetune):
-        raise ValueError(f"finetune must be a sgquant.train.Finetune, got {finetune!r}")
-    conf = confirmation if confirmation is not None else (
-        var.confirmation if var else Confirmation())
-    if not isinstance(conf, Confirmation):
-        raise ValueError(f"confirmation must be a sgquant.variants.Confirmation, got {conf!r}")
-    conf = dataclasses.replace(conf, top=conf.top if confirm_top is None else confirm_top,
-                               seeds=conf.seeds if confirm_seeds is None else confirm_seeds)
-    return var, options, finetune, conf
-
-
-def _check_where(workers: Optional[int], scheduler: Optional[str],
-                 executor: Optional[Executor]) -> Optional[str]:
-    """Check where the jobs run; returns the scheduler (:func:`check_scheduler`)."""
-    if workers is not None:
-        check_int(workers, "workers", minimum=0)
-    scheduler = check_scheduler(scheduler)
+def _check_inputs(spec: Any, settings: Any, executor: Any) -> None:
+    """The search's settings objects and executor are of their types."""
+    if not isinstance(spec, SearchSpec):
+        raise ValueError(f"spec must be a sgquant.search.SearchSpec, got {spec!r}")
+    if not isinstance(settings, RunSettings):
+        raise ValueError(f"settings must be a sgquant.settings.RunSettings, got {settings!r}")
     if executor is not None and not isinstance(executor, Executor):
         raise ValueError(f"executor must be a concurrent.futures.Executor, "
                          f"got {type(executor).__name__}")
-    return scheduler
 
 
-def _results_folder(results: Optional[str]) -> str:
+def _results_folder(results: Any) -> str:
     """The results folder, checked and absolute; a warning if it holds records of another
     results version, which are not reused (:func:`~sgquant.cache.stale_records_notice`)."""
     results_dir = str(check_results_folder(results, option="results").resolve())
@@ -161,47 +113,33 @@ def _chosen(run: MeasurementRun, top: Optional[dict]
             float(private["best_test_acc"]))
 
 
-def _search(method: str, dataset: str, model: str, *, budget: Optional[int], tolerance: float,
-            seed: int, profile: "str | Profile", bit_choices: Optional[Sequence[int]],
-            executor: Optional[Executor], workers: Optional[int], results: Optional[str],
-            data_root: Optional[str], options: Optional[QuantOptions], progress: bool,
-            scheduler: Optional[str] = None, n_mea: Optional[int] = None,
-            n_sample: Optional[int] = None, n_iter: Optional[int] = None,
-            strategy: Any = None, xgb_params: Optional[dict] = None,
-            confirm_top: Optional[int] = None, confirm_seeds: Optional[int] = None,
-            confirmation: Optional[Confirmation] = None, finetune: Optional[Finetune] = None,
-            variant: "str | Variant | None" = None, device: Any = None,
-            fp32_seed: Optional[int] = None) -> SearchResult:
+def _search(method: str, dataset: str, model: str, spec: SearchSpec, settings: RunSettings,
+            executor: Optional[Executor], progress: bool) -> SearchResult:
     check_choice(method, "search method", METHODS)
-    fp32_seed = check_optional_int(fp32_seed, "fp32_seed", minimum=0)
-    var, options, finetune, conf = _variant_settings(variant, options, finetune, confirmation,
-                                                     confirm_top, confirm_seeds)
-    confirm_top, confirm_seeds = conf.top, conf.seeds
-    prof = get_profile(profile)
-    tolerance = check_tolerance(tolerance)
-    seed = check_int(seed, "seed", minimum=0)
-    budget = _check_budget(prof.search_budget if budget is None else budget)
-    choices = check_bit_choices(prof.bit_choices if bit_choices is None else bit_choices)
-    scheduler = _check_where(workers, scheduler, executor)
+    _check_inputs(spec, settings, executor)
+    options, finetune, conf = spec.quantization()
+    prof, seed = settings.profile, spec.seed
+    budget = check_budget(prof.search_budget if spec.budget is None else spec.budget)
+    choices = check_bit_choices(prof.bit_choices if spec.bit_choices is None
+                                else spec.bit_choices)
     if method == "cost-model":
-        settings = _cost_model_settings(budget, prof, n_mea, n_sample, n_iter, strategy,
-                                        xgb_params)
+        run_settings = _cost_model_settings(budget, prof, spec)
     else:
-        _reject_cost_model_settings(dict(n_mea=n_mea, n_sample=n_sample, n_iter=n_iter,
-                                         strategy=strategy, xgb_params=xgb_params))
-        settings = {}
-    results_dir = _results_folder(results)
+        _reject_cost_model_settings(spec.cost_model_values())
+        run_settings = {}
+    results_dir = _results_folder(settings.results)
     start = time.perf_counter()
     owns = executor is None
+    workers, scheduler = settings.workers, settings.scheduler
     # a Dask scheduler is reached (or found unreachable) before any training
     pool = make_executor(workers, scheduler) if owns else executor
-    settings.update(workers=executor_workers(pool) if owns else type(pool).__name__,
-                    scheduler=scheduler)
+    run_settings.update(workers=executor_workers(pool) if owns else type(pool).__name__,
+                        scheduler=scheduler)
     run: Optional[MeasurementRun] = None
     try:
         # the FP32 model is trained (or read from the cache) once, here, before any job
-        setup = prepare(dataset, model, seed if fp32_seed is None else fp32_seed, prof,
-                        results_dir, data_root, device)
+        setup = prepare(dataset, model, seed if spec.fp32_seed is None else spec.fp32_seed,
+                        prof, results_dir, settings.data_root, settings.device)
         space = SearchSpace.from_layout(setup.layout, choices)
         if budget > space.size:
             raise ValueError(f"budget {budget} exceeds the {space.size} distinct "
@@ -210,11 +148,11 @@ def _search(method: str, dataset: str, model: str, *, budget: Optional[int], tol
         refresh = (lambda: make_executor(workers)) if owns and scheduler is None else None
         bar = tqdm(total=budget, desc=f"{method} {setup.dataset}/{setup.model_name} seed {seed}",
                    unit="config", disable=not progress, leave=False)
-        run = MeasurementRun(setup, space, setup.fp32["val_acc"] - tolerance / 100.0,
-                             options, Runner(pool, results_dir), data_root, refresh, bar,
-                             finetune)
+        run = MeasurementRun(setup, space, setup.fp32["val_acc"] - spec.tolerance / 100.0,
+                             options, Runner(pool, results_dir), settings.data_root, refresh,
+                             bar, finetune)
         try:
-            _measure_budget(run, method, budget, seed, settings)
+            _measure_budget(run, method, budget, seed, run_settings)
             records = pd.DataFrame(run.rows)
             confirm_start = time.perf_counter()
             top, confirmations, means = confirm_choice(run, records, seed, conf)
@@ -226,18 +164,18 @@ def _search(method: str, dataset: str, model: str, *, budget: Optional[int], tol
             close_executor(pool if run is None else run.executor,
                            interrupted=isinstance(sys.exc_info()[1], KeyboardInterrupt))
     chosen, test, best_test = _chosen(run, top)
-    settings.update(confirm_top=confirm_top, confirm_seeds=confirm_seeds,
-                    confirmation=conf.to_dict(), finetune=finetune.to_dict(),
-                    options=(options or QuantOptions()).to_dict(),
-                    variant=None if var is None else var.name,
-                    device=str(setup.device), fp32_seed=setup.seed)
+    run_settings.update(confirm_top=conf.top, confirm_seeds=conf.seeds,
+                        confirmation=conf.to_dict(), finetune=finetune.to_dict(),
+                        options=(options or QuantOptions()).to_dict(),
+                        variant=None if spec.variant is None else spec.variant.name,
+                        device=str(setup.device), fp32_seed=setup.seed)
     return SearchResult(
         method=method, dataset=setup.dataset, model=setup.model_name, seed=seed,
-        profile=prof.name, tolerance=tolerance, budget=budget, bit_choices=choices,
+        profile=prof.name, tolerance=spec.tolerance, budget=budget, bit_choices=choices,
         fp32_val_acc=float(setup.fp32["val_acc"]), fp32_test_acc=float(setup.fp32["test_acc"]),
         records=records, chosen=chosen, chosen_test_acc=test, chosen_best_test_acc=best_test,
-        wall_seconds=time.perf_counter() - start, settings=settings,
-        confirm_top=confirm_top, confirm_seeds=confirm_seeds, confirmations=confirmations,
+        wall_seconds=time.perf_counter() - start, settings=run_settings,
+        confirm_top=conf.top, confirm_seeds=conf.seeds, confirmations=confirmations,
         confirmed_val_acc=means.get("val_acc"), confirmed_test_acc=means.get("test_acc"),
         confirmed_best_test_acc=means.get("best_test_acc"), confirm_seconds=confirm_seconds)
 
@@ -271,72 +209,78 @@ def _reject_cost_model_settings(values: dict) -> None:
                              f"only the budget, got {name}={value!r}")
 
 
-def random_search(dataset: str, model: str, *, budget: Optional[int] = None,
-                  tolerance: float = 0.5, seed: int = 0, profile: "str | Profile" = "default",
-                  bit_choices: Optional[Sequence[int]] = None,
-                  executor: Optional[Executor] = None, workers: Optional[int] = None,
-                  scheduler: Optional[str] = None,
-                  results: Optional[str] = None, data_root: Optional[str] = None,
-                  options: Optional[QuantOptions] = None,
-                  progress: bool = True, confirm_top: Optional[int] = None,
-                  confirm_seeds: Optional[int] = None,
-                  confirmation: Optional[Confirmation] = None,
-                  finetune: Optional[Finetune] = None,
-                  variant: "str | Variant | None" = None, device: Any = None,
-                  fp32_seed: Optional[int] = None) -> SearchResult:
+def _spec_with(spec: Optional[SearchSpec], **given: Any) -> SearchSpec:
+    """``spec`` (default: :class:`SearchSpec`'s defaults) with the ``given`` settings that
+    are not ``None``."""
+    if spec is not None and not isinstance(spec, SearchSpec):
+        raise ValueError(f"spec must be a sgquant.search.SearchSpec, got {spec!r}")
+    base = SearchSpec() if spec is None else spec
+    changes = {k: v for k, v in given.items() if v is not None}
+    return base.replace(**changes) if changes else base
+
+
+def _settings_with(settings: Optional[RunSettings],
+                   profile: "str | Profile | None") -> RunSettings:
+    """``settings`` (default: :func:`sgquant.settings.get_config`), with ``profile`` if
+    given."""
+    if settings is not None and not isinstance(settings, RunSettings):
+        raise ValueError(f"settings must be a sgquant.settings.RunSettings, got {settings!r}")
+    base = as_run_settings(settings)
+    return base if profile is None else base.replace(profile=profile)
+
+
+def random_search(dataset: str, model: str, spec: Optional[SearchSpec] = None, *,
+                  budget: Optional[int] = None, tolerance: Optional[float] = None,
+                  seed: Optional[int] = None, fp32_seed: Optional[int] = None,
+                  variant: "str | Variant | None" = None,
+                  profile: "str | Profile | None" = None,
+                  settings: Optional[RunSettings] = None,
+                  executor: Optional[Executor] = None, progress: bool = True) -> SearchResult:
     """Measure ``budget`` (default: the profile's) uniformly random configurations
     and choose the largest saving within ``tolerance`` points of FP32 validation
     accuracy.
 
-    ``seed`` selects the FP32 model (``measure.prepare``) and the sampler's
-    stream; ``executor`` (default: :func:`~sgquant.runner.make_executor` of
-    ``workers`` and ``scheduler``: a process pool, ``workers=0`` in-process, or a
-    Dask cluster) runs the measurements.
+    ``spec`` (a :class:`~sgquant.search.SearchSpec`) holds every search setting;
+    ``budget``, ``tolerance``, ``seed``, ``fp32_seed`` and ``variant``, when given,
+    change it. ``settings`` (a :class:`~sgquant.settings.RunSettings`; default: the
+    current ones, :func:`sgquant.settings.get_config`; ``profile``, if given, changes
+    it) says where it runs: the profile, the device of the FP32 model and the
+    in-process fine-tunes, the results and data folders, and, unless ``executor`` is
+    given, the executor's ``workers`` and ``scheduler``
+    (:func:`~sgquant.runner.make_executor`: a process pool, ``workers=0`` in-process,
+    or a Dask cluster).
+
+    ``seed`` selects the FP32 model (``measure.prepare``) and the sampler's stream;
+    ``fp32_seed`` (default: ``seed``) selects the FP32 model apart from the search's own
+    randomness, so several search seeds can share one FP32 model and its measurements.
 
     Confirmation (:func:`~sgquant.search.confirm_choice`, a
-    :class:`~sgquant.variants.Confirmation`; ``confirm_top`` and ``confirm_seeds``
-    change its ``top`` and ``seeds``): the ``confirm_top`` feasible configurations with
-    the largest savings are fine-tuned ``confirm_seeds`` more times and the chosen one
-    is the largest saving whose mean validation accuracy (or its lower bound) stays
-    within tolerance (``confirm_top=0``: the top feasible one). These extra
-    fine-tunes are not part of the ``budget``.
-
-    ``variant`` (``"sgquant"``, ``"sgquant+"``, an ablation step or a
-    :class:`~sgquant.variants.Variant`) sets ``options``, ``finetune`` and
-    ``confirmation`` unless they are given; ``device`` where the FP32 model and the
-    in-process fine-tunes run (:func:`sgquant.device.resolve_device`). ``fp32_seed``
-    (default: ``seed``) selects the FP32 model apart from the search's own randomness,
-    so several search seeds can share one FP32 model and its measurements.
+    :class:`~sgquant.variants.Confirmation`; the spec's ``confirm_top`` and
+    ``confirm_seeds`` change its ``top`` and ``seeds``): the ``confirm_top`` feasible
+    configurations with the largest savings are fine-tuned ``confirm_seeds`` more times
+    and the chosen one is the largest saving whose mean validation accuracy (or its lower
+    bound) stays within tolerance (``confirm_top=0``: the top feasible one). These extra
+    fine-tunes are not part of the ``budget``. ``variant`` (``"sgquant"``, ``"sgquant+"``,
+    an ablation step or a :class:`~sgquant.variants.Variant`) sets the quantizer
+    options, fine-tuning and confirmation the spec does not give.
 
     Raises :class:`~sgquant.search.SearchFailed` when too many measurements failed
     (:class:`~sgquant.search.failures.FailureLog`).
     """
-    return _search("random", dataset, model, budget=budget, tolerance=tolerance, seed=seed,
-                   profile=profile, bit_choices=bit_choices, executor=executor,
-                   workers=workers, scheduler=scheduler, results=results,
-                   data_root=data_root, options=options, progress=progress,
-                   confirm_top=confirm_top, confirm_seeds=confirm_seeds,
-                   confirmation=confirmation, finetune=finetune, variant=variant,
-                   device=device, fp32_seed=fp32_seed)
+    return _search("random", dataset, model,
+                   _spec_with(spec, budget=budget, tolerance=tolerance, seed=seed,
+                              fp32_seed=fp32_seed, variant=variant),
+                   _settings_with(settings, profile), executor, progress)
 
 
-def cost_model_search(dataset: str, model: str, *, budget: Optional[int] = None,
-                      tolerance: float = 0.5, seed: int = 0,
-                      profile: "str | Profile" = "default",
-                      n_mea: Optional[int] = None, n_sample: Optional[int] = None,
-                      n_iter: Optional[int] = None,
-                      bit_choices: Optional[Sequence[int]] = None,
-                      executor: Optional[Executor] = None, workers: Optional[int] = None,
-                      scheduler: Optional[str] = None,
-                      results: Optional[str] = None, data_root: Optional[str] = None,
-                      options: Optional[QuantOptions] = None, progress: bool = True,
-                      strategy: Any = None,
-                      xgb_params: Optional[dict] = None, confirm_top: Optional[int] = None,
-                      confirm_seeds: Optional[int] = None,
-                      confirmation: Optional[Confirmation] = None,
-                      finetune: Optional[Finetune] = None,
+def cost_model_search(dataset: str, model: str, spec: Optional[SearchSpec] = None, *,
+                      budget: Optional[int] = None, tolerance: Optional[float] = None,
+                      seed: Optional[int] = None, fp32_seed: Optional[int] = None,
                       variant: "str | Variant | None" = None,
-                      device: Any = None, fp32_seed: Optional[int] = None) -> SearchResult:
+                      profile: "str | Profile | None" = None,
+                      settings: Optional[RunSettings] = None,
+                      executor: Optional[Executor] = None,
+                      progress: bool = True) -> SearchResult:
     """The paper's cost-model search (steps 1-5, see :mod:`sgquant.search`).
 
     The ``budget`` is split into a random first round and ``n_iter`` (default:
@@ -347,23 +291,22 @@ def cost_model_search(dataset: str, model: str, *, budget: Optional[int] = None,
     :class:`~sgquant.search.Strategy`, or a dict of fields to change in
     :data:`~sgquant.search.STRATEGY`; :data:`~sgquant.search.PAPER_STRATEGY` is the
     paper's plain version) says how candidates are generated, scored and picked;
-    ``xgb_params`` adds regressor settings. Other arguments (and the confirmation
+    ``xgb_params`` adds regressor settings. These are fields of ``spec`` (a
+    :class:`~sgquant.search.SearchSpec`); the other arguments (and the confirmation
     step, the same for both searches) as :func:`random_search`.
     """
-    return _search("cost-model", dataset, model, budget=budget, tolerance=tolerance, seed=seed,
-                   profile=profile, bit_choices=bit_choices, executor=executor,
-                   workers=workers, scheduler=scheduler, results=results,
-                   data_root=data_root, options=options, progress=progress, n_mea=n_mea,
-                   n_sample=n_sample, n_iter=n_iter, strategy=strategy,
-                   xgb_params=xgb_params, confirm_top=confirm_top,
-                   confirm_seeds=confirm_seeds, confirmation=confirmation, finetune=finetune,
-                   variant=variant, device=device, fp32_seed=fp32_seed)
+    return _search("cost-model", dataset, model,
+                   _spec_with(spec, budget=budget, tolerance=tolerance, seed=seed,
+                              fp32_seed=fp32_seed, variant=variant),
+                   _settings_with(settings, profile), executor, progress)
 
 
-def search(dataset: str, model: str, method: str = "cost-model", **kwargs: Any) -> SearchResult:
-    """:func:`cost_model_search` or :func:`random_search` by name (:data:`METHODS`)."""
+def search(dataset: str, model: str, method: str = "cost-model",
+           spec: Optional[SearchSpec] = None, *, settings: Optional[RunSettings] = None,
+           executor: Optional[Executor] = None, progress: bool = True) -> SearchResult:
+    """:func:`cost_model_search` or :func:`random_search` by name (:data:`METHODS`), with
+    the search's ``spec`` (default: :class:`SearchSpec`'s defaults) and the run's
+    ``settings`` (default: the current ones)."""
     check_choice(method, "search method", METHODS)
-    if method == "random":
-        _reject_cost_model_settings({k: kwargs[k] for k in COST_MODEL_SETTINGS if k in kwargs})
-        return random_search(dataset, model, **kwargs)
-    return cost_model_search(dataset, model, **kwargs)
+    return _search(method, dataset, model, _spec_with(spec), _settings_with(settings, None),
+                   executor, progress)
