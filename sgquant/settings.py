@@ -28,7 +28,8 @@ from .device import DEVICE_ENV, check_device_spec, describe_device, resolve_devi
 from .profiles import Profile, get_profile
 from .runner.executors import SCHEDULER_ENV, check_scheduler, make_executor
 
-__all__ = ["RunSettings", "as_run_settings", "get_config", "set_config", "config_context", "use_run_settings",
+__all__ = ["RunSettings", "as_run_settings", "get_config", "set_config", "config_context",
+           "use_run_settings",
            "run_settings", "current_scheduler", "add_settings_arguments"]
 
 

@@ -14,7 +14,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -22,10 +22,12 @@ from .bits import BitAssignment
 from .cache import (WriteFailed, check_output_file, check_results_folder,
                     stale_records_notice, write_result_json)
 from .checks import check_int, check_int_list
+from .device import describe_device, resolve_device
 from .measure import measure, prepare
 from .models import MODELS
-from .profiles import PROFILES, get_profile
+from .profiles import PROFILES, Profile
 from .quantize import ALLOWED_BITS
+from .settings import RunSettings, as_run_settings
 
 __all__ = ["uniform_bits_table", "summarize", "mean_pm_std", "check_widths", "add_cli"]
 
@@ -46,15 +48,16 @@ def check_widths(bits: Any) -> list[int]:
 
 
 def uniform_bits_table(dataset: str, model: str, bits: Sequence[int], seeds: Sequence[int],
-                       profile: str = "default", results: Optional[str] = None,
-                       device: Optional[str] = None) -> pd.DataFrame:
+                       settings: "str | Profile | RunSettings" = "default") -> pd.DataFrame:
     """One row per (bits, seed): FP32 (bits 32, not fine-tuned) and uniform ``bits``,
-    on ``device`` (:func:`sgquant.device.resolve_device`)."""
-    prof = get_profile(profile)
+    under the run's ``settings`` (a :class:`~sgquant.settings.RunSettings`: profile,
+    device, results and data folders; or a profile, the current settings with it)."""
+    run = as_run_settings(settings)
+    prof, results = run.profile, str(run.results)
     bits = check_widths(bits)
     rows = []
     for seed in seeds:
-        setup = prepare(dataset, model, seed, prof, results, device=device)
+        setup = prepare(dataset, model, seed, prof, results, run.data_root, run.device)
         rows.append({"bits": "fp32", "seed": seed, "val_acc": setup.fp32["val_acc"],
                      "test_acc": setup.fp32["test_acc"],
                      "best_test_acc": setup.fp32["best_test_acc"], "saving": 1.0,
@@ -97,21 +100,21 @@ def is_train_output(payload: Any) -> bool:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .settings import use_run_settings
-
     seeds = check_int(args.seeds, "--seeds", minimum=1)
     bits = check_widths(args.bits)
-    settings = use_run_settings(args.device)
-    results = check_results_folder(args.results)
+    # the run's settings, resolved and checked once, here
+    settings = RunSettings.resolve(args.profile, args.device,
+                                   results=check_results_folder(args.results))
+    results = settings.results
     if args.output:
         check_output_file(args.output, is_train_output)
     notice = stale_records_notice(results)
     if notice:
         print(f"sgquant train: {notice}", file=sys.stderr)
-    table = uniform_bits_table(args.dataset, args.model, bits, list(range(seeds)),
-                               args.profile, str(results))
+    table = uniform_bits_table(args.dataset, args.model, bits, list(range(seeds)), settings)
     summary = summarize(table)
-    print(f"{args.dataset} / {args.model} / profile {args.profile} / {settings['device']} "
+    device = describe_device(resolve_device(settings.device))
+    print(f"{args.dataset} / {args.model} / profile {args.profile} / {device} "
           f"(mean ± sample std over {seeds} seed{'s' if seeds > 1 else ''}, in %)")
     print(summary.to_string(index=False))
     if args.output:

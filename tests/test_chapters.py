@@ -393,3 +393,19 @@ def test_peers_reading_chooses_on_validation_and_never_on_test():
     for perm in ([80.0, 85.0, 75.0, 71.0], [85.0, 80.0, 71.0, 75.0]):
         shuffled = front.assign(test=perm)
         assert best_within_bits(shuffled, 3.0)["average_bits"] == 2.0
+
+
+def test_chapter_resolves_one_run_settings_and_passes_it_to_its_runs(monkeypatch):
+    """The notebook's parameters become one RunSettings, made once in the chapter and
+    passed down as one argument (not re-read from the environment below it)."""
+    from sgquant.settings import RunSettings
+
+    chapter = C.autobit.Chapter(profile="quick", device="cpu", workers=0, budget=3)
+    run = chapter.run_settings
+    assert isinstance(run, RunSettings) and run.profile.name == "quick"
+    assert (run.device, run.workers) == ("cpu", 0)
+    seen = {}
+    monkeypatch.setattr(C.autobit, "autobit_runs",
+                        lambda *args, **kwargs: seen.setdefault("args", args))
+    chapter.searches
+    assert seen["args"][2] is run

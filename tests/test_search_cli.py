@@ -88,6 +88,29 @@ def test_cli_writes_json_and_exits_0(tmp_path, capsys):
     assert "FP32: val" in printed and str(out) in printed
 
 
+def test_cli_resolves_one_run_settings_and_one_spec(tmp_path, monkeypatch, capsys):
+    """``sgquant search`` makes one RunSettings and one SearchSpec at its entry and the
+    search takes them as they are."""
+    from sgquant.cli import main
+    from sgquant.search import cli as search_cli
+    from sgquant.settings import RunSettings
+    seen = {}
+
+    def stop(dataset, model, method, spec, *, settings, progress):
+        seen.update(spec=spec, settings=settings)
+        raise ValueError("stopped here")
+
+    monkeypatch.setattr(search_cli, "search", stop)
+    code = main(["search", "--dataset", "Cora", "--model", "gcn", "--profile", "quick",
+                 "--workers", "0", "--device", "cpu", "--budget", "4", "--n-iter", "1",
+                 "--results", str(tmp_path)])
+    assert code == 2 and "stopped here" in capsys.readouterr().err
+    run, spec = seen["settings"], seen["spec"]
+    assert isinstance(run, RunSettings) and run.profile.name == "quick"
+    assert (run.device, run.workers, run.results) == ("cpu", 0, tmp_path.resolve())
+    assert (spec.budget, spec.n_iter, spec.variant.name) == (4, 1, "sgquant")
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--budget", "0"], "cannot measure a single configuration"),
     (["--tolerance", "-1"], "tolerance"),

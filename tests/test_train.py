@@ -114,3 +114,24 @@ def test_cli_file_faults_are_one_line_before_any_work(case, tmp_path, capsys):
                          "--output", str(output)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and str(output if "output" in case else results) in err[0]
+
+
+def test_cli_resolves_one_run_settings_and_passes_it_down(tmp_path, monkeypatch, capsys):
+    """``sgquant train`` makes one RunSettings (profile, device, results) at its entry
+    and the table is made under it."""
+    import pandas as pd
+    from sgquant import train_cli
+    from sgquant.cli import main
+    from sgquant.settings import RunSettings
+    seen = {}
+
+    def table(dataset, model, bits, seeds, settings):
+        seen["settings"] = settings
+        return pd.DataFrame([{"bits": "fp32", "seed": 0, "val_acc": 0.8, "test_acc": 0.8,
+                              "best_test_acc": 0.8, "saving": 1.0, "average_bits": 32.0}])
+
+    monkeypatch.setattr(train_cli, "uniform_bits_table", table)
+    assert main(TRAIN + ["--seeds", "1", "--device", "cpu", "--results", str(tmp_path)]) == 0
+    run = seen["settings"]
+    assert isinstance(run, RunSettings) and run.profile.name == "quick"
+    assert run.device == "cpu" and run.results == tmp_path.resolve()

@@ -22,6 +22,7 @@ import pandas as pd
 from ..bits import BitAssignment
 from ..paper import paper_table
 from ..plots import MODEL_LABELS
+from ..settings import RunSettings
 from ..profiles import Profile
 from ..variants import get_variant
 from .common import final_finetune_jobs, mean_std, measurement_runner, percent, run_labelled
@@ -65,7 +66,7 @@ def at_paper_info(result: Any, target: Optional[float]) -> dict:
             "at_paper_val_drop": percent(result.fp32_val_acc) - percent(best["val_acc"])}
 
 
-def at_paper_runs(runs: pd.DataFrame, profile: "str | Profile" = "default",
+def at_paper_runs(runs: pd.DataFrame, profile: "str | Profile | RunSettings" = "default",
                   workers: Optional[int] = None) -> pd.DataFrame:
     """What the paper's saving costs each method: per (dataset, model, variant) of
     ``runs`` (:func:`overall_runs`), the searches' :func:`at_paper_saving` candidate with

@@ -21,6 +21,7 @@ from ..data import canonical_name
 from ..measure import prepare
 from ..paper import PAPER_CLAIMS
 from ..plots import MODEL_LABELS, plot_autobit, plot_latency, table
+from ..settings import RunSettings
 from ..profiles import Profile
 from .common import (SingleDatasetChapter, chapter_settings, markdown, mean_std,
                      measurement_runner, percent, pretrain, resolve_models, resolve_seeds,
@@ -52,7 +53,8 @@ def _label(result: Any) -> str:
     return getattr(result, "label", None) or result.method
 
 
-def autobit_runs(dataset: str = "Cora", model: str = "gcn", profile: "str | Profile" = "default",
+def autobit_runs(dataset: str = "Cora", model: str = "gcn",
+                 profile: "str | Profile | RunSettings" = "default",
                  seeds: "int | Sequence[int] | None" = None, *, budget: Optional[int] = None,
                  tolerance: float = 0.5, methods: Optional[Sequence[str]] = None,
                  workers: Optional[int] = None, progress: bool = False) -> list:
@@ -242,8 +244,8 @@ class Chapter(SingleDatasetChapter):
     @cached_property
     def searches(self) -> list:
         """:func:`autobit_runs`: every method's search on every seed."""
-        return autobit_runs(self.dataset_name, self.model_name, self.profile, self.seeds,
-                            budget=self.budget, tolerance=self.tolerance, workers=self.workers)
+        return autobit_runs(self.dataset_name, self.model_name, self.run_settings, self.seeds,
+                            budget=self.budget, tolerance=self.tolerance)
 
     @cached_property
     def curves(self) -> pd.DataFrame:

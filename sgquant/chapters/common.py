@@ -272,9 +272,13 @@ class BaseChapter:
     dataset whose data is unavailable with its one-line
     :class:`~sgquant.data.DatasetUnavailableError`; the others list it as
     :data:`NOT_AVAILABLE`. ``unused`` parameters are not listed by
-    :meth:`configuration`. ``device`` and ``scheduler`` set the run's
-    (:func:`sgquant.settings.use_run_settings`; ``None``: ``$SGQUANT_DEVICE`` /
-    ``$SGQUANT_SCHEDULER``), and the run table shows the device that ran.
+    :meth:`configuration`. The run's settings (profile, ``device``, ``scheduler``,
+    ``workers``, results and data folders; ``None``: ``$SGQUANT_DEVICE``,
+    ``$SGQUANT_SCHEDULER`` ...) are resolved once, here, into :attr:`run_settings` (a
+    :class:`~sgquant.settings.RunSettings`) that the chapter's runs take as one argument;
+    device and scheduler are also exported to the environment
+    (:func:`sgquant.settings.use_run_settings`), the way the run's child processes
+    (measurement workers) see them. The run table shows the device that ran.
     """
 
     dataset: Any = "all"
@@ -291,10 +295,12 @@ class BaseChapter:
         from .. import plots
         from ..settings import use_run_settings
 
-        self.settings = use_run_settings(self.device, self.scheduler)
         params = self.parameters()
         checked = check_parameters(**params)
-        self.prof = get_profile(checked["profile"])
+        self.run_settings = RunSettings.resolve(checked["profile"], self.device,
+                                                self.scheduler, params.get("workers"))
+        self.settings = use_run_settings(self.run_settings.device, self.run_settings.scheduler)
+        self.prof = self.run_settings.profile
         self.datasets, self.models = checked["datasets"], checked["models"]
         self.seed_list = checked["seeds"]
         if self.single_dataset:

@@ -21,6 +21,7 @@ from ..data import canonical_name
 from ..memory import FeatureLayout, feature_memory
 from ..plots import (GRANULARITY_LABELS, GRANULARITY_ORDER, MODEL_LABELS, format_claims,
                      plot_granularity, plot_sensitivity, table)
+from ..settings import RunSettings
 from ..profiles import Profile, get_profile
 from ..quantize import FP32_BITS
 from .common import (SingleDatasetChapter, chapter_settings, markdown, measurement_runner,
@@ -85,7 +86,7 @@ def granularity_configs(layout: FeatureLayout, profile: "str | Profile" = "defau
 
 
 def granularity_runs(dataset: str = "Cora", model: str = "gcn",
-                     profile: "str | Profile" = "default",
+                     profile: "str | Profile | RunSettings" = "default",
                      seeds: "int | Sequence[int] | None" = None, *,
                      samples: Optional[int] = None, workers: Optional[int] = None) -> pd.DataFrame:
     """Figs. 4, 5, 7: every configuration of :func:`granularity_configs` fine-tuned
@@ -178,7 +179,7 @@ def sensitivity_configs(layout: FeatureLayout,
 
 
 def sensitivity_runs(dataset: str = "Cora", model: str = "gcn",
-                     profile: "str | Profile" = "default",
+                     profile: "str | Profile | RunSettings" = "default",
                      seeds: "int | Sequence[int] | None" = None, *,
                      bits: Sequence[int] = (1, 2, 3, 4, 8),
                      workers: Optional[int] = None) -> pd.DataFrame:
@@ -303,8 +304,8 @@ class Chapter(SingleDatasetChapter):
     @cached_property
     def runs(self) -> pd.DataFrame:
         """:func:`granularity_runs`: every configuration on every seed."""
-        return granularity_runs(self.dataset_name, self.model_name, self.profile, self.seeds,
-                                samples=self.samples, workers=self.workers)
+        return granularity_runs(self.dataset_name, self.model_name, self.run_settings,
+                                self.seeds, samples=self.samples)
 
     @cached_property
     def front(self) -> pd.DataFrame:
@@ -319,8 +320,8 @@ class Chapter(SingleDatasetChapter):
     @cached_property
     def sensitivity(self) -> pd.DataFrame:
         """:func:`sensitivity_runs`: one part at a time at each of ``bits``."""
-        return sensitivity_runs(self.dataset_name, self.model_name, self.profile, self.seeds,
-                                bits=self.bits, workers=self.workers)
+        return sensitivity_runs(self.dataset_name, self.model_name, self.run_settings,
+                                self.seeds, bits=self.bits)
 
     @cached_property
     def claims(self) -> pd.DataFrame:

@@ -153,22 +153,21 @@ class Chapter(SearchChapter):
     @cached_property
     def runs(self) -> pd.DataFrame:
         """:func:`overall_runs`: one row per (dataset, model, variant, search seed, seed)."""
-        return overall_runs(self.dataset, self.model, self.profile, self.seeds,
+        return overall_runs(self.dataset, self.model, self.run_settings, self.seeds,
                             tolerance=self.tolerance, search_seed=self.search_seed,
-                            search_seeds=self.search_seeds, variants=self.variants,
-                            workers=self.workers)
+                            search_seeds=self.search_seeds, variants=self.variants)
 
     @cached_property
     def table3(self) -> pd.DataFrame:
         """:func:`overall_table` of :attr:`runs`, with the coded storage of each choice
         (:func:`add_coded_storage`)."""
         return add_coded_storage(overall_table(self.runs, self.tolerance), self.runs,
-                                 self.profile, self.workers)
+                                 self.run_settings)
 
     @cached_property
     def at_paper(self) -> pd.DataFrame:
         """:func:`at_paper_table` of :func:`at_paper_runs` of :attr:`runs`."""
-        return at_paper_table(at_paper_runs(self.runs, self.profile, self.workers),
+        return at_paper_table(at_paper_runs(self.runs, self.run_settings),
                               self.tolerance)
 
     @cached_property

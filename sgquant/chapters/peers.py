@@ -24,7 +24,8 @@ import seaborn as sns
 from ..bits import as_assignment
 from ..paper import paper_table
 from ..plots import MODEL_LABELS, plain_log_axis, table
-from ..profiles import Profile, get_profile
+from ..settings import RunSettings
+from ..profiles import Profile
 from ..search.choice import SEARCH_FP32_SEED
 from ..variants import ABLATION, get_variant
 from .common import (SearchChapter, chapter_settings, markdown, measurement_runner, percent,
@@ -46,7 +47,8 @@ def _pairs(pairs: Sequence[tuple[str, str]], prof: Profile) -> list[tuple[str, s
     return [(d, m) for d, m in pairs if d in prof.datasets and m in prof.models]
 
 
-def front_runs(pairs: Sequence[tuple[str, str]] = PEER_PAIRS, profile: "str | Profile" = "default",
+def front_runs(pairs: Sequence[tuple[str, str]] = PEER_PAIRS,
+               profile: "str | Profile | RunSettings" = "default",
                *, variants: Sequence[str] = DEFAULT_VARIANTS, search_seed: int = 0,
                search_seeds: Optional[int] = None, tolerance: float = 0.5,
                workers: Optional[int] = None) -> pd.DataFrame:
@@ -141,14 +143,15 @@ def plot_fronts(fronts: pd.DataFrame, peers: pd.DataFrame) -> plt.Figure:
 
 
 def ablation_runs(pairs: Sequence[tuple[str, str]] = ABLATION_PAIRS,
-                  profile: "str | Profile" = "default",
+                  profile: "str | Profile | RunSettings" = "default",
                   seeds: "int | Sequence[int] | None" = None, **kwargs: Any) -> pd.DataFrame:
     """Chapter 3's protocol (:func:`sgquant.chapters.table3.overall_runs`) for every step of
     :data:`sgquant.variants.ABLATION` on ``pairs``; the paper's method and SGQuant+ come
     from chapter 3's cache."""
-    prof = get_profile(profile)
-    frames = [overall_runs(d, m, prof, seeds, variants=[v.name for v in ABLATION],
-                           include_missing=False, **kwargs) for d, m in _pairs(pairs, prof)]
+    settings = chapter_settings(profile, kwargs.pop("workers", None))
+    frames = [overall_runs(d, m, settings, seeds, variants=[v.name for v in ABLATION],
+                           include_missing=False, **kwargs)
+              for d, m in _pairs(pairs, settings.profile)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -220,9 +223,8 @@ class Chapter(SearchChapter):
 
     @cached_property
     def runs(self) -> pd.DataFrame:
-        return front_runs(PEER_PAIRS, self.profile, search_seed=self.search_seed,
-                          search_seeds=self.search_seeds, tolerance=self.tolerance,
-                          workers=self.workers)
+        return front_runs(PEER_PAIRS, self.run_settings, search_seed=self.search_seed,
+                          search_seeds=self.search_seeds, tolerance=self.tolerance)
 
     @cached_property
     def fronts(self) -> pd.DataFrame:
@@ -236,11 +238,10 @@ class Chapter(SearchChapter):
     def ablation_results(self) -> pd.DataFrame:
         if not self.ablation:
             return pd.DataFrame()
-        return ablation_table(ablation_runs(ABLATION_PAIRS, self.profile, self.seeds,
+        return ablation_table(ablation_runs(ABLATION_PAIRS, self.run_settings, self.seeds,
                                             tolerance=self.tolerance,
                                             search_seed=self.search_seed,
-                                            search_seeds=self.search_seeds,
-                                            workers=self.workers), self.tolerance)
+                                            search_seeds=self.search_seeds), self.tolerance)
 
     def fronts_figure(self) -> Any:
         return plot_fronts(self.fronts, self.peers)

@@ -21,6 +21,7 @@ import pandas as pd
 from ..bits import BitAssignment
 from ..data import available_datasets
 from ..paper import paper_table
+from ..settings import RunSettings
 from ..profiles import Profile
 from ..runner import Runner
 from ..search.choice import SEARCH_FP32_SEED
@@ -52,7 +53,7 @@ def _check_search_seeds(search_seed: int, search_seeds: Optional[int], prof: Pro
 
 def overall_runs(dataset: "str | Sequence[str] | None" = None,
                  model: "str | Sequence[str] | None" = None,
-                 profile: "str | Profile" = "default",
+                 profile: "str | Profile | RunSettings" = "default",
                  seeds: "int | Sequence[int] | None" = None, *, tolerance: float = 0.5,
                  search_seed: int = 0, search_seeds: Optional[int] = None,
                  search_fp32_seed: int = SEARCH_FP32_SEED,

@@ -103,6 +103,7 @@ class SearchSpec:
                                  f"got {value!r}")
         for name, value in checked.items():
             object.__setattr__(self, name, value)
+        self.quantization()  # the confirmation's top and seeds are checked now
 
     def replace(self, **changes: Any) -> "SearchSpec":
         """This spec with ``changes`` (checked again; an unknown name is a ``ValueError``)."""
