@@ -25,7 +25,6 @@ import seaborn as sns
 
 from ..bits import BitAssignment, as_assignment
 from ..checks import check_int_list
-from ..data import canonical_name
 from ..inference_time import inference_times
 from ..measure import prepare
 from ..memory import MB
@@ -56,7 +55,7 @@ def below_one_bit_tables(dataset: str = "Cora", model: str = "gcn",
     (:func:`~sgquant.inference_time.inference_times` at ``assignment``; ``repeats``
     default 5 in the quick profile, 15 otherwise)."""
     prof = get_profile(profile)
-    setup = prepare(canonical_name(dataset), model, seed, prof)
+    setup = prepare(dataset, model, seed, prof)  # prepare canonicalises the name
     net = setup.fp32_model()
     L = net.num_layers
     if assignment is None:
