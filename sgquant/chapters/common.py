@@ -30,7 +30,7 @@ from ..runner import FinetuneJob, Job, Runner, running
 from ..settings import RunSettings
 
 if TYPE_CHECKING:
-    from ..bits import BitAssignment
+    from ..assignment import BitAssignment
     from ..variants import Variant
 
 __all__ = [
