@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sgquant.bits import BitAssignment
+from sgquant.assignment import BitAssignment
 from sgquant.memory import FeatureLayout, LayerLayout
 from sgquant.search import SearchResult, SearchSpec
 from sgquant.settings import RunSettings
