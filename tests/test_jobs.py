@@ -213,10 +213,10 @@ def test_a_small_search_on_a_dask_cluster_runs_there_and_matches_in_process(tmp_
     kw = dict(budget=2, seed=0, confirm_top=0, **QUICK)
     with dask_cluster() as cluster, Client(cluster) as client:
         pids = set(client.run(os.getpid).values())
-        on_dask = random_search("Cora", "gcn", **search_args(scheduler=cluster.scheduler_address,
-                                results=tmp_path / "dask", **kw))
-    here = random_search("Cora", "gcn", **search_args(executor=SerialExecutor(),
-                         results=tmp_path / "here", **kw))
+        on_dask = random_search("Cora", "gcn", **search_args(
+            scheduler=cluster.scheduler_address, results=tmp_path / "dask", **kw))
+    here = random_search("Cora", "gcn", **search_args(
+        executor=SerialExecutor(), results=tmp_path / "here", **kw))
     assert {int(w.rsplit(":", 1)[1]) for w in on_dask.records["worker"]} <= pids
     assert set(here.records["worker"]) == {f"{__import__('socket').gethostname()}:"
                                            f"{os.getpid()}"}
@@ -231,8 +231,8 @@ def test_a_search_on_a_dask_cluster_runs_there_and_matches_the_local_pool(tmp_pa
     kw = dict(budget=4, seed=0, confirm_top=1, confirm_seeds=1, **QUICK)
     with dask_cluster() as cluster, Client(cluster) as client:
         pids = set(client.run(os.getpid).values())
-        on_dask = random_search("Cora", "gcn", **search_args(scheduler=cluster.scheduler_address,
-                                results=tmp_path / "dask", **kw))
+        on_dask = random_search("Cora", "gcn", **search_args(
+            scheduler=cluster.scheduler_address, results=tmp_path / "dask", **kw))
     local = random_search("Cora", "gcn", **search_args(workers=2, results=tmp_path / "local", **kw))
     ran_on = {int(w.rsplit(":", 1)[1]) for w in on_dask.records["worker"]}
     ran_on |= {int(w.rsplit(":", 1)[1]) for w in on_dask.confirmations["worker"]}

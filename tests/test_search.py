@@ -224,9 +224,8 @@ def test_cost_model_and_random_search_end_to_end(tmp_path):
     assert cm.fp32_val_acc == rs.fp32_val_acc
     table = curves([cm, rs])
     assert set(table["method"]) == {"cost-model", "random"} and len(table) == 12
-    plain = cost_model_search("Cora", "gcn", **search_args(n_iter=2, n_sample=100,
-        strategy=PAPER_STRATEGY,
-                              **kw))
+    plain = cost_model_search("Cora", "gcn", **search_args(
+        n_iter=2, n_sample=100, strategy=PAPER_STRATEGY, **kw))
     check_result(plain, 6)
     assert plain.settings["strategy"] == dict(PAPER_STRATEGY) == PAPER_STRATEGY
     assert (plain.records["source"] == "uniform").all()
@@ -346,9 +345,8 @@ def test_random_search_rejects_cost_model_settings_and_oversized_budgets(tmp_pat
     with pytest.raises(ValueError, match="unknown search method 'grid'"):
         search("Cora", "gcn", "grid")
     with pytest.raises(ValueError, match="budget 3 exceeds the 1 distinct configurations"):
-        random_search("Cora", "gcn", **search_args(budget=3, bit_choices=[8],
-            executor=SerialExecutor(),
-                      results=tmp_path, **QUICK))
+        random_search("Cora", "gcn", **search_args(
+            budget=3, bit_choices=[8], executor=SerialExecutor(), results=tmp_path, **QUICK))
 
 
 def test_search_spec_is_frozen_checked_and_the_keywords_change_it(tmp_path):
@@ -390,14 +388,13 @@ def test_best_so_far_starts_at_fp32_and_only_counts_feasible():
 
 @pytest.mark.slow
 def test_default_process_pool_measures_in_spawned_workers(tmp_path):
-    result = random_search("Cora", "gcn", **search_args(budget=4, seed=0, workers=2,
-        results=tmp_path,
-                           **QUICK))
+    result = random_search("Cora", "gcn", **search_args(
+        budget=4, seed=0, workers=2, results=tmp_path, **QUICK))
     check_result(result, 4)
     assert set(result.records["status"]) == {"measured"}
     assert result.settings["workers"] == min(2, __import__("os").cpu_count())
-    again = random_search("Cora", "gcn", **search_args(budget=4, seed=0, executor=SerialExecutor(),
-                          results=tmp_path, **QUICK))
+    again = random_search("Cora", "gcn", **search_args(
+        budget=4, seed=0, executor=SerialExecutor(), results=tmp_path, **QUICK))
     assert set(again.records["status"]) == {"cached"}
     assert again.records["val_acc"].tolist() == result.records["val_acc"].tolist()
 

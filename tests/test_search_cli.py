@@ -39,9 +39,9 @@ def test_a_few_crashing_measurements_are_recorded_and_the_search_goes_on(tmp_pat
     # budget 10 = a random round of 4 and 2 rounds of 3: one failure in the first
     # round, a second (another cause) in the last: 2 of 10 is not more than 20%
     pool = CrashingExecutor({2, 9})
-    result = cost_model_search("Cora", "gcn", **search_args(budget=10, n_iter=2, n_sample=100,
-        seed=2,
-                               executor=pool, results=tmp_path, confirm_top=0, **QUICK))
+    result = cost_model_search("Cora", "gcn", **search_args(
+        budget=10, n_iter=2, n_sample=100, seed=2, executor=pool, results=tmp_path, confirm_top=0,
+        **QUICK))
     check_result(result, 10)
     status = result.records["status"].tolist()
     assert status[1] == status[8] == "failed" and status.count("failed") == 2
@@ -65,9 +65,9 @@ def test_a_search_whose_failures_are_many_or_alike_stops_with_the_cause(tmp_path
     kw = dict(n_iter=2, n_sample=100) if budget > 1 else {}
     method = cost_model_search if budget > 1 else random_search
     with pytest.raises(SearchFailed, match=match):
-        method("Cora", "gcn", **search_args(budget=budget, seed=2, confirm_top=0,
-                                            executor=CrashingExecutor(crash, same),
-                                            results=tmp_path, **kw, **QUICK))
+        method("Cora", "gcn", **search_args(
+            budget=budget, seed=2, confirm_top=0, executor=CrashingExecutor(crash, same),
+            results=tmp_path, **kw, **QUICK))
 
 
 # ---------------------------------------------------------------------- CLI

@@ -42,8 +42,8 @@ def confirm_setup(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("confirm")
     kw = dict(budget=8, n_iter=1, n_sample=100, seed=1, tolerance=1.0, results=tmp_path,
               **QUICK)
-    plain = cost_model_search("Cora", "gcn", **search_args(executor=SerialExecutor(),
-        confirm_top=0, **kw))
+    plain = cost_model_search("Cora", "gcn", **search_args(
+        executor=SerialExecutor(), confirm_top=0, **kw))
     order = plain.records[plain.records["feasible"]].sort_values(
         ["saving", "val_acc", "order"], ascending=[False, False, True])["config_key"].tolist()
     assert len(order) >= 4, "the quick Cora search should find four feasible configurations"
@@ -64,9 +64,8 @@ def test_confirmation_refinetunes_the_top_feasible_with_distinct_seeds(confirm_s
     kw, plain, _ = confirm_setup
     tmp_path = kw["results"]
     pool = RiggedExecutor(set())
-    result = cost_model_search("Cora", "gcn", **search_args(executor=pool, confirm_top=2,
-        confirm_seeds=2,
-                               **kw))
+    result = cost_model_search("Cora", "gcn", **search_args(
+        executor=pool, confirm_top=2, confirm_seeds=2, **kw))
     check_result(result, 8)
     assert set(result.records["status"]) == {"cached"}  # the budget was measured by `plain`
     feasible = plain.records[plain.records["feasible"]].sort_values(
@@ -108,8 +107,8 @@ def rigged_search(kw: dict, sink: set[str], tmp_path, **settings) -> SearchResul
     import shutil
     folder = tmp_path / f"copy{len(list(tmp_path.iterdir()))}"
     shutil.copytree(PRISTINE[0], folder)
-    return cost_model_search("Cora", "gcn", **search_args(executor=RiggedExecutor(sink),
-                             **{**kw, "results": folder}, **settings))
+    return cost_model_search("Cora", "gcn", **search_args(
+        executor=RiggedExecutor(sink), **{**kw, "results": folder}, **settings))
 
 
 def test_a_configuration_whose_mean_falls_below_tolerance_is_not_chosen(confirm_setup,
@@ -185,8 +184,8 @@ def test_other_fp32_models_reject_a_choice_that_holds_only_on_the_search_model(
     conf = Confirmation(top=2, seeds=1, other_fp32=1)
     assert conf.fp32_seeds(1) == [2] and conf.to_dict()["other_fp32"] == 1
     pool = OtherModelRigged({order[0]}, home=1)
-    result = cost_model_search("Cora", "gcn", **search_args(executor=pool, confirmation=conf,
-                               **{**kw, "results": folder}))
+    result = cost_model_search("Cora", "gcn", **search_args(
+        executor=pool, confirmation=conf, **{**kw, "results": folder}))
     check_result(result, 8)
     c = result.confirmations
     assert pool.fp32_seeds == {1, 2} and sorted(set(c["fp32_seed"])) == [1, 2]
@@ -208,9 +207,8 @@ def test_other_fp32_models_reject_a_choice_that_holds_only_on_the_search_model(
     with pytest.raises(ValueError, match="search_model=False needs other_fp32"):
         Confirmation(search_model=False)
     held = Confirmation(top=2, seeds=1, other_fp32=1, search_model=False, fresh_only=True)
-    out = cost_model_search("Cora", "gcn", **search_args(executor=SerialExecutor(),
-        confirmation=held,
-                            **{**kw, "results": folder}))
+    out = cost_model_search("Cora", "gcn", **search_args(
+        executor=SerialExecutor(), confirmation=held, **{**kw, "results": folder}))
     assert set(out.confirmations["fp32_seed"]) == {2}
     assert out.settings["confirmation"]["search_model"] is False
     if out.chosen is not None:
@@ -260,9 +258,8 @@ def test_ladder_steps_down_the_savings_and_confirmation_runs_at_the_final_length
     assert conf.finetune(Finetune(), QUICK_EPOCHS).epochs == 2 * QUICK_EPOCHS
     assert conf.finetune(Finetune(epochs=5), QUICK_EPOCHS).epochs == 10
     assert Confirmation().finetune(Finetune(), QUICK_EPOCHS).epochs is None
-    long = cost_model_search("Cora", "gcn", **search_args(executor=SerialExecutor(),
-        confirmation=conf,
-                             **{**kw, "results": folder}))
+    long = cost_model_search("Cora", "gcn", **search_args(
+        executor=SerialExecutor(), confirmation=conf, **{**kw, "results": folder}))
     row = long.confirmations.iloc[0]
     setup = prepare("Cora", "gcn", 1, "quick", str(folder))
     rec = measure(setup, as_assignment_of(long, row["config_key"]), results=str(folder),
