@@ -29,8 +29,9 @@ from ..inference_time import inference_times
 from ..measure import prepare
 from ..memory import MB
 from ..packed.baselines import METHOD_COLUMNS, METHODS, storage_baselines, storage_totals
-from ..profiles import Profile, get_profile
-from .common import SingleDatasetChapter, measurement_runner
+from ..profiles import Profile
+from ..settings import RunSettings
+from .common import SingleDatasetChapter, chapter_settings, measurement_runner
 
 __all__ = ["CHOSEN", "below_one_bit_tables", "plot_bytes", "reading", "Chapter"]
 
@@ -42,7 +43,8 @@ CHOSEN = "chosen"
 
 # -------------------------------------------------------------------- the chapter
 def below_one_bit_tables(dataset: str = "Cora", model: str = "gcn",
-                         profile: Union[str, Profile] = "default", seed: int = 0, *,
+                         profile: Union[str, Profile, RunSettings] = "default",
+                         seed: int = 0, *,
                          bits: Sequence[int] = (1, 2, 4, 8),
                          assignment: Union[BitAssignment, dict, str, None] = None,
                          repeats: Optional[int] = None) -> dict[str, pd.DataFrame]:
@@ -54,13 +56,16 @@ def below_one_bit_tables(dataset: str = "Cora", model: str = "gcn",
     :func:`sgquant.search.choice.search_choice`), and ``timing``
     (:func:`~sgquant.inference_time.inference_times` at ``assignment``; ``repeats``
     default 5 in the quick profile, 15 otherwise)."""
-    prof = get_profile(profile)
-    setup = prepare(dataset, model, seed, prof)  # prepare canonicalises the name
+    settings = chapter_settings(profile)
+    prof = settings.profile
+    # prepare canonicalises the name, once
+    setup = prepare(dataset, model, seed, prof, str(settings.results), settings.data_root,
+                    settings.device)
     net = setup.fp32_model()
     L = net.num_layers
     if assignment is None:
         from ..search.choice import search_choice
-        with measurement_runner(prof) as runner:
+        with measurement_runner(settings) as runner:
             chosen = search_choice(setup.dataset, setup.model_name, runner.settings,
                                    executor=runner.executor)
     else:
@@ -187,7 +192,7 @@ class Chapter(SingleDatasetChapter):
 
     @cached_property
     def tables(self) -> dict[str, pd.DataFrame]:
-        return below_one_bit_tables(self.dataset_name, self.model_name, self.profile,
+        return below_one_bit_tables(self.dataset_name, self.model_name, self.run_settings,
                                     self.seed_list[0], bits=self.bits,
                                     assignment=self.assignment)
 
