@@ -25,7 +25,8 @@ from ..checks import check_choice, check_int, check_number, check_optional_int
 from ..measure import prepare
 from ..profiles import Profile, get_profile
 from ..quantize import QuantOptions
-from ..runner import Runner, close_executor, executor_workers, make_executor
+from ..runner import (Runner, close_executor, cost_by_purpose, executor_workers,
+                      make_executor)
 from ..runner.scheduler import check_scheduler
 from ..train import Finetune
 from ..variants import Confirmation, Variant, get_variant
@@ -210,9 +211,9 @@ def _search(method: str, dataset: str, model: str, *, budget: Optional[int], tol
         refresh = (lambda: make_executor(workers)) if owns and scheduler is None else None
         bar = tqdm(total=budget, desc=f"{method} {setup.dataset}/{setup.model_name} seed {seed}",
                    unit="config", disable=not progress, leave=False)
+        runner = Runner(pool, results_dir, asked_by=f"search {method} seed {seed}")
         run = MeasurementRun(setup, space, setup.fp32["val_acc"] - tolerance / 100.0,
-                             options, Runner(pool, results_dir), data_root, refresh, bar,
-                             finetune)
+                             options, runner, data_root, refresh, bar, finetune)
         try:
             _measure_budget(run, method, budget, seed, settings)
             records = pd.DataFrame(run.rows)
@@ -239,7 +240,8 @@ def _search(method: str, dataset: str, model: str, *, budget: Optional[int], tol
         wall_seconds=time.perf_counter() - start, settings=settings,
         confirm_top=confirm_top, confirm_seeds=confirm_seeds, confirmations=confirmations,
         confirmed_val_acc=means.get("val_acc"), confirmed_test_acc=means.get("test_acc"),
-        confirmed_best_test_acc=means.get("best_test_acc"), confirm_seconds=confirm_seconds)
+        confirmed_best_test_acc=means.get("best_test_acc"), confirm_seconds=confirm_seconds,
+        cost=cost_by_purpose(run.runner.spent))
 
 
 def _measure_budget(run: MeasurementRun, method: str, budget: int, seed: int,
