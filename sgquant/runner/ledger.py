@@ -181,7 +181,7 @@ def cost_table(entries: Iterable[Mapping[str, Any]], by: tuple[str, ...] = ("pur
     rank = {p: i for i, p in enumerate(_order(out["purpose"]))} if "purpose" in by else {}
     if rank:
         out = out.assign(_r=out["purpose"].map(rank)).sort_values(
-            ["_r", *[c for c in by if c != "purpose"]], kind="stable").drop(columns="_r")
+            [c if c != "purpose" else "_r" for c in by], kind="stable").drop(columns="_r")
     return out.reset_index(drop=True)[cols]
 
 
