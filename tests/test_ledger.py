@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 
+import pytest
+
 
 from sgquant.bits import BitAssignment
 from sgquant.profiles import Profile, get_profile
@@ -85,3 +87,37 @@ def test_fp32_and_finetune_records_in_the_ledger(tmp_path):
     cost = cost_by_purpose(runner.spent)
     assert cost["fp32"]["epochs"] == summary["epochs_run"] and cost["fp32"]["jobs"] == 1
     assert cost["candidate"]["epochs"] == settings.profile.finetune_epochs
+
+
+def test_measure_and_prepare_outside_a_runner_are_ledgered(tmp_path):
+    """Chapter 6's path (``prepare`` then ``measure``, no runner) and ``sgquant train``'s:
+    the FP32 model and each fine-tune get their lines, under the asking chapter."""
+    from sgquant.measure import clear_setup_cache, measure, prepare
+
+    graph = ring_graph_file(tmp_path / "ring.pt")
+    results = str(tmp_path / "results")
+    clear_setup_cache()
+    with accounting("rematching") as acct:
+        setup = prepare(graph, "gcn", 0, "quick", results)
+        measure(setup, BitAssignment.uniform(4, 2), results=results)
+        measure(setup, BitAssignment.uniform(4, 2), results=results)  # a hit
+    lines = read_ledger(ledger_path(tmp_path / "results", "quick"))
+    assert [e["cached"] for e in lines] == [False, False, True] and lines == acct.entries
+    assert [e["purpose"] for e in lines] == ["fp32", "rematching", "rematching"]
+    assert cost_by_purpose(lines)["rematching"] == {
+        "epochs": setup.profile.finetune_epochs, "seconds": lines[1]["seconds"], "jobs": 1}
+
+
+def test_a_read_only_results_folder_still_serves_its_records(tmp_path, monkeypatch):
+    """A ledger that cannot be written is one warning; the cached record is served."""
+    from sgquant.runner import ledger
+
+    Runner(SerialExecutor(), str(tmp_path)).run([_job(1)])
+
+    def refuse(path, entry):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(ledger, "append_entry", refuse)
+    with pytest.warns(UserWarning, match="cannot append to the ledger"):
+        (rec,) = Runner(SerialExecutor(), str(tmp_path)).run([_job(1), _job(1)])[:1]
+    assert rec == {"seconds": 60.0}

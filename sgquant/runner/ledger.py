@@ -8,7 +8,9 @@ job's ``purpose`` (:data:`PURPOSES`, or a chapter's own measurements), dataset, 
 cache kind and key hash, who asked (``asked_by``: the chapter or search), whether it
 was cached, and from the record the epochs it ran and their CPU seconds
 (:func:`record_cost`). Each line is one ``write`` of the whole line to a file opened
-with ``O_APPEND``; a broken last line (an interrupted write) is skipped when read.
+with ``O_APPEND``; a broken last line (an interrupted write) is skipped when read. A
+ledger that cannot be written (a read-only shared results folder) is warned about once
+and the run goes on: the records it reads are still served.
 
 The cost of a profile (:func:`cost_table`) counts each record once (its kind and key
 hash; a record asked for twice is paid once), summed by purpose:
@@ -31,6 +33,7 @@ import contextvars
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Optional
@@ -40,11 +43,14 @@ import pandas as pd
 from ..cache import key_hash
 
 __all__ = ["PURPOSES", "Account", "accounting", "current_account", "ledger_path",
-           "append_entry", "read_ledger", "record_cost", "make_entry", "unique_entries",
+           "append_entry", "read_ledger", "record_cost", "make_entry", "note_record", "unique_entries",
            "cost_table", "cost_by_purpose", "cost_sentence"]
 
 #: the purposes of a search's and a chapter's jobs, in the order tables show them
 PURPOSES = ("fp32", "candidate", "confirmation", "final")
+
+#: ledgers found unwritable in this process (warned about once)
+_UNWRITABLE: set[Path] = set()
 
 _ACCOUNT: contextvars.ContextVar[Optional["Account"]] = contextvars.ContextVar(
     "sgquant_account", default=None)
@@ -147,6 +153,32 @@ def make_entry(*, profile: str, purpose: str, dataset: str, model: str, kind: st
             "kind": kind, "key": key_hash(dict(key)), "asked_by": asked_by,
             "cached": bool(cached), "epochs": epochs, "seconds": seconds,
             "time": round(time.time(), 3)}
+
+
+def note_record(root: "str | os.PathLike", *, kind: str, key: Mapping[str, Any],
+                record: Mapping[str, Any], purpose: str, dataset: str, model: str,
+                profile: str, cached: bool, asked_by: str = "") -> dict:
+    """Append the ledger line of a record to ``root``'s ledger of ``profile`` and to the
+    current :class:`Account` (``purpose`` empty: ``fp32`` for an FP32 model, else the
+    account's); ``asked_by`` follows the account's name. Returns the entry."""
+    acct = current_account()
+    if not purpose:
+        purpose = "fp32" if kind == "fp32" else (acct.purpose if acct else "other")
+    names = [acct.asked_by if acct else "", asked_by]
+    entry = make_entry(profile=profile, purpose=purpose, dataset=dataset, model=model,
+                       kind=kind, key=key, record=record,
+                       asked_by="/".join(n for n in names if n) or "run", cached=cached)
+    path = ledger_path(root, profile)
+    try:
+        append_entry(path, entry)
+    except OSError as exc:  # a read-only (shared) results folder still serves its records
+        if path not in _UNWRITABLE:
+            _UNWRITABLE.add(path)
+            warnings.warn(f"cannot append to the ledger {path} ({exc.strerror or exc}): "
+                          "this run's epochs are not counted there", stacklevel=2)
+    if acct is not None:
+        acct.add(entry)
+    return entry
 
 
 def unique_entries(entries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from ..quantize import QuantOptions
 from ..train import Finetune
 from .executors import close_executor, make_executor
 from .jobs import FinetuneJob, FP32Weights, Job, TrainJob, run_job
-from .ledger import append_entry, current_account, ledger_path, make_entry
+from .ledger import current_account, note_record
 
 if TYPE_CHECKING:
     from ..settings import RunSettings
@@ -65,28 +65,21 @@ class Runner:
         self.executor, self.settings = executor, settings
         self.cache = ResultCache(results)
         self._weights: dict[tuple, FP32Weights] = {}
-        #: the enclosing :func:`~sgquant.runner.ledger.accounting` context (if any) and
-        #: who asks: its name, then ``asked_by``
-        self.account = current_account()
-        names = [self.account.asked_by if self.account else "", asked_by]
-        self.asked_by = "/".join(n for n in names if n) or "run"
+        #: the :func:`~sgquant.runner.ledger.accounting` context it was made in (if any)
+        #: and who asks below it (``asked_by``)
+        self.account, self.asked_by = current_account(), asked_by
         #: the ledger entries of this runner's jobs (:mod:`sgquant.runner.ledger`)
         self.spent: list[dict] = []
 
     def note(self, kind: str, key: dict, record: dict, *, purpose: str, dataset: str,
              model: str, profile: str, cached: bool) -> None:
-        """Append a job's ledger line (:mod:`sgquant.runner.ledger`) to the results
-        folder's ledger of ``profile``, to :attr:`spent` and to the enclosing account."""
-        if not purpose:
-            purpose = "fp32" if kind == "fp32" else (
-                self.account.purpose if self.account else "other")
-        entry = make_entry(profile=profile, purpose=purpose, dataset=dataset, model=model,
-                           kind=kind, key=key, record=record, asked_by=self.asked_by,
-                           cached=cached)
-        append_entry(ledger_path(self.cache.root, profile), entry)
-        self.spent.append(entry)
-        if self.account is not None:
-            self.account.add(entry)
+        """Append a job's ledger line to the results folder's ledger of ``profile`` and
+        the current account (:func:`sgquant.runner.ledger.note_record`), and to
+        :attr:`spent`."""
+        self.spent.append(note_record(
+            self.cache.root, kind=kind, key=key, record=record, purpose=purpose,
+            dataset=dataset, model=model, profile=profile, cached=cached,
+            asked_by=self.asked_by))
 
     def note_job(self, job: Job, record: dict, cached: bool) -> None:
         """:meth:`note` of ``job``'s record."""
