@@ -40,7 +40,7 @@ from typing import Optional, Sequence
 import pandas as pd
 import torch
 
-from sgquant.bits import BitAssignment
+from sgquant.assignment import BitAssignment
 from sgquant.checks import check_int
 from sgquant.coding import GroupCodes, block_rows_for, code_entropy_bits
 from sgquant.coding.blocks import decode_block, encode_block

@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from sgquant.bits import BitAssignment
+from sgquant.assignment import BitAssignment
 from sgquant.checks import check_int
 from sgquant.data import load_dataset
 from sgquant.degree import degree_buckets

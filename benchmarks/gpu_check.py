@@ -63,7 +63,7 @@ def _timed(fn, repeats: int) -> float:
 
 
 def speed_ratios(dataset: str, repeats: int, fp32_epochs: int = 100) -> None:
-    from sgquant.bits import BitAssignment
+    from sgquant.assignment import BitAssignment
     from sgquant.data import load_dataset
     from sgquant.models import build_model
     from sgquant.packed import packed_forward

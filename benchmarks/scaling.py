@@ -37,7 +37,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sgquant.bits import BitAssignment  # noqa: E402
+from sgquant.assignment import BitAssignment  # noqa: E402
 from sgquant.bitwidth import ALLOWED_BITS  # noqa: E402
 from sgquant.cache import atomic_write_json, check_output_file  # noqa: E402
 from sgquant.checks import check_choice, check_int, check_number  # noqa: E402

@@ -4,7 +4,7 @@ Memory-saving quantization of graph neural network *features* (node embeddings
 and attention values) at component, topology (degree bucket) and layer
 granularity, with an XGBoost cost-model search for the bit assignment.
 """
-from .bits import BitAssignment
+from .assignment import BitAssignment
 from .quantize import fake_quantize, linear_quantize, pack_bits, unpack_bits
 
 __version__ = "0.1.0"

@@ -5,8 +5,8 @@ A feature is quantized at :math:`b \in \{1, \dots, 16\}` bits, or kept in float3
 :math:`\lceil n b / 8 \rceil` bytes of codes plus its float32 ``min`` and ``scale``
 (:data:`GROUP_OVERHEAD_BYTES` = 8); a float32 group as :math:`4n` bytes.
 
-This is the bottom of the library: :mod:`sgquant.packing`, :mod:`sgquant.quantize`,
-:mod:`sgquant.bits` and :mod:`sgquant.memory` all take their widths from here.
+This is the bottom of the library: :mod:`sgquant.bitpack`, :mod:`sgquant.quantize`,
+:mod:`sgquant.assignment` and :mod:`sgquant.memory` all take their widths from here.
 """
 from __future__ import annotations
 

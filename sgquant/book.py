@@ -3,7 +3,7 @@
     sgquant book [--profile quick|default|full|paper] [--only CHAPTER] [--out DIR]
 
 ``sgquant book`` executes the chapter templates ``notebooks/NN_name.ipynb`` in
-order with papermill (:mod:`sgquant.execution`, passing ``profile``), writes the
+order with papermill (:mod:`sgquant.chapter_run`, passing ``profile``), writes the
 executed chapters to ``book/chapters/NN_name.ipynb`` and builds the HTML book with
 Jupyter Book 1.x (``_config.yml``, ``_toc.yml``; Jupyter Book does not execute
 anything). Results are cached (``$SGQUANT_RESULTS``), so a rerun only builds. With
@@ -28,7 +28,7 @@ from typing import Any, Optional, Sequence
 
 from .cache import writable_folder
 from .checks import check_int, check_optional_int
-from .execution import (DEFAULT_CELL_TIMEOUT, ChapterInterrupted, PaperNotebookError,
+from .chapter_run import (DEFAULT_CELL_TIMEOUT, ChapterInterrupted, PaperNotebookError,
                         add_cell_timeout_argument, add_run_cli, chapters, execute_chapter,
                         exit_code, kernel_name, preflight, repo_root, select_chapter)
 from .parameters import notebook_parameters, parse_value, validate_parameters
@@ -280,7 +280,7 @@ def build_book(profile: str = "default", only: Optional[str] = None,
     Chapters not executed now keep their earlier executed version, if any; with a
     staged ``out`` the table of contents lists only the executed ones. Before the
     first cell: every chapter's parameters, ``device``, the ``scheduler`` (``None``:
-    ``$SGQUANT_SCHEDULER``) and the results folder (:func:`~sgquant.execution.preflight`).
+    ``$SGQUANT_SCHEDULER``) and the results folder (:func:`~sgquant.chapter_run.preflight`).
     """
     from .profiles import get_profile
 
@@ -334,7 +334,7 @@ def _book_cli(args: argparse.Namespace) -> int:
 
 def add_cli(subparsers: Any) -> None:
     """Register ``sgquant book`` and ``sgquant run``
-    (:func:`sgquant.execution.add_run_cli`)."""
+    (:func:`sgquant.chapter_run.add_run_cli`)."""
     from .profiles import PROFILES
     from .settings import add_settings_arguments
 

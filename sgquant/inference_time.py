@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from .bits import BitAssignment, as_assignment
+from .assignment import BitAssignment, as_assignment
 from .checks import check_int
 from .degree import DegreeBuckets
 from .measure import single_thread

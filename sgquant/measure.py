@@ -2,7 +2,7 @@
 
 :func:`prepare` loads a dataset, computes its degree buckets and trains (or
 loads from the cache) the FP32 model of a (dataset, model, seed, profile);
-:func:`measure` fine-tunes one :class:`~sgquant.bits.BitAssignment` from those
+:func:`measure` fine-tunes one :class:`~sgquant.assignment.BitAssignment` from those
 FP32 weights and returns a flat record (a :class:`Measurement`: validation and test
 accuracy, average bits, memory, saving, wall time), cached on disk.
 :func:`finetune_record` is the same without the cache and :func:`train_fp32` the
@@ -28,7 +28,7 @@ import torch
 from torch_geometric.data import Data
 
 from . import __version__
-from .bits import BitAssignment, as_assignment
+from .assignment import BitAssignment, as_assignment
 from .cache import ResultCache
 from .checks import check_int, check_number
 from .data import canonical_name, dataset_key, load_dataset

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from .bits import BitAssignment, as_assignment
+from .assignment import BitAssignment, as_assignment
 from .checks import check_choice
 from .degree import DegreeBuckets, degree_buckets
 from .measure import build_for, prepare, single_thread

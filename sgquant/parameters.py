@@ -170,7 +170,9 @@ def validate_parameters(path: "str | os.PathLike", parameters: dict[str, Any]) -
         if len(checked["datasets"]) != 1:
             raise ValueError(f"{path.name} takes one dataset, got {merged['dataset']!r}")
         if "model" in merged and len(checked["models"]) != 1:
-            raise ValueError(f"{path.name} takes one model (gcn, agnn or gat), "
+            from .models import MODELS
+
+            raise ValueError(f"{path.name} takes one model ({', '.join(MODELS)}), "
                              f"got {merged['model']!r}")
         require_dataset(checked["datasets"][0])  # downloads on a networked machine
     return merged

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import Data
 
-from .bits import BitAssignment
+from .assignment import BitAssignment
 from .checks import check_int, check_number, check_optional_int
 from .degree import DegreeBuckets
 from .models import QuantGNN, get_model

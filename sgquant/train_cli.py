@@ -18,7 +18,7 @@ from typing import Any, Optional, Sequence
 
 import pandas as pd
 
-from .bits import BitAssignment
+from .assignment import BitAssignment
 from .cache import (WriteFailed, check_output_file, check_results_folder,
                     stale_records_notice, write_result_json)
 from .checks import check_int, check_int_list

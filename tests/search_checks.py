@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from sgquant.bits import BitAssignment
+from sgquant.assignment import BitAssignment
 from sgquant.memory import FeatureLayout, LayerLayout
 from sgquant.search import SearchResult
 

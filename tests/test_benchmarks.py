@@ -212,7 +212,7 @@ def test_book_cost_counts_a_tiny_run_and_refuses_bad_arguments(tmp_path):
     """A quick-profile run on a 40-node graph (one FP32 model, two fine-tunes, one asked
     for twice) counted from its ledger; bad arguments refused; an empty ledger is one
     line, exit 1."""
-    from sgquant.bits import BitAssignment
+    from sgquant.assignment import BitAssignment
     from sgquant.runner import Runner, SerialExecutor
     from sgquant.settings import RunSettings
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from sgquant.bits import BitAssignment, as_assignment, iter_fields
+from sgquant.assignment import BitAssignment, as_assignment, iter_fields
 
 
 def test_uniform_and_shape():

@@ -19,7 +19,7 @@ DEEP = "[" * 10_000 + "]" * 10_000
 @pytest.fixture
 def record(cora, tmp_path):
     """A real measurement record (quick FP32 model, one fine-tune)."""
-    from sgquant.bits import BitAssignment
+    from sgquant.assignment import BitAssignment
     from sgquant.measure import measure, prepare
     setup = prepare("Cora", "gcn", 0, "quick", str(tmp_path))
     rec = measure(setup, BitAssignment.uniform(4, 2), results=str(tmp_path))

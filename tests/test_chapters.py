@@ -169,7 +169,7 @@ def _quick(results):
 def test_coded_storage_job_is_cached_and_heals_a_broken_record(cora, tmp_path, caplog):
     """Chapter 3's coded column: one job per choice, cached under ``coded``; a rebuilt
     chapter reads it back, and a broken record is discarded and measured again."""
-    from sgquant.bits import BitAssignment
+    from sgquant.assignment import BitAssignment
 
     chosen = BitAssignment.uniform(2, 2).to_json()
     first = C.coded_column.coded_storage(_quick(tmp_path), "Cora", "gcn", 0, chosen)
@@ -195,7 +195,7 @@ def test_coded_storage_uses_each_methods_own_quantizer(cora, tmp_path):
     paper's quantizer keeps the key it always had (no ``options``)."""
     import json
 
-    from sgquant.bits import BitAssignment
+    from sgquant.assignment import BitAssignment
     from sgquant.variants import get_variant
 
     chosen = BitAssignment.uniform(2, 2).to_json()
@@ -315,7 +315,7 @@ def test_at_paper_runs_fine_tune_the_best_candidate_from_every_evaluation_seed(c
     """Chapter 3's converse question: across a row's searches the candidate with the
     smallest validation drop is fine-tuned (the method's final fine-tune) from every
     evaluation seed; the table and the reading report its test drop."""
-    from sgquant.bits import BitAssignment
+    from sgquant.assignment import BitAssignment
     from sgquant.measure import measure, prepare
     from sgquant.variants import get_variant
 

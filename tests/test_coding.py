@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from sgquant.bits import BitAssignment
+from sgquant.assignment import BitAssignment
 from sgquant.coding import (CODECS, CodedTensor, GroupCodes, block_rows_for, check_codec,
                             code_entropy_bits, encode_codes, encode_group)
 from sgquant.coding.codecs import plan_sparse, sparse_payload_sizes
@@ -15,7 +15,7 @@ from sgquant.coding.tensor import coded_nbytes
 from sgquant.data import degree_buckets
 from sgquant.models import MODELS, build_model
 from sgquant.packed import PackedRunner
-from sgquant.packing import PackedTensor
+from sgquant.bitpack import PackedTensor
 from sgquant.quantize import linear_quantize
 
 WIDTHS = [1, 2, 3, 4, 7, 8, 12, 16]
@@ -118,7 +118,7 @@ def test_entropy_codec_reaches_the_entropy_on_large_groups():
 
 
 def _packed(codes: torch.Tensor, bits: int) -> PackedTensor:
-    from sgquant.packing import pack_bits
+    from sgquant.bitpack import pack_bits
     return PackedTensor(pack_bits(codes, bits), 0.0, 1.0, bits, tuple(codes.shape))
 
 

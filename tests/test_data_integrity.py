@@ -18,7 +18,7 @@ from sgquant.data import (CorruptRawFileError, DatasetUnavailableError, clear_da
                           load_dataset, raw_files)
 from sgquant.data import checksums as C
 from sgquant.data import raw as R
-from sgquant.data.registry import REGISTERED, spec_for
+from sgquant.data.catalogue import REGISTERED, spec_for
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from sgquant.bits import BitAssignment
+from sgquant.assignment import BitAssignment
 from sgquant.settings import run_settings, use_run_settings
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")

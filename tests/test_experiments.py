@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from sgquant import plots as P
-from sgquant.bits import BitAssignment
+from sgquant.assignment import BitAssignment
 from sgquant.chapters.autobit import (AUTOBIT_METHODS, autobit_curves, autobit_latency,
                                       autobit_runs, autobit_summary, measurement_seconds,
                                       reading_autobit)

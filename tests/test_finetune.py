@@ -3,7 +3,7 @@ choose epoch 0 (independent draws for confirmations); the device resolver."""
 import pytest
 import torch
 
-from sgquant.bits import BitAssignment
+from sgquant.assignment import BitAssignment
 from sgquant.device import check_device_spec, describe_device, resolve_device
 from sgquant.models import build_model
 from sgquant.train import Distillation, finetune, teacher_logits, train_model

@@ -10,7 +10,7 @@ from typing import ClassVar, Optional
 import pytest
 
 
-from sgquant.bits import BitAssignment
+from sgquant.assignment import BitAssignment
 from sgquant.profiles import Profile, get_profile
 from sgquant.runner import Job, Runner, SerialExecutor, accounting, cost_by_purpose, cost_table
 from sgquant.runner.ledger import ledger_path, read_ledger, record_cost

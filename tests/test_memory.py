@@ -1,7 +1,7 @@
 """The memory formula of the architecture page ("memory accounting"), checked against hand counts."""
 import pytest
 
-from sgquant.bits import BitAssignment
+from sgquant.assignment import BitAssignment
 from sgquant.data import degree_buckets
 from sgquant.memory import feature_layout, feature_memory, model_memory
 from sgquant.models import build_model

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch_geometric.nn import AGNNConv, GATConv, GCNConv
 
-from sgquant.bits import BitAssignment
+from sgquant.assignment import BitAssignment
 from sgquant.data import degree_buckets
 from sgquant.models import MODELS, QuantOptions, build_model
 

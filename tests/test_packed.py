@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from sgquant.bits import BitAssignment
+from sgquant.assignment import BitAssignment
 from sgquant.data import degree_buckets
 from sgquant.memory import (feature_layout, feature_memory, measure_pass,
                             python_allocation_peak, torch_allocation_peak)
@@ -398,7 +398,7 @@ def test_graph_with_self_loops(cora, name):
 # ------------------------------------------------------ other CPUs' float kernels
 _EQUIVALENCE_SCRIPT = r"""
 import torch
-from sgquant.bits import BitAssignment
+from sgquant.assignment import BitAssignment
 from sgquant.data import degree_buckets, load_dataset
 from sgquant.models import MODELS, build_model
 from sgquant.packed import packed_forward

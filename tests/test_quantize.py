@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import sgquant.packing as Q
+import sgquant.bitpack as Q
 from sgquant.quantize import (
     ALLOWED_BITS,
     FP32_BITS,
@@ -528,7 +528,7 @@ def test_a_clip_rule_is_part_of_the_measurement_key():
     the key they always had."""
     from types import SimpleNamespace
 
-    from sgquant.bits import BitAssignment
+    from sgquant.assignment import BitAssignment
     from sgquant.measure import measurement_key
     from sgquant.quantize import QuantOptions
 

@@ -188,7 +188,7 @@ def test_a_new_range_rule_is_one_class_and_one_registration(monkeypatch, cora):
     """A rule registered by name works everywhere options go, with no other edit: the
     options (label, to_dict, from_dict), fake quantization at a quantization
     point, the functions of the option fields, and packed and coded inference."""
-    from sgquant.bits import BitAssignment
+    from sgquant.assignment import BitAssignment
     from sgquant.models import build_model
     from sgquant.packed import PackedRunner
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sgquant import cli
-from sgquant import execution as X
+from sgquant import chapter_run as X
 
 REPO = Path(__file__).resolve().parents[1]
 

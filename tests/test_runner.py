@@ -8,7 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pytest
 
-from sgquant.bits import BitAssignment
+from sgquant.assignment import BitAssignment
 from sgquant.chapters.common import final_finetune_jobs, pretrain, run_labelled
 from sgquant.measure import clear_setup_cache, prepare
 from sgquant.runner import FinetuneJob, Runner, SerialExecutor, TrainJob

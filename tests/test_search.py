@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sgquant.bits import BitAssignment
+from sgquant.assignment import BitAssignment
 from sgquant.memory import FeatureLayout, LayerLayout, feature_memory
 from sgquant.profiles import DEFAULT_BIT_CHOICES
 from sgquant.runner import SerialExecutor

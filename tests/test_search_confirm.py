@@ -95,7 +95,7 @@ def test_confirmation_refinetunes_the_top_feasible_with_distinct_seeds(confirm_s
 
 
 def as_assignment_of(result: SearchResult, key: str):
-    from sgquant.bits import as_assignment
+    from sgquant.assignment import as_assignment
     row = result.records[result.records["config_key"] == key].iloc[0]
     return as_assignment(row["assignment"])
 

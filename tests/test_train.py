@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from sgquant.bits import BitAssignment
+from sgquant.assignment import BitAssignment
 from sgquant.models import build_model
 from sgquant.train import evaluate, finetune, set_seed, train_model
 

@@ -19,7 +19,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from ..bits import BitAssignment
+from ..assignment import BitAssignment
 from ..paper import paper_table
 from ..plots import MODEL_LABELS
 from ..profiles import Profile

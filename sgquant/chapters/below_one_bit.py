@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from ..bits import BitAssignment, as_assignment
+from ..assignment import BitAssignment, as_assignment
 from ..checks import check_int_list
 from ..data import canonical_name
 from ..inference_time import inference_times

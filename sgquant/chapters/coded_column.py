@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Optional
 import numpy as np
 import pandas as pd
 
-from ..bits import BitAssignment
+from ..assignment import BitAssignment
 from ..measure import fp32_key, single_thread
 from ..profiles import Profile
 from ..quantize import QuantOptions

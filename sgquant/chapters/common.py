@@ -30,7 +30,7 @@ from ..runner import FinetuneJob, Job, Runner, accounting, running
 from ..settings import RunSettings
 
 if TYPE_CHECKING:
-    from ..bits import BitAssignment
+    from ..assignment import BitAssignment
     from ..variants import Variant
 
 __all__ = [
@@ -306,7 +306,7 @@ class BaseChapter:
             if len(self.datasets) != 1:
                 raise ValueError(f"this chapter takes one dataset, got {self.dataset!r}")
             if len(self.models) != 1:
-                raise ValueError(f"this chapter takes one model (gcn, agnn or gat), "
+                raise ValueError(f"this chapter takes one model ({', '.join(MODELS)}), "
                                  f"got {self.model!r}")
             require_dataset(self.datasets[0])
         plots.setup_style()

@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from ..bits import BitAssignment, as_assignment
+from ..assignment import BitAssignment, as_assignment
 from ..checks import check_int
 from ..data import canonical_name
 from ..memory import FeatureLayout, feature_memory

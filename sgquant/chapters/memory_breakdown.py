@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence
 
 import pandas as pd
 
-from ..bits import BitAssignment
+from ..assignment import BitAssignment
 from ..data import DATASETS, available_datasets, load_dataset
 from ..memory import MB, FeatureLayout, LayerLayout, feature_layout, feature_memory
 from ..models import build_model

@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from ..bits import BitAssignment
+from ..assignment import BitAssignment
 from ..plots import (MODEL_LABELS, format_at_paper, format_overall, plot_overall_saving,
                      table)
 from ..runner import cost_sentence

@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from ..bits import as_assignment
+from ..assignment import as_assignment
 from ..paper import paper_table
 from ..plots import MODEL_LABELS, plain_log_axis, table
 from ..profiles import Profile, get_profile

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from ..bits import BitAssignment
+from ..assignment import BitAssignment
 from ..checks import check_choice, check_int_list
 from ..data import canonical_name
 from ..measure import measure, prepare

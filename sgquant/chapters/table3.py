@@ -18,7 +18,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from ..bits import BitAssignment
+from ..assignment import BitAssignment
 from ..data import available_datasets
 from ..paper import paper_table
 from ..profiles import Profile

@@ -1,7 +1,7 @@
 r"""Coded storage: quantized features below one bit per value, losslessly.
 
 SGQuant stores a group of :math:`n` codes of :math:`b` bits in
-:math:`\lceil n b / 8 \rceil` bytes (:class:`~sgquant.packing.PackedTensor`). When one
+:math:`\lceil n b / 8 \rceil` bytes (:class:`~sgquant.bitpack.PackedTensor`). When one
 code dominates a group (a binary bag-of-words input is ~99% zeros) or the codes are
 far from uniform, a lossless code of the codes takes fewer bytes and decodes to the
 very same codes, hence the same floats and the same logits. A group is stored with
@@ -38,7 +38,7 @@ code length, and keeps zstd when it is within :data:`~sgquant.coding.codecs.TOLE
 (2%) of the smallest (it decodes far faster), ANS otherwise.
 """
 from .codecs import BACKENDS, BLOCK_CODECS, MODES, Plan
-from .model import SymbolModel, entropy_bits
+from .histogram import SymbolModel, entropy_bits
 from .scan import DEFAULT_BLOCK_ELEMENTS, GroupCodes, block_rows_for, code_entropy_bits
 from .tensor import CODECS, CodedTensor, check_codec, encode_codes, encode_group
 

@@ -12,7 +12,7 @@ stored per group.
   ``runs``: run symbols, then the non-dominant codes). Two backends:
 
   - ``ans``: ``constriction``'s ANS coder (asymmetric numeral systems) with an order-0
-    categorical model of each stream (:class:`~sgquant.coding.model.SymbolModel`,
+    categorical model of each stream (:class:`~sgquant.coding.histogram.SymbolModel`,
     stored with the group); the run width :math:`w` is chosen by ideal code length;
   - ``zstd``: ``zstandard`` (level :data:`ZSTD_LEVEL`, Huffman/FSE entropy stages
     after LZ matching) over the codes as bytes, or over the run symbols at :math:`w = 8`
@@ -36,7 +36,7 @@ from typing import Optional
 
 import numpy as np
 
-from .model import SymbolModel
+from .histogram import SymbolModel
 from .scan import GroupCodes
 from .streams import RUN_WIDTHS, escape_counts, escape_table, packed_len, run_histogram
 

@@ -13,8 +13,8 @@ from typing import Optional
 import numpy as np
 
 from ..checks import check_int
-from ..packing import PackedTensor
-from .model import entropy_bits
+from ..bitpack import PackedTensor
+from .histogram import entropy_bits
 from .streams import block_codes, gaps_of
 
 __all__ = ["DEFAULT_BLOCK_ELEMENTS", "block_rows_for", "GroupCodes", "code_entropy_bits"]
@@ -32,7 +32,7 @@ def block_rows_for(per_row: int, block_elements: int = DEFAULT_BLOCK_ELEMENTS) -
 
 
 class GroupCodes:
-    """The codes of a :class:`~sgquant.packing.PackedTensor`, block by block.
+    """The codes of a :class:`~sgquant.bitpack.PackedTensor`, block by block.
 
     :attr:`histogram` (one pass) and :meth:`runs` (gaps and values of the elements that
     differ from :attr:`dominant`, one more pass, kept) are computed when first asked for.

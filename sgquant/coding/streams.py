@@ -2,9 +2,9 @@ r"""Integer streams of a coded group: its codes block by block, fixed-width fiel
 the run form of a group dominated by one code.
 
 * :func:`block_codes`: the codes of elements :math:`[s, s + n)` of a bit-packed stream
-  (:func:`sgquant.packing.pack_bits`), as ``uint8`` (:math:`b \le 8`) or ``uint16``;
+  (:func:`sgquant.bitpack.pack_bits`), as ``uint8`` (:math:`b \le 8`) or ``uint16``;
 * :func:`pack_uint` / :func:`unpack_uint`: non-negative integers in :math:`w` bits
-  (the little-endian bit stream of :func:`~sgquant.packing.pack_bits`);
+  (the little-endian bit stream of :func:`~sgquant.bitpack.pack_bits`);
 * the **run form**: the positions of the codes that differ from the dominant code
   :math:`z` are written as gaps :math:`g_i` (how many :math:`z` precede element
   :math:`i` since the previous one), each gap as symbols of :math:`w` bits with an
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..packing import pack_bits, unpack_bits
+from ..bitpack import pack_bits, unpack_bits
 
 __all__ = ["RUN_WIDTHS", "code_dtype", "block_codes", "pack_uint", "unpack_uint", "packed_len",
            "gaps_of", "run_symbols", "run_positions", "escape_counts", "escape_table",

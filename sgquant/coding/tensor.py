@@ -14,8 +14,8 @@ Rows are decoded block by block just before they are consumed (:meth:`CodedTenso
 :meth:`CodedTensor.gather`); the last decoded block's codes are kept (one block, about
 :data:`~sgquant.coding.scan.DEFAULT_BLOCK_ELEMENTS` bytes), and codes become floats
 through a :math:`2^b`-entry table computed with the same float32 operations as
-:meth:`sgquant.packing.QuantizedTensor.dequantize`, so the rows equal those of the
-fixed-width :class:`~sgquant.packing.PackedTensor` bit for bit. A block whose bytes do
+:meth:`sgquant.bitpack.QuantizedTensor.dequantize`, so the rows equal those of the
+fixed-width :class:`~sgquant.bitpack.PackedTensor` bit for bit. A block whose bytes do
 not match its CRC32, a header that does not match its own, or a buffer shorter or
 longer than its index raises :class:`ValueError` naming the group.
 """
@@ -32,7 +32,7 @@ from torch import Tensor
 
 from ..bitwidth import FP32_BITS, GROUP_OVERHEAD_BYTES
 from ..checks import check_choice, check_int
-from ..packing import PackedTensor, pack_bits
+from ..bitpack import PackedTensor, pack_bits
 from .blocks import DecodedBlock, decode_block, encode_block
 from .codecs import TOLERANCE, Plan, ans_plan, plan_sparse, sparse_payload_sizes, zstd_plans
 from .scan import DEFAULT_BLOCK_ELEMENTS, GroupCodes, block_rows_for
@@ -41,7 +41,7 @@ __all__ = ["CODECS", "check_codec", "CodedTensor", "coded_nbytes", "encode_group
            "encode_codes"]
 
 #: Storage of a quantized group: fixed-width bit packing (``packed``, the
-#: :class:`~sgquant.packing.PackedTensor`), the ``sparse`` or ``entropy`` block codec,
+#: :class:`~sgquant.bitpack.PackedTensor`), the ``sparse`` or ``entropy`` block codec,
 #: or ``auto``: whichever of the three takes the fewest bytes, per group.
 CODECS: tuple[str, ...] = ("packed", "sparse", "entropy", "auto")
 
@@ -294,7 +294,7 @@ def encode_codes(codes: Union[Tensor, np.ndarray], bits: int, codec: str = "auto
                  ) -> Union[PackedTensor, CodedTensor]:
     """Integer ``codes`` of ``bits`` bits stored with ``codec``; codes outside
     :math:`[0, 2^b - 1]` are refused (``ValueError``), as by
-    :func:`~sgquant.packing.pack_bits`."""
+    :func:`~sgquant.bitpack.pack_bits`."""
     data = pack_bits(codes, bits)
     shape = tuple(codes.shape) if codes.ndim else (1,)
     packed = PackedTensor(data, float(minimum), float(scale), bits, shape)

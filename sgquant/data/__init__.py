@@ -1,6 +1,6 @@
 """Datasets: registered graphs by name, a reader's own graph file, splits, statistics.
 
-``load_dataset(name)`` takes a registered dataset (see :mod:`sgquant.data.registry`
+``load_dataset(name)`` takes a registered dataset (see :mod:`sgquant.data.catalogue`
 for the table of names, folders, readers and default splits) or a path to a
 ``.npz``/``.pt`` graph file (see :mod:`sgquant.data.files`). Raw files are read
 with PyTorch Geometric from ``<root>/<Folder>/raw`` (PyG's raw layout), where
@@ -27,8 +27,8 @@ from .load import clear_dataset_cache, load_dataset
 from .names import canonical_name, dataset_key, display_name, has_public_split
 from .paths import DATA_ENV, DEFAULT_ROOT, data_root
 from .raw import DOWNLOAD_TIMEOUT_S, MIRROR_ENV
-from .registered import available_datasets, is_available
-from .registry import DATASETS, REGISTERED, raw_dir, raw_files
+from .fetch import available_datasets, is_available
+from .catalogue import DATASETS, REGISTERED, raw_dir, raw_files
 from .splits import SPLITS, per_class_split, random_split
 from .stats import dataset_statistics
 

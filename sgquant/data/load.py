@@ -13,8 +13,8 @@ from .files import graph_path, read_graph_file
 from .graph import MASKS, check_graph, check_sets
 from .names import canonical_name
 from .paths import check_data_root
-from .registered import load_registered
-from .registry import lookup
+from .fetch import load_registered
+from .catalogue import lookup
 from .splits import SPLITS, apply_split, resolve_split
 
 __all__ = ["load_dataset", "clear_dataset_cache"]

@@ -14,7 +14,7 @@ from typing import Optional
 
 from ..checks import check_choice, check_int
 from .files import SUFFIXES, file_sha256, graph_path, looks_like_path
-from .registry import accepted_names, lookup
+from .catalogue import accepted_names, lookup
 from .splits import SPLITS, default_split, resolve_split
 
 __all__ = ["canonical_name", "display_name", "dataset_key", "unknown_dataset"]

@@ -2,7 +2,7 @@
 
 The root is the ``root`` argument, else ``$SGQUANT_DATA``, else
 ``~/.cache/sgquant/datasets``. Each dataset keeps its raw files in a folder below it
-(PyG's raw layout, see :mod:`sgquant.data.registry`).
+(PyG's raw layout, see :mod:`sgquant.data.catalogue`).
 """
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from typing import Iterator, Optional
 from .checksums import expected_for, mismatch
 from .errors import CorruptRawFileError, DatasetUnavailableError, one_line
 from .paths import DATA_ENV
-from .registry import DatasetSpec
+from .catalogue import DatasetSpec
 
 __all__ = ["MIRROR_ENV", "DOWNLOAD_TIMEOUT_S", "mirror_root", "missing_files", "copy_from_mirror",
            "verify_raw", "unreadable", "unavailable", "stash_path", "stash_raw", "restore_raw",

@@ -14,7 +14,7 @@ import torch
 from torch_geometric.data import Data
 
 from .errors import DatasetUnavailableError
-from .registry import DatasetSpec
+from .catalogue import DatasetSpec
 
 __all__ = ["OGB_INSTALL", "open_dataset", "graph_from"]
 

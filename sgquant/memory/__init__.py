@@ -6,7 +6,7 @@ from .counted import (GROUP_OVERHEAD_BYTES, MB, FeatureLayout, LayerLayout, Memo
                       feature_memory, model_memory)
 from .estimate import (InsufficientMemoryError, TrainingMemory, check_training_fits,
                        layout_bound, machine_memory, training_memory)
-from .measured import (PassMemory, cuda_peak, fix_mmap_threshold, isolated_main, measure_pass,
+from .peak import (PassMemory, cuda_peak, fix_mmap_threshold, isolated_main, measure_pass,
                        peak_rss_bytes, python_allocation_peak, reset_peak_rss, rss_bytes,
                        run_isolated, torch_allocation_peak, trim_heap)
 

@@ -1,6 +1,6 @@
 r"""Counted memory: the one definition of a model's feature memory.
 
-For a model of :math:`L` layers on a graph, under a :class:`~sgquant.bits.BitAssignment`
+For a model of :math:`L` layers on a graph, under a :class:`~sgquant.assignment.BitAssignment`
 (the architecture page, "memory accounting"):
 
 .. math::
@@ -27,7 +27,7 @@ from torch import Tensor
 from torch_geometric.utils import remove_self_loops
 
 from ..bitwidth import ALLOWED_BITS, FP32_BITS, GROUP_OVERHEAD_BYTES
-from ..bits import BitAssignment
+from ..assignment import BitAssignment
 from ..degree import DegreeBuckets
 
 __all__ = ["MB", "GROUP_OVERHEAD_BYTES", "LayerLayout", "FeatureLayout", "MemoryReport",

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.nn.dense.linear import Linear as PygLinear
 
-from ..bits import BitAssignment
+from ..assignment import BitAssignment
 from ..bitwidth import FP32_BITS
 from ..checks import check_number
 from ..degree import DegreeBuckets

@@ -9,10 +9,10 @@ from typing import Optional, Union
 from torch import Tensor
 from torch_geometric.data import Data
 
-from ..bits import BitAssignment
+from ..assignment import BitAssignment
 from ..degree import DegreeBuckets
 from ..models.base import QuantGNN
-from ..packing import PackedTensor
+from ..bitpack import PackedTensor
 from ..quantize import QuantOptions
 from .runner import (DEFAULT_CHUNK_SIZE, Edges, FeatureRecord, PackedResult, PackedRunner,
                      check_chunk_size)

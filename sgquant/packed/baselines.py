@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from ..bits import BitAssignment, as_assignment
+from ..assignment import BitAssignment, as_assignment
 from ..bitwidth import FP32_BITS
 from ..coding import code_entropy_bits
 from ..degree import DegreeBuckets

@@ -3,7 +3,7 @@ bit-packed codes, rematched in chunks just before the operation that consumes th
 
 The fake-quant models of :mod:`sgquant.models` compute with float32 copies of the
 quantized features; :class:`PackedRunner` runs the same model (same weights, same
-:class:`~sgquant.bits.BitAssignment`, same quantization groups, hence the same codes)
+:class:`~sgquant.assignment.BitAssignment`, same quantization groups, hence the same codes)
 with every quantized feature stored as a :class:`~sgquant.packed.storage.PackedFeature`.
 Each model holds its own chunked kernel (``model.packed_forward``) written with the
 building blocks here:
@@ -42,7 +42,7 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import remove_self_loops
 
-from ..bits import BitAssignment, as_assignment
+from ..assignment import BitAssignment, as_assignment
 from ..bitwidth import FP32_BITS
 from ..checks import check_bool, check_int
 from ..coding import check_codec

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from ..bits import BitAssignment
+from ..assignment import BitAssignment
 from ..degree import DegreeBuckets
 from ..models.base import QuantGNN
 from ..quantize import QuantOptions

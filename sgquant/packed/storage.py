@@ -2,7 +2,7 @@ r"""Quantized features held as packed codes: groups, features, and how they are 
 
 A feature (a layer input :math:`N \times d`, or an edge tensor :math:`E \times heads`) is
 stored as one or more groups (one per degree bucket for a topology-aware ``emb``), each a
-:class:`~sgquant.packing.PackedTensor` of :math:`\lceil n b / 8 \rceil` bytes plus its
+:class:`~sgquant.bitpack.PackedTensor` of :math:`\lceil n b / 8 \rceil` bytes plus its
 float32 ``min`` and ``scale``, a :class:`~sgquant.coding.CodedTensor` (the same codes
 coded losslessly in blocks, :mod:`sgquant.coding`), or float32 values at 32 bits. Rows
 are *rematched* (:math:`x' = s q + \min`) on demand by :meth:`PackedFeature.rows` /
@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..bitwidth import FP32_BITS
 from ..coding import CodedTensor, encode_group
-from ..packing import PackedTensor, pack_bits
+from ..bitpack import PackedTensor, pack_bits
 from ..quantize import QuantOptions, codes
 
 __all__ = ["spans", "FeatureGroup", "PackedFeature", "RowSubset", "PACK_PIECE_ELEMENTS",

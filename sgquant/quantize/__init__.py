@@ -30,7 +30,7 @@ and :math:`\min` to exactly :math:`0` in floating point. A constant tensor gets 
 and scale 0 (no division by zero).
 """
 from ..bitwidth import ALLOWED_BITS, FP32_BITS, GROUP_OVERHEAD_BYTES, check_bits
-from ..packing import PackedTensor, QuantizedTensor, pack_bits, unpack_bits
+from ..bitpack import PackedTensor, QuantizedTensor, pack_bits, unpack_bits
 from .checks import ROUNDINGS, check_clip_percentile, check_rounding
 from .codes import codes
 from .functional import (fake_quantize, linear_quantize, quant_range, quantization_error,

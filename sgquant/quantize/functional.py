@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from ..bitwidth import FP32_BITS, check_bits
-from ..packing import QuantizedTensor
+from ..bitpack import QuantizedTensor
 from .checks import check_clip_percentile, check_tensor
 from .observe import observe_range
 from .options import QuantOptions

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ..bitwidth import FP32_BITS
-from ..packing import QuantizedTensor
+from ..bitpack import QuantizedTensor
 from .codes import codes, dequantized
 from .ranges import RangeRule
 

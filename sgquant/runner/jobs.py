@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Mapping, Optional
 import numpy as np
 import torch
 
-from ..bits import BitAssignment
+from ..assignment import BitAssignment
 from ..cache import ResultCache
 from ..measure import (Measurement, Setup, check_fp32_summary, finetune_record, fp32_key,
                        measurement_key, setup_from_state, train_fp32)
@@ -208,7 +208,7 @@ class FinetuneJob(Job):
            finetune: Optional[Finetune] = None) -> "FinetuneJob":
         """The job of ``assignment`` on ``setup`` (whose weights ``fp32`` are), keyed by
         :func:`sgquant.measure.measurement_key`."""
-        from ..bits import as_assignment
+        from ..assignment import as_assignment
 
         a = as_assignment(assignment)
         a.check_shape(setup.num_layers, setup.buckets.num_buckets)

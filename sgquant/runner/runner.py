@@ -5,7 +5,7 @@ the misses.
 one is run again), submits only the misses to its executor
 (:mod:`sgquant.runner.executors`), checks each returned result and writes it atomically
 here, in the driver, and gives the records back in the order of the jobs. The searches
-(:class:`~sgquant.search.measurements.MeasurementRun`) and every chapter use it; the
+(:class:`~sgquant.search.rounds.MeasurementRun`) and every chapter use it; the
 workers never need the results folder.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from concurrent.futures import Executor, Future, as_completed
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
-from ..bits import BitAssignment
+from ..assignment import BitAssignment
 from ..cache import ResultCache
 from ..data import canonical_name
 from ..measure import Setup, prepare

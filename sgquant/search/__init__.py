@@ -1,6 +1,6 @@
 r"""Auto-bit selection: random search and the paper's XGBoost cost-model search.
 
-Goal (see the architecture page): the :class:`~sgquant.bits.BitAssignment` with the
+Goal (see the architecture page): the :class:`~sgquant.assignment.BitAssignment` with the
 largest memory saving whose validation accuracy stays within ``tolerance``
 percentage points of FP32,
 
@@ -55,7 +55,7 @@ with :class:`SearchFailed`.
 Modules: :mod:`~sgquant.search.space` (space, sampler), :mod:`~sgquant.search.features`,
 :mod:`~sgquant.search.cost_model`, :mod:`~sgquant.search.candidates`,
 :mod:`~sgquant.search.selection`, :mod:`~sgquant.search.strategy`,
-:mod:`~sgquant.search.step` (one cost-model iteration), :mod:`~sgquant.search.measurements`,
+:mod:`~sgquant.search.step` (one cost-model iteration), :mod:`~sgquant.search.rounds`,
 :mod:`~sgquant.search.failures`, :mod:`~sgquant.search.confirm`,
 :mod:`~sgquant.search.driver` (the searches), :mod:`~sgquant.search.result`,
 :mod:`~sgquant.search.cli` (``sgquant search``).

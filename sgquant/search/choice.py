@@ -6,7 +6,7 @@ from __future__ import annotations
 from concurrent.futures import Executor
 from typing import Optional
 
-from ..bits import BitAssignment
+from ..assignment import BitAssignment
 from ..profiles import Profile, get_profile
 from ..variants import Variant
 

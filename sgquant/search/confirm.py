@@ -28,7 +28,7 @@ import pandas as pd
 from ..measure import prepare
 from ..variants import Confirmation
 from .candidates import ACCURACY_SLACK
-from .measurements import MeasurementRun
+from .rounds import MeasurementRun
 from .result import TEST_FIELDS
 
 __all__ = ["confirm_choice", "confirmation_seeds", "check_confirm", "confirmed_accuracy",

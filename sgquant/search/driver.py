@@ -1,7 +1,7 @@
 """The searches: random search and the paper's cost-model search, end to end.
 
 Both train (or read) the FP32 model once, measure configurations through a
-:class:`~sgquant.search.measurements.MeasurementRun` (cache in the driver, jobs on
+:class:`~sgquant.search.rounds.MeasurementRun` (cache in the driver, jobs on
 an executor), confirm the choice (:mod:`sgquant.search.confirm`) and return a
 :class:`~sgquant.search.result.SearchResult`. See :mod:`sgquant.search` for the
 method.
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ..bits import as_assignment
+from ..assignment import as_assignment
 from ..cache import check_results_folder, stale_records_notice
 from ..checks import check_choice, check_int, check_number, check_optional_int
 from ..measure import prepare
@@ -32,7 +32,7 @@ from ..train import Finetune
 from ..variants import Confirmation, Variant, get_variant
 from .confirm import confirm_choice
 from .features import FeatureCache
-from .measurements import MeasurementRun
+from .rounds import MeasurementRun
 from .result import SearchResult
 from .space import SearchSpace, Sampler, check_bit_choices
 from .step import cost_model_step

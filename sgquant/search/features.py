@@ -1,7 +1,7 @@
 """Cost-model features of a configuration: the bits of every field plus its average
 bits, memory (MB) and saving (:mod:`sgquant.memory`).
 
-:func:`config_features` computes them for one :class:`~sgquant.bits.BitAssignment`;
+:func:`config_features` computes them for one :class:`~sgquant.assignment.BitAssignment`;
 :class:`FeatureCache` for a whole batch of bit vectors at once
 (:func:`sgquant.memory.batch_memory`, the same formula as
 :func:`sgquant.memory.feature_memory`).
@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..bits import BitAssignment
+from ..assignment import BitAssignment
 from ..memory import FeatureLayout, batch_memory, feature_memory
 from .space import SearchSpace
 

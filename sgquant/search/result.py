@@ -9,7 +9,7 @@ from typing import Iterable, Optional
 import numpy as np
 import pandas as pd
 
-from ..bits import BitAssignment, as_assignment
+from ..assignment import BitAssignment, as_assignment
 from ..runner.ledger import cost_sentence
 from .candidates import ACCURACY_SLACK
 

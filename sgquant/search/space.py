@@ -1,4 +1,4 @@
-"""The search space: every :class:`~sgquant.bits.BitAssignment` of a model on a graph,
+"""The search space: every :class:`~sgquant.assignment.BitAssignment` of a model on a graph,
 written as bit vectors over named fields, and a deterministic sampler of it.
 
 A configuration is a vector of bits over :attr:`SearchSpace.fields` (the order of
@@ -16,7 +16,7 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from ..bits import BitAssignment, as_assignment
+from ..assignment import BitAssignment, as_assignment
 from ..checks import check_int
 from ..memory import FeatureLayout
 from ..profiles import DEFAULT_BIT_CHOICES

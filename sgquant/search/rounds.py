@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from ..bits import BitAssignment, as_assignment
+from ..assignment import BitAssignment, as_assignment
 from ..measure import Setup, memory_record
 from ..quantize import QuantOptions
 from ..runner import FinetuneJob, FP32Weights, Outcome, Runner

@@ -27,7 +27,7 @@ from .raw import (copy_from_mirror, download_timeout, folder_lock, mirror_root, 
 from .readers import graph_from, open_dataset
 from .files import graph_path, looks_like_path
 from .names import unknown_dataset
-from .registry import DATASETS, REGISTERED, DatasetSpec, lookup, raw_dir, spec_for
+from .catalogue import DATASETS, REGISTERED, DatasetSpec, lookup, raw_dir, spec_for
 
 __all__ = ["available_datasets", "is_available", "load_registered"]
 

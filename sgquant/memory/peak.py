@@ -246,7 +246,7 @@ def run_isolated(target: str, kwargs: dict, *, timeout: float = 600.0, threads: 
     child_env = dict(os.environ if env is None else env)
     child_env.setdefault("MALLOC_MMAP_THRESHOLD_", str(_MMAP_THRESHOLD_BYTES))
     child_env.setdefault("OMP_NUM_THREADS", str(threads))
-    code = "import sys; from sgquant.memory.measured import isolated_main; isolated_main(sys.stdin.read())"
+    code = "import sys; from sgquant.memory.peak import isolated_main; isolated_main(sys.stdin.read())"
     try:
         proc = subprocess.run([sys.executable, "-c", code], input=payload, capture_output=True,
                               text=True, timeout=timeout, env=child_env)
