@@ -309,10 +309,12 @@ def _prepare_cached(dataset: str, model: str, seed: int, profile: Profile,
     key = fp32_key(dataset, model, seed, profile)
     state = cache.get_state("fp32", key, validate=lambda s: check_state(s, net))
     summary = cache.get("fp32", key, validate=check_fp32_summary)
-    if state is None or summary is None:
+    trained = state is None or summary is None
+    if trained:
         state, summary = train_fp32(dataset, model, seed, profile, data_root, dev)
         cache.put_state("fp32", key, state)
         cache.put("fp32", key, summary)
+    _ledger(cache, "fp32", key, summary, (dataset, model, profile), cached=not trained)
     return setup_from_state(dataset, model, seed, profile, data_root, state, summary, net, dev)
 
 
@@ -438,9 +440,26 @@ def measure(setup: Setup, assignment: "BitAssignment | dict", *,
     if use_cache:
         hit = read_measurement(cache, key)
         if hit is not None:
+            _ledger(cache, "measure", key, hit, _names(setup), cached=True)
             return {**hit, "cached": True}
     record = finetune_record(setup, a, options=options, finetune_seed=ft_seed,
                              finetune=finetune)
     cache.put("measure", key, record)
+    _ledger(cache, "measure", key, record, _names(setup), cached=False)
     return {**record, "cached": False}
 
+
+def _names(setup: Setup) -> "tuple[str, str, Profile]":
+    return setup.dataset, setup.model_name, setup.profile
+
+
+def _ledger(cache: ResultCache, kind: str, key: dict, record: dict,
+            names: "tuple[str, str, Profile]", cached: bool) -> None:
+    """The ledger line of a record this module read or made, ``names`` its (dataset,
+    model, profile) (:func:`sgquant.runner.ledger.note_record`; a runner's jobs are
+    noted by the runner)."""
+    from .runner.ledger import note_record
+
+    dataset, model, profile = names
+    note_record(cache.root, kind=kind, key=key, record=record, purpose="", dataset=dataset,
+                model=model, profile=profile.name, cached=cached)

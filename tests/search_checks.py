@@ -75,6 +75,28 @@ def check_result(result: SearchResult, budget: int) -> None:
     assert again.num_confirmations == result.num_confirmations
     assert again.chosen_test_acc_mean == result.chosen_test_acc_mean
     assert result.dataset in result.summary()
+    check_cost(result)
+    assert again.cost == result.cost
+
+
+def check_cost(result: SearchResult) -> None:
+    """The search's cost by purpose: one job per configuration measured (cached or
+    not), each the search's fine-tune epochs; one per confirmation fine-tune; its FP32
+    model(s); and the summary says so."""
+    from sgquant.profiles import get_profile
+
+    recs, conf, cost = result.records, result.confirmations, result.cost
+    measured = recs.loc[recs["status"] != "failed", "config_key"].nunique()
+    epochs = (result.settings.get("finetune") or {}).get("epochs") \
+        or get_profile(result.profile).finetune_epochs
+    assert cost.get("candidate", {}).get("jobs", 0) == measured
+    assert cost.get("candidate", {}).get("epochs", 0) == measured * epochs
+    fresh = conf[conf["status"] != "failed"] if len(conf) else conf
+    n_conf = len(fresh.drop_duplicates(["config_key", "finetune_seed", "fp32_seed"])) \
+        if len(fresh) else 0
+    assert cost.get("confirmation", {}).get("jobs", 0) == n_conf
+    assert cost["fp32"]["jobs"] >= 1 and cost["fp32"]["epochs"] >= 1
+    assert "spent: fp32" in result.summary()
 
 
 def fake_record(job, val: float, worker: str = "oracle") -> dict:

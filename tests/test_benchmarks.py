@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from data_helpers import ring_graph_file
+
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = REPO.parent / "shared" / "datasets"
 
@@ -204,3 +206,51 @@ def test_search_latency_refuses_bad_arguments_before_work(tmp_path, nan_graph):
         "--datasets", "Cora", "--n-sample", "64", "--n-mea", "4", "--measured", "40",
         "--ensemble", "5", "--repeats", "1", "--baseline", "no-such-revision"]])
     assert smoke["rc"] == 0 and "cost-model iteration:" in smoke["stdout"], smoke
+
+
+def test_book_cost_counts_a_tiny_run_and_refuses_bad_arguments(tmp_path):
+    """A quick-profile run on a 40-node graph (one FP32 model, two fine-tunes, one asked
+    for twice) counted from its ledger; bad arguments refused; an empty ledger is one
+    line, exit 1."""
+    from sgquant.assignment import BitAssignment
+    from sgquant.runner import Runner, SerialExecutor
+    from sgquant.settings import RunSettings
+
+    graph = ring_graph_file(tmp_path / "ring.pt")
+    settings = RunSettings.resolve("quick", results=tmp_path / "results", device="cpu")
+    runner = Runner(SerialExecutor(), str(settings.results), settings)
+    (fp32,) = runner.run([runner.train_job(graph, "gcn", 0)])
+    jobs = [runner.finetune_job(graph, "gcn", 0, BitAssignment.uniform(b, 2, 3))
+            for b in (4, 8)]
+    records = runner.run([jobs[0].for_purpose("candidate"), jobs[1].for_purpose("candidate"),
+                          jobs[0].for_purpose("final")])
+    results = str(settings.results)
+    refusals = [(["--profile", "garbage", "--results", results], ("--profile", "garbage")),
+                (["--results", results], ("--profile",)),
+                (["--profile", "quick", "--bogus"], ("--bogus",))]
+    counted, empty = check_refusals("book_cost.py", refusals, tmp_path, extra=[
+        ["--profile", "quick", "--results", results],
+        ["--profile", "default", "--results", results]])
+    epochs = fp32["epochs_run"] + 2 * settings.profile.finetune_epochs
+    minutes = (fp32["seconds"] + records[0]["seconds"] + records[1]["seconds"]) / 60
+    last = counted["stdout"].strip().splitlines()[-1]
+    assert counted["rc"] == 0 and last == (f"book cost: {epochs} epochs, {minutes:.1f} "
+                                           "CPU-minutes (profile quick)"), counted
+    assert "candidate" in counted["stdout"] and "fp32" in counted["stdout"]
+    assert empty["rc"] == 1 and not empty["stdout"] and "default" in empty["stderr"] \
+        and len(empty["stderr"].strip().splitlines()) == 1, empty
+
+
+def test_epoch_ratio_refuses_bad_arguments_and_flags_ratios(tmp_path, nan_graph):
+    graph = ring_graph_file(tmp_path / "ring.pt", n=30, features=5, classes=2)
+    refusals = [(["--epochs", "0"], ("--epochs",)),
+                (["--repeats", "x"], ("--repeats",)),
+                (["--profile", "garbage"], ("--profile", "garbage")),
+                (["--models", "mlp"], ("--models", "mlp")),
+                *data_refusals("--dataset", nan_graph)]
+    (ran,) = check_refusals("epoch_ratio.py", refusals, tmp_path, extra=[
+        ["--dataset", graph, "--profile", "quick", "--models", "gcn",
+         "--epochs", "1", "--repeats", "1"]])
+    lines = ran["stdout"].strip().splitlines()
+    assert ran["rc"] == 0 and lines[1].startswith("gcn: FP32 epoch") and "sgquant+" in lines[1]
+    assert "1.5x an FP32 epoch" in lines[-1], ran

@@ -93,7 +93,7 @@ def at_paper_runs(runs: pd.DataFrame, profile: "str | Profile | RunSettings" = "
         todo.append((meta, d, m, sorted(sub["seed"].unique()), assignment, variant))
     if not todo:
         return pd.DataFrame()
-    with measurement_runner(profile, workers) as runner:
+    with measurement_runner(profile, workers, asked_by="at_paper") as runner:
         labels, jobs = [], []
         for meta, d, m, seeds, a, variant in todo:
             labels += [{**meta, "seed": int(e)} for e in seeds]

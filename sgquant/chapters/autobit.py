@@ -74,7 +74,7 @@ def autobit_runs(dataset: str = "Cora", model: str = "gcn",
         check_choice(label, "search method", tuple(AUTOBIT_METHODS))
     out = []
     seed_list = resolve_seeds(seeds, prof)
-    with measurement_runner(settings) as runner:
+    with measurement_runner(settings, asked_by="autobit") as runner:
         pretrain(runner, [(name, m, s) for s in seed_list])
         for s in seed_list:
             for label in labels:

@@ -65,7 +65,7 @@ def below_one_bit_tables(dataset: str = "Cora", model: str = "gcn",
     L = net.num_layers
     if assignment is None:
         from ..search.choice import search_choice
-        with measurement_runner(settings) as runner:
+        with measurement_runner(settings, asked_by="below_one_bit") as runner:
             chosen = search_choice(setup.dataset, setup.model_name, runner.settings,
                                    executor=runner.executor)
     else:

@@ -68,7 +68,7 @@ def coded_storage(settings: "str | Profile | RunSettings", dataset: str, model: 
                   seed: int, assignment_json: str,
                   options: Optional[QuantOptions] = None) -> dict[str, float]:
     """One :func:`coded_storage_job`, run (or read from the cache) in this process."""
-    with measurement_runner(settings, 0) as runner:
+    with measurement_runner(settings, 0, asked_by="coded") as runner:
         (record,) = runner.run([coded_storage_job(runner, dataset, model, seed,
                                                   assignment_json, options)])
     return record
@@ -98,7 +98,7 @@ def add_coded_storage(table3: pd.DataFrame, runs: pd.DataFrame,
                      str(first["chosen_json"]), get_variant(r["variant"]).options))
     if not todo:
         return out
-    with measurement_runner(profile, workers) as runner:
+    with measurement_runner(profile, workers, asked_by="coded") as runner:
         jobs = [coded_storage_job(runner, d, m, s, a, o) for _, d, m, s, a, o in todo]
         for (i, *_), rec in zip(todo, runner.run(jobs)):
             out.at[i, "coded_saving"] = rec["coded_saving"]

@@ -26,7 +26,7 @@ from ..data import canonical_name, is_available, load_dataset
 from ..models import MODELS
 from ..profiles import Profile, get_profile
 from ..quantize import check_bits
-from ..runner import FinetuneJob, Job, Runner, running
+from ..runner import FinetuneJob, Job, Runner, accounting, running
 from ..settings import RunSettings
 
 if TYPE_CHECKING:
@@ -216,11 +216,14 @@ def chapter_settings(profile: "str | Profile | RunSettings",
 
 @contextlib.contextmanager
 def measurement_runner(profile: "str | Profile | RunSettings",
-                       workers: Optional[int] = None) -> Iterator[Runner]:
+                       workers: Optional[int] = None, asked_by: str = "chapter"
+                       ) -> Iterator[Runner]:
     """One :class:`~sgquant.runner.Runner` for all the measurements of a chapter, on the
     executor of :func:`chapter_settings` (a process pool, in-process, or the run's Dask
-    scheduler): the driver reads and writes the cache, the workers only compute."""
-    with running(chapter_settings(profile, workers)) as runner:
+    scheduler): the driver reads and writes the cache, the workers only compute. Its
+    jobs (and its searches') are in the ledger as asked by ``asked_by``
+    (:func:`sgquant.runner.accounting`; also their default purpose)."""
+    with accounting(asked_by), running(chapter_settings(profile, workers)) as runner:
         yield runner
 
 
@@ -245,7 +248,7 @@ def final_finetune_jobs(runner: Runner, dataset: str, model: str, seeds: Iterabl
     from the FP32 model of every seed in ``seeds``."""
     final = variant.final_finetune(runner.settings.profile)
     return [runner.finetune_job(dataset, model, int(e), assignment, options=variant.options,
-                                finetune=final) for e in seeds]
+                                finetune=final).for_purpose("final") for e in seeds]
 
 
 def run_labelled(runner: Runner, labels: Sequence[dict], jobs: Sequence[Job]) -> list[dict]:

@@ -96,7 +96,7 @@ def granularity_runs(dataset: str = "Cora", model: str = "gcn",
     prof = settings.profile
     name, m = canonical_name(dataset), resolve_models(model, prof)[0]
     seed_list = resolve_seeds(seeds, prof)
-    with measurement_runner(settings) as runner:
+    with measurement_runner(settings, asked_by="granularity") as runner:
         pretrain(runner, [(name, m, s) for s in seed_list])
         configs = granularity_configs(runner.setup(name, m, seed_list[0]).layout, prof, samples)
         cells = [(s, c) for s in seed_list for c in configs.itertuples()]
@@ -190,7 +190,7 @@ def sensitivity_runs(dataset: str = "Cora", model: str = "gcn",
     prof = settings.profile
     name, m = canonical_name(dataset), resolve_models(model, prof)[0]
     seed_list = resolve_seeds(seeds, prof)
-    with measurement_runner(settings) as runner:
+    with measurement_runner(settings, asked_by="granularity") as runner:
         pretrain(runner, [(name, m, s) for s in seed_list])
         configs = sensitivity_configs(runner.setup(name, m, seed_list[0]).layout, bits)
         cells = [(s, c) for s in seed_list for c in configs.itertuples()]

@@ -11,12 +11,11 @@ import dataclasses
 from functools import cached_property
 from typing import Any, Optional, Sequence
 
-import numpy as np
 import pandas as pd
 
-from ..assignment import BitAssignment
 from ..plots import (MODEL_LABELS, format_at_paper, format_overall, plot_overall_saving,
                      table)
+from ..runner import cost_sentence
 from ..variants import get_variant
 from .at_paper import at_paper_cost, at_paper_runs, at_paper_summary, at_paper_table
 from .coded_column import add_coded_storage
@@ -209,8 +208,11 @@ class Chapter(SearchChapter):
         if not len(ran):
             return markdown("No (dataset, model) pair was run: "
                             + "; ".join(sorted(set(self.runs["status"]))) + ".")
+        cost = self.runs.attrs.get("cost")
+        spent = f"; epochs asked for, by purpose: {cost_sentence(cost, seconds=False)}" \
+            if cost else ""
         return table(ran.drop(columns=["chosen_json", "at_paper_json"], errors="ignore"),
-                     caption="Every (dataset, model, method, search seed, seed) run")
+                     caption="Every (dataset, model, method, search seed, seed) run" + spent)
 
     def reading(self) -> Any:
         return markdown(reading_overall(self.table3, self.tolerance, self.at_paper))

@@ -63,7 +63,7 @@ def front_runs(pairs: Sequence[tuple[str, str]] = PEER_PAIRS,
     seeds = prof.search_seed_list(search_seed) if search_seeds is None else \
         list(range(search_seed, search_seed + search_seeds))
     rows = []
-    with measurement_runner(settings) as runner:
+    with measurement_runner(settings, asked_by="peers") as runner:
         for d, m in _pairs(pairs, prof):
             for name in variants:
                 v = get_variant(name)

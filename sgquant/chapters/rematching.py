@@ -27,6 +27,7 @@ from ..packed_memory import packed_vs_analytic, peak_memory_table
 from ..plots import format_rounding, plot_peak_memory, plot_rounding, table
 from ..profiles import Profile, get_profile
 from ..quantize import FP32_BITS
+from ..runner import accounting
 from .common import SingleDatasetChapter, markdown, mean_std, resolve_models, resolve_seeds
 
 __all__ = ["ROUNDING_OPTIONS", "TARGETS", "reconstruction_error", "rounding_table",
@@ -115,6 +116,7 @@ def reconstruction_error(features: list[tuple[str, int, Tensor]], assignment: Bi
             "mse": sq_err / count if count else 0.0}
 
 
+@accounting("rematching")  # its fine-tunes in the ledger, asked by chapter 6
 def rounding_table(dataset: str = "Cora", model: str = "gcn",
                    bits_list: Sequence[int] = (1, 2, 4, 8), *,
                    targets: Sequence[str] = ("hidden", "uniform"),

@@ -23,7 +23,7 @@ from ..data import available_datasets
 from ..paper import paper_table
 from ..settings import RunSettings
 from ..profiles import Profile
-from ..runner import Runner
+from ..runner import Runner, cost_by_purpose
 from ..search.choice import SEARCH_FP32_SEED
 from ..variants import Variant, get_variant
 from .at_paper import AT_PAPER_FIELDS, at_paper_info, paper_table3_saving
@@ -71,7 +71,9 @@ def overall_runs(dataset: "str | Sequence[str] | None" = None,
     best-validation epoch (ours) and best test accuracy over epochs (the authors'
     protocol) are recorded beside the FP32 model's. A dataset whose data is
     unavailable gets rows with ``status`` :data:`~sgquant.chapters.common.NOT_AVAILABLE`;
-    with ``include_missing``, the paper's other pairs get one row saying why.
+    with ``include_missing``, the paper's other pairs get one row saying why. The table's
+    ``attrs["cost"]``: the epochs, CPU seconds and jobs the runs asked for, by purpose
+    (:func:`sgquant.runner.cost_by_purpose`).
     """
     settings = chapter_settings(profile, workers)
     prof = settings.profile
@@ -89,7 +91,7 @@ def overall_runs(dataset: "str | Sequence[str] | None" = None,
                          f"{seed_list}: choose another search_fp32_seed")
     present = [d for d in names if dataset_available(d)]
     rows: list[dict] = []
-    with measurement_runner(settings) as runner:
+    with measurement_runner(settings, asked_by="overall") as runner:
         pretrain(runner, [(d, m, s) for d in present for m in models
                           for s in [*seed_list, search_fp32_seed, *confirm_fp32]])
         for name in names:
@@ -106,7 +108,9 @@ def overall_runs(dataset: "str | Sequence[str] | None" = None,
             if (r.dataset, r.model) not in done:
                 status = NOT_AVAILABLE if r.dataset not in files else NOT_IN_PROFILE
                 rows.append({"dataset": r.dataset, "model": r.model, "status": status})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out.attrs["cost"] = cost_by_purpose(runner.account.entries)  # its searches' too
+    return out
 
 
 def _pair_runs(name: str, m: str, runner: Runner, seed_list: list[int],

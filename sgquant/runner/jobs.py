@@ -17,6 +17,7 @@ the results folder; only the dataset must be readable on it.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -66,6 +67,23 @@ class Job:
 
     kind: ClassVar[str] = ""
     key: dict
+    #: what the job is for in the ledger (:mod:`sgquant.runner.ledger`): not part of
+    #: its ``key`` (empty: ``fp32`` for a training, else the asking chapter's name)
+    purpose: str = field(default="", kw_only=True, compare=False)
+
+    def for_purpose(self, purpose: str) -> "Job":
+        """This job with ``purpose`` (same key, same work)."""
+        return dataclasses.replace(self, purpose=purpose)
+
+    def labels(self) -> dict[str, str]:
+        """Dataset, model and profile name of the job for its ledger line (empty where
+        the job has none: its runner's profile is used)."""
+        fp32 = getattr(self, "fp32", None)
+        src = fp32 if isinstance(fp32, FP32Weights) else self
+        prof = getattr(src, "profile", None)
+        return {"dataset": str(getattr(src, "dataset", "") or ""),
+                "model": str(getattr(src, "model", "") or ""),
+                "profile": prof.name if isinstance(prof, Profile) else ""}
 
     def run(self) -> dict:  # pragma: no cover - every job defines it
         raise NotImplementedError

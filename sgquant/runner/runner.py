@@ -23,6 +23,7 @@ from ..quantize import QuantOptions
 from ..train import Finetune
 from .executors import close_executor, make_executor
 from .jobs import FinetuneJob, FP32Weights, Job, TrainJob, run_job
+from .ledger import current_account, note_record
 
 if TYPE_CHECKING:
     from ..settings import RunSettings
@@ -60,10 +61,39 @@ class Runner:
     :class:`~sgquant.settings.RunSettings`, if any) is the run's."""
 
     def __init__(self, executor: Executor, results: "str | None" = None,
-                 settings: "Optional[RunSettings]" = None) -> None:
+                 settings: "Optional[RunSettings]" = None, asked_by: str = "") -> None:
         self.executor, self.settings = executor, settings
         self.cache = ResultCache(results)
         self._weights: dict[tuple, FP32Weights] = {}
+        #: the :func:`~sgquant.runner.ledger.accounting` context it was made in (if any)
+        #: and who asks below it (``asked_by``)
+        self.account, self.asked_by = current_account(), asked_by
+        #: the ledger entries of this runner's jobs (:mod:`sgquant.runner.ledger`)
+        self.spent: list[dict] = []
+
+    def note(self, kind: str, key: dict, record: dict, *, purpose: str, dataset: str,
+             model: str, profile: str, cached: bool) -> None:
+        """Append a job's ledger line to the results folder's ledger of ``profile`` and
+        the current account (:func:`sgquant.runner.ledger.note_record`), and to
+        :attr:`spent`."""
+        self.spent.append(note_record(
+            self.cache.root, kind=kind, key=key, record=record, purpose=purpose,
+            dataset=dataset, model=model, profile=profile, cached=cached,
+            asked_by=self.asked_by))
+
+    def note_job(self, job: Job, record: dict, cached: bool) -> None:
+        """:meth:`note` of ``job``'s record."""
+        labels = job.labels()
+        if not labels["profile"]:
+            labels["profile"] = self._settings().profile.name
+        self.note(job.kind, job.key, record, purpose=job.purpose, cached=cached, **labels)
+
+    def note_setup(self, setup: Setup, cached: bool = True) -> None:
+        """:meth:`note` of an FP32 model prepared in the driver
+        (:func:`sgquant.measure.prepare`), purpose ``fp32``."""
+        self.note("fp32", setup.fp32_key(), setup.fp32, purpose="fp32",
+                  dataset=setup.dataset, model=setup.model_name, profile=setup.profile.name,
+                  cached=cached)
 
     def _settings(self) -> "RunSettings":
         if self.settings is None:
@@ -104,18 +134,21 @@ class Runner:
         if key not in self._weights:
             s = self._settings()
             self._weights[key] = FP32Weights.of(setup, s.data_root, s.device)
+            self.note_setup(setup)
         return setup, self._weights[key]
 
     def outcomes(self, jobs: Sequence[Job]) -> list[Outcome]:
         """Each job's :class:`Outcome`, in order: from the cache, else run on the
         executor (a job that raises, or returns an invalid result, is a failed outcome;
-        a record that cannot be written raises its ``OSError``)."""
+        a record that cannot be written raises its ``OSError``). Each record, cached or
+        measured, gets its ledger line (:meth:`note_job`)."""
         out: list[Optional[Outcome]] = [None] * len(jobs)
         futures: dict[Future, int] = {}
         for i, job in enumerate(jobs):
             hit = job.read(self.cache)
             if hit is not None:
                 out[i] = Outcome(hit, cached=True)
+                self.note_job(job, hit, cached=True)
                 continue
             try:
                 futures[self.executor.submit(run_job, job)] = i
@@ -129,6 +162,7 @@ class Runner:
                 out[i] = Outcome(None, exception=exc)
                 continue
             out[i] = Outcome(jobs[i].write(self.cache, record))
+            self.note_job(jobs[i], out[i].record, cached=False)
         return [o for o in out if o is not None]
 
     def run(self, jobs: Sequence[Job]) -> list[dict]:

@@ -24,7 +24,8 @@ from ..checks import check_choice, check_optional_int
 from ..measure import prepare
 from ..profiles import Profile
 from ..quantize import QuantOptions
-from ..runner import Runner, close_executor, executor_workers, make_executor
+from ..runner import (Runner, close_executor, cost_by_purpose, executor_workers,
+                      make_executor)
 from ..settings import RunSettings, as_run_settings
 from ..variants import Variant
 from .confirm import confirm_choice
@@ -148,9 +149,9 @@ def _search(method: str, dataset: str, model: str, spec: SearchSpec, settings: R
         refresh = (lambda: make_executor(workers)) if owns and scheduler is None else None
         bar = tqdm(total=budget, desc=f"{method} {setup.dataset}/{setup.model_name} seed {seed}",
                    unit="config", disable=not progress, leave=False)
+        runner = Runner(pool, results_dir, asked_by=f"search {method} seed {seed}")
         run = MeasurementRun(setup, space, setup.fp32["val_acc"] - spec.tolerance / 100.0,
-                             options, Runner(pool, results_dir), settings.data_root, refresh,
-                             bar, finetune)
+                             options, runner, settings.data_root, refresh, bar, finetune)
         try:
             _measure_budget(run, method, budget, seed, run_settings)
             records = pd.DataFrame(run.rows)
@@ -177,7 +178,8 @@ def _search(method: str, dataset: str, model: str, spec: SearchSpec, settings: R
         wall_seconds=time.perf_counter() - start, settings=run_settings,
         confirm_top=conf.top, confirm_seeds=conf.seeds, confirmations=confirmations,
         confirmed_val_acc=means.get("val_acc"), confirmed_test_acc=means.get("test_acc"),
-        confirmed_best_test_acc=means.get("best_test_acc"), confirm_seconds=confirm_seconds)
+        confirmed_best_test_acc=means.get("best_test_acc"), confirm_seconds=confirm_seconds,
+        cost=cost_by_purpose(run.runner.spent))
 
 
 def _measure_budget(run: MeasurementRun, method: str, budget: int, seed: int,

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..assignment import BitAssignment, as_assignment
+from ..runner.ledger import cost_sentence
 from .candidates import ACCURACY_SLACK
 
 __all__ = ["SearchResult", "best_so_far", "curves", "TEST_FIELDS"]
@@ -65,6 +66,10 @@ class SearchResult:
     confirmed_test_acc: Optional[float] = None
     confirmed_best_test_acc: Optional[float] = None
     confirm_seconds: float = 0.0
+    #: epochs, CPU seconds and jobs (unique records, cached or not) it asked for, by
+    #: purpose (``fp32``, ``candidate``, ``confirmation``):
+    #: :func:`sgquant.runner.ledger.cost_by_purpose`
+    cost: dict = field(default_factory=dict)
 
     @property
     def threshold(self) -> float:
@@ -158,7 +163,7 @@ class SearchResult:
             "num_measured": self.num_measured, "num_failed": self.num_failed,
             "confirm_top": self.confirm_top, "confirm_seeds": self.confirm_seeds,
             "num_confirmations": self.num_confirmations,
-            "confirm_seconds": self.confirm_seconds,
+            "confirm_seconds": self.confirm_seconds, "cost": self.cost,
             "confirmations": json.loads(self.confirmations.to_json(orient="records"))
             if len(self.confirmations) else [],
             "records": json.loads(self.records.to_json(orient="records")),
@@ -182,6 +187,8 @@ class SearchResult:
                 f"{self.confirm_seeds} more seed(s): {tried} configuration(s), "
                 f"{self.num_confirmations} extra fine-tunes ({self.confirm_seconds:.1f} s), "
                 "chosen = largest saving whose mean val is within tolerance")
+        if self.cost:
+            lines.append(f"spent: {cost_sentence(self.cost)}")
         if self.chosen is None:
             lines.append("no measured configuration is within tolerance"
                          + (" (and confirmed)" if self.confirm_top else "")
@@ -228,7 +235,8 @@ class SearchResult:
             confirmed_test_acc=_confirmed(payload, chosen, "test_acc_mean"),
             confirmed_best_test_acc=_confirmed(
                 payload, chosen, "best_test_acc_mean (authors' protocol)"),
-            confirm_seconds=float(payload.get("confirm_seconds", 0.0)))
+            confirm_seconds=float(payload.get("confirm_seconds", 0.0)),
+            cost=dict(payload.get("cost") or {}))
 
 
 def _confirmed(payload: dict, chosen: Optional[dict], name: str) -> Optional[float]:

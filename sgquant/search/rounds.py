@@ -50,18 +50,21 @@ class MeasurementRun:
         self.private: dict[str, dict] = {}  # config_key -> test accuracies
         self.vectors: list[np.ndarray] = []
         self._fp32 = FP32Weights.of(setup, data_root)
+        runner.note_setup(setup)  # its FP32 model, in the ledger
 
     @property
     def executor(self) -> Executor:
         return self.runner.executor
 
     def measure_all(self, items: Sequence[tuple[BitAssignment, int]],
-                    finetune: Optional[Finetune] = None) -> list[Outcome]:
+                    finetune: Optional[Finetune] = None,
+                    purpose: str = "candidate") -> list[Outcome]:
         """Measure each ``(assignment, finetune seed)`` with ``finetune`` (default: the
-        search's settings): from the cache, else as a job."""
+        search's settings): from the cache, else as a job (``purpose`` in the ledger)."""
         ft = self.finetune if finetune is None else finetune
         jobs = [FinetuneJob.of(self.setup, self._fp32, a, options=self.options,
-                               finetune_seed=seed, finetune=ft) for a, seed in items]
+                               finetune_seed=seed, finetune=ft).for_purpose(purpose)
+                for a, seed in items]
         try:
             done = self.runner.outcomes(jobs)
         except OSError as exc:
@@ -111,7 +114,7 @@ class MeasurementRun:
         by_key = dict(assignments or {})
         by_key.update({r["config_key"]: r["assignment"] for r in self.rows})
         items = [(as_assignment(by_key[k]), int(s)) for k in keys for s in finetune_seeds]
-        outcomes = self.measure_all(items, finetune)
+        outcomes = self.measure_all(items, finetune, purpose="confirmation")
         rows = []
         for (a, seed), o in zip(items, outcomes):
             rec = o.record or {}
