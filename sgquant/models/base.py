@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.nn.dense.linear import Linear as PygLinear
 
@@ -282,6 +281,21 @@ class QuantGNN(torch.nn.Module):
         if k == 0:
             return self.input_dropout(h, self.dropout)
         return dropout(self.quant_emb(h, k), self.dropout, self.training)
+
+    def conv_stack(self, x: Tensor, edge_index: Tensor, activation: Callable[[Tensor], Tensor],
+                   layer_args: Callable[[int], tuple] = lambda k: ()) -> Tensor:
+        r"""The fake-quant forward of a plain stack of ``self.convs``:
+        :math:`h^0 = x'`, :math:`h^k = \sigma(\mathrm{conv}_k(\mathrm{layer\_input}(h^{k-1}),
+        \text{edges}, \ldots))` with ``activation`` :math:`\sigma` between layers (none after
+        the last); ``layer_args(k)`` gives layer ``k``'s further arguments (e.g. its
+        quantized edge coefficients)."""
+        h = self.quant_input(x)
+        last = len(self.convs) - 1
+        for k, conv in enumerate(self.convs):
+            h = conv(self.layer_input(h, k), edge_index, *layer_args(k))
+            if k < last:
+                h = activation(h)
+        return h
 
     def input_dropout(self, x: Tensor, p: float) -> Tensor:
         """Dropout of the first layer's input. When ``x`` is the cached input and mostly

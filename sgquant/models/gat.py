@@ -84,12 +84,7 @@ class GAT(QuantGNN):
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         self._check_graph(x, edge_index)
-        h = self.quant_input(x)
-        for k, conv in enumerate(self.convs):
-            h = conv(self.layer_input(h, k), edge_index)
-            if k < len(self.convs) - 1:
-                h = F.elu(h)
-        return h
+        return self.conv_stack(x, edge_index, F.elu)
 
     def packed_forward(self, runner, h, edge_index: Tensor, num_nodes: int,
                        node_state: Optional[Tensor] = None) -> Tensor:

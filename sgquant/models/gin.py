@@ -80,12 +80,7 @@ class GIN(QuantGNN):
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         self._check_graph(x, edge_index)
-        h = self.quant_input(x)
-        for k, conv in enumerate(self.convs):
-            h = conv(self.layer_input(h, k), edge_index)
-            if k < len(self.convs) - 1:
-                h = F.relu(h)
-        return h
+        return self.conv_stack(x, edge_index, F.relu)
 
     def packed_forward(self, runner, h, edge_index: Tensor, num_nodes: int,
                        node_state: Optional[Tensor] = None) -> Tensor:

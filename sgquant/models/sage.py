@@ -85,12 +85,7 @@ class SAGE(QuantGNN):
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         self._check_graph(x, edge_index)
         alpha = inverse_in_degree(edge_index, x.size(0)).index_select(0, edge_index[1])
-        h = self.quant_input(x)
-        for k, conv in enumerate(self.convs):
-            h = conv(self.layer_input(h, k), edge_index, self.quant_att(alpha, k))
-            if k < len(self.convs) - 1:
-                h = F.relu(h)
-        return h
+        return self.conv_stack(x, edge_index, F.relu, lambda k: (self.quant_att(alpha, k),))
 
     def packed_forward(self, runner, h, edge_index: Tensor, num_nodes: int,
                        node_state: Optional[Tensor] = None) -> Tensor:
