@@ -227,11 +227,17 @@ class Setup:
 def fp32_key(dataset: str, model: str, seed: int, profile: Profile) -> dict:
     """Cache key of an FP32 model: the dataset's identity (:func:`sgquant.data.dataset_key`:
     its name, or a graph file's path and content hash), model, seed and budgets. The
-    device is not part of it: results do not depend on it beyond float tolerance."""
-    return {"kind": "fp32", "dataset": dataset_key(dataset), "model": model, "seed": seed,
-            "architecture": profile.architecture(model),
-            "epochs": profile.fp32_epochs_for(dataset),
-            "patience": profile.patience, "version": __version__}
+    device is not part of it: results do not depend on it beyond float tolerance. A
+    learning-rate schedule other than the constant rate (:mod:`sgquant.schedule`) is
+    part of it; the constant rate is not, so keys from before schedules stay valid."""
+    key = {"kind": "fp32", "dataset": dataset_key(dataset), "model": model, "seed": seed,
+           "architecture": profile.architecture(model),
+           "epochs": profile.fp32_epochs_for(dataset),
+           "patience": profile.fp32_patience_for(dataset), "version": __version__}
+    schedule = profile.fp32_schedule_for(dataset)
+    if not schedule.is_default:
+        key["schedule"] = schedule.to_dict()
+    return key
 
 
 def build_for(data: Data, model: str, profile: Profile) -> QuantGNN:
@@ -272,8 +278,8 @@ def _prepare_cached(dataset: str, model: str, seed: int, profile: Profile,
     summary = cache.get("fp32", key, validate=check_fp32_summary)
     if state is None or summary is None:
         with single_thread():
-            result = train_model(net, data, epochs=key["epochs"],
-                                 patience=profile.patience, seed=seed)
+            result = train_model(net, data, epochs=key["epochs"], patience=key["patience"],
+                                 seed=seed, schedule=profile.fp32_schedule_for(dataset))
         state, summary = result.state_dict, result.summary()
         cache.put_state("fp32", key, state)
         cache.put("fp32", key, summary)

@@ -25,6 +25,7 @@ from typing import Any, Optional
 
 from .data import canonical_name, has_public_split
 from .models import DEFAULT_GAT_HEADS, MODELS, PAPER_ARCHITECTURES
+from .schedule import Schedule, as_schedule, schedule_setting
 
 DEFAULT_BIT_CHOICES = (1, 2, 3, 4, 5, 6, 7, 8, 16, 32)
 
@@ -50,15 +51,37 @@ class Profile:
     gat_heads: int
     bit_choices: tuple[int, ...] = DEFAULT_BIT_CHOICES
     fp32_epochs_random: Optional[int] = None
+    fp32_schedule_random: "Schedule | str | dict | None" = None
 
     def __post_init__(self) -> None:
         if self.fp32_epochs_random is None:
             object.__setattr__(self, "fp32_epochs_random", self.fp32_epochs)
+        schedule = as_schedule(self.fp32_schedule_random, "fp32_schedule_random")
+        if schedule.epochs is None:
+            schedule.check_warmup(int(self.fp32_epochs_random))
+        object.__setattr__(self, "fp32_schedule_random",
+                           None if schedule.is_default else schedule)
+
+    def fp32_schedule_for(self, dataset: str) -> Schedule:
+        """The FP32 learning-rate schedule of ``dataset`` (see the module docstring): the
+        constant rate when it ships a public split, else ``fp32_schedule_random``."""
+        if has_public_split(dataset) or self.fp32_schedule_random is None:
+            return Schedule()
+        return as_schedule(self.fp32_schedule_random)
 
     def fp32_epochs_for(self, dataset: str) -> int:
         """The FP32 epoch cap of ``dataset`` (see the module docstring):
-        ``fp32_epochs`` when it ships a public split, else ``fp32_epochs_random``."""
-        return self.fp32_epochs if has_public_split(dataset) else int(self.fp32_epochs_random)
+        ``fp32_epochs`` when it ships a public split, else the random-split schedule's
+        ``epochs`` or, if it sets none, ``fp32_epochs_random``."""
+        if has_public_split(dataset):
+            return self.fp32_epochs
+        epochs = self.fp32_schedule_for(dataset).epochs
+        return int(self.fp32_epochs_random if epochs is None else epochs)
+
+    def fp32_patience_for(self, dataset: str) -> int:
+        """The FP32 patience of ``dataset``: its schedule's, else ``patience``."""
+        patience = self.fp32_schedule_for(dataset).patience
+        return self.patience if patience is None else patience
 
     def seed_list(self) -> list[int]:
         """The FP32 seeds results are reported over: ``0 .. seeds - 1``."""
@@ -79,7 +102,9 @@ class Profile:
         return {"hidden": hidden, "num_layers": layers}
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields; the random-split schedule by name (or its fields if unnamed)."""
+        return {**asdict(self),
+                "fp32_schedule_random": schedule_setting(self.fp32_schedule_random)}
 
 
 _DEFAULT = Profile(
@@ -87,7 +112,7 @@ _DEFAULT = Profile(
     seeds=3, fp32_epochs=200, patience=100, finetune_epochs=10,
     search_budget=24, search_sample=2000, search_iterations=3, search_seeds=3,
     granularity_samples=8, num_buckets=3, gat_hidden=8, gat_heads=8,
-    fp32_epochs_random=1000)
+    fp32_epochs_random=1000, fp32_schedule_random="cosine300")
 
 PROFILES: dict[str, Profile] = {
     "quick": Profile(
