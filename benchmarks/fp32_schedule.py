@@ -54,6 +54,7 @@ CANDIDATES: dict[str, Schedule] = {
                           patience=50),
     "x2-cos300": Schedule(lr_scale=2.0, warmup=10, decay="cosine", floor=0.01, epochs=300,
                           patience=100),
+    "x1-cos300": Schedule(warmup=10, decay="cosine", floor=0.01, epochs=300, patience=100),
     "x5-plateau": Schedule(lr_scale=5.0, warmup=10, decay="plateau", factor=0.5, plateau=10,
                            floor=0.01, epochs=300, patience=40),
     **{name: s for name, s in SCHEDULES.items() if name != "constant"},
@@ -76,6 +77,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--profile", default="default", choices=list(PROFILES),
                         help="the architectures and today's caps")
     parser.add_argument("--out", required=True, help="JSON file of the runs (resumed)")
+    parser.add_argument("--report", action="store_true",
+                        help="print the table of the runs --out holds; train nothing")
     args = parser.parse_args(argv)
     args.profile = get_profile(args.profile)
     args.models = [check_choice(m.lower(), "--models", tuple(MODELS)) for m in args.models]
@@ -142,6 +145,8 @@ def report(runs: dict, args: argparse.Namespace) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(1)
+    if args.report and not args.out.exists():
+        sys.exit(f"fp32_schedule.py: --report: {args.out} does not exist")
     payload = (json.loads(args.out.read_text()) if args.out.exists()
                else {"kind": KIND, "dataset": args.dataset, "runs": {}})
     if payload.get("dataset") != args.dataset:
@@ -155,8 +160,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for name in args.schedules:
             for model in args.models:
                 key = f"{model}/{name}/{seed}"
-                if key in runs:
-                    continue
+                if args.report or key in runs or not CANDIDATES[name].applies_to(model):
+                    continue  # measured, or a schedule the profile never gives this model
                 data = load_dataset(args.dataset) if data is None else data
                 runs[key] = train_one(data, model, seed, CANDIDATES[name], args.profile,
                                       args.dataset)

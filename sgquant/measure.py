@@ -232,9 +232,9 @@ def fp32_key(dataset: str, model: str, seed: int, profile: Profile) -> dict:
     part of it; the constant rate is not, so keys from before schedules stay valid."""
     key = {"kind": "fp32", "dataset": dataset_key(dataset), "model": model, "seed": seed,
            "architecture": profile.architecture(model),
-           "epochs": profile.fp32_epochs_for(dataset),
-           "patience": profile.fp32_patience_for(dataset), "version": __version__}
-    schedule = profile.fp32_schedule_for(dataset)
+           "epochs": profile.fp32_epochs_for(dataset, model),
+           "patience": profile.fp32_patience_for(dataset, model), "version": __version__}
+    schedule = profile.fp32_schedule_for(dataset, model)
     if not schedule.is_default:
         key["schedule"] = schedule.to_dict()
     return key
@@ -279,7 +279,7 @@ def _prepare_cached(dataset: str, model: str, seed: int, profile: Profile,
     if state is None or summary is None:
         with single_thread():
             result = train_model(net, data, epochs=key["epochs"], patience=key["patience"],
-                                 seed=seed, schedule=profile.fp32_schedule_for(dataset))
+                                 seed=seed, schedule=profile.fp32_schedule_for(dataset, model))
         state, summary = result.state_dict, result.summary()
         cache.put_state("fp32", key, state)
         cache.put("fp32", key, summary)

@@ -14,8 +14,10 @@ a linear warm-up over the first ``warmup`` :math:`W` epochs (torch's ``LinearLR`
   validation accuracy, never below :math:`f\eta` (``ReduceLROnPlateau``).
 
 ``epochs`` and ``patience`` (``None``: the caller's) cap training and stop it after that
-many epochs without a better validation accuracy. The default ``Schedule()`` is the
-training the book has always used: a constant rate, no scheduler at all.
+many epochs without a better validation accuracy. ``models`` (``None``: all) are the
+models a profile trains under the schedule (:meth:`sgquant.profiles.Profile.fp32_schedule_for`);
+the others keep the constant rate. The default ``Schedule()`` is the training the book
+has always used: a constant rate, no scheduler at all.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from torch.optim.lr_scheduler import (CosineAnnealingLR, LinearLR, ReduceLROnPla
                                       SequentialLR)
 
 from .checks import check_choice, check_int, check_number, check_optional_int
+from .models import MODELS
 
 __all__ = ["DECAYS", "Schedule", "SCHEDULES", "as_schedule", "schedule_setting", "LRStepper"]
 
@@ -45,6 +48,7 @@ class Schedule:
     plateau: int = 10
     epochs: Optional[int] = None
     patience: Optional[int] = None
+    models: Optional[tuple[str, ...]] = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -61,6 +65,16 @@ class Schedule:
                                                   minimum=1))
         if self.epochs is not None:
             self.check_warmup(self.epochs)
+        if self.models is not None:
+            if isinstance(self.models, str) or not self.models:
+                raise ValueError(f"schedule models must be None or a non-empty list of "
+                                 f"{', '.join(MODELS)}, got {self.models!r}")
+            set_(self, "models", tuple(check_choice(m, "schedule models entry", MODELS)
+                                       for m in self.models))
+
+    def applies_to(self, model: str) -> bool:
+        """Whether a profile trains ``model`` under this schedule (:attr:`models`)."""
+        return self.models is None or model in self.models
 
     @property
     def is_default(self) -> bool:
@@ -73,7 +87,9 @@ class Schedule:
                              f"{self.warmup} warm-up epochs of {epochs}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["models"] = None if self.models is None else list(self.models)
+        return out
 
     def label(self) -> str:
         """A short description, e.g. ``x3 lr, warm-up 10, cosine to 0.01, 200 epochs``."""
@@ -83,6 +99,7 @@ class Schedule:
                                  f"{self.floor:g}"}[self.decay])
         parts += [f"{self.epochs} epochs"] if self.epochs else []
         parts += [f"patience {self.patience}"] if self.patience else []
+        parts += [f"for {'/'.join(self.models)}"] if self.models else []
         return ", ".join(parts)
 
 
@@ -92,7 +109,7 @@ class Schedule:
 SCHEDULES: dict[str, Schedule] = {
     "constant": Schedule(),
     "cosine300": Schedule(lr_scale=2.0, warmup=10, decay="cosine", floor=0.01, epochs=300,
-                          patience=50),
+                          patience=50, models=("gcn", "agnn")),
 }
 
 

@@ -226,8 +226,11 @@ def test_fp32_schedule_refuses_bad_arguments_before_work(tmp_path, nan_graph):
                 "y": torch.arange(40) % 2}, graph)
     smoke = ["--dataset", str(graph), "--models", "gcn", "--seeds", "0", "--profile", "quick",
              "--schedules", "x5-cos100", "--out", out]
-    first, again = check_refusals("fp32_schedule.py", refusals, tmp_path,
-                                  extra=[smoke, smoke])
+    first, again, report = check_refusals("fp32_schedule.py", refusals, tmp_path,
+                                          extra=[smoke, smoke, [*smoke, "--report",
+                                                                "--schedules", "x2-cos300"]])
+    assert report["rc"] == 0 and "done " not in report["stdout"], report  # trains nothing
+    assert "gcn   x5-cos100" not in report["stdout"] and "gcn   today" in report["stdout"]
     assert first["rc"] == 0 and first["stdout"].count("done ") == 2, first  # today, x5-cos100
     assert again["rc"] == 0 and "done " not in again["stdout"], again  # resumed: no training
     printed = (first["stdout"] + again["stdout"]).replace(str(tmp_path), "")

@@ -29,7 +29,8 @@ def _gcn(graph) -> torch.nn.Module:
     ({"patience": 0}, "patience"), ({"epochs": 0}, "epochs"),
     ({"decay": "linear"}, "decay"), ({"floor": 1.0}, "floor"), ({"floor": -0.1}, "floor"),
     ({"factor": 1.0}, "factor"), ({"factor": 0.0}, "factor"), ({"plateau": 0}, "plateau"),
-    ({"warmup": 1.5}, "warmup")])
+    ({"warmup": 1.5}, "warmup"), ({"models": ["gcn", "foo"]}, "models"),
+    ({"models": "gcn"}, "models"), ({"models": []}, "models")])
 def test_a_schedule_that_cannot_run_is_refused_by_name(fields, needle):
     with pytest.raises(ValueError, match=f"schedule {needle}"):
         Schedule(**fields)
@@ -83,18 +84,25 @@ def test_the_rates_follow_the_formulas():
 
 
 def test_the_chosen_schedule_is_used_on_the_random_split_only():
+    """GCN and AGNN on a random split train under ``cosine300``; GAT (whose validation
+    accuracy it lowered) and every model on a public split at the constant rate."""
     default = get_profile("default")
     chosen = default.fp32_schedule_random
     assert chosen == SCHEDULES["cosine300"] and not chosen.is_default
     for name in ("default", "full"):
-        assert get_profile(name).fp32_schedule_for("Amazon-Computers") == chosen
-    assert default.fp32_schedule_for("Cora") == Schedule()
-    assert default.fp32_epochs_for("Amazon-Computers") == chosen.epochs
-    assert default.fp32_patience_for("Amazon-Computers") == chosen.patience
-    assert default.fp32_epochs_for("Cora") == 200 and default.fp32_patience_for("Cora") == 100
+        for model in ("gcn", "agnn"):
+            assert get_profile(name).fp32_schedule_for("Amazon-Computers", model) == chosen
+        assert get_profile(name).fp32_schedule_for("Amazon-Computers", "gat") == Schedule()
+    assert default.fp32_schedule_for("Cora", "gcn") == Schedule()
+    assert default.fp32_epochs_for("Amazon-Computers", "gcn") == chosen.epochs == 300
+    assert default.fp32_patience_for("Amazon-Computers", "agnn") == chosen.patience
+    assert default.fp32_epochs_for("Amazon-Computers", "gat") == 1000
+    assert default.fp32_epochs_for("Cora", "gcn") == 200
+    assert default.fp32_patience_for("Cora", "gcn") == 100
     key = fp32_key("Amazon-Computers", "gcn", 0, default)
     assert key["schedule"] == chosen.to_dict() and key["epochs"] == chosen.epochs
     assert "schedule" not in fp32_key("Cora", "gcn", 0, default)
+    assert "schedule" not in fp32_key("Amazon-Computers", "gat", 0, default)
     # today's training stays runnable by name, and the profile then equals one without it
     today = get_profile("default", fp32_schedule_random="constant")
     assert today.fp32_schedule_random is None
@@ -119,6 +127,10 @@ def test_fp32_keys_of_the_constant_rate_are_unchanged():
         **old, "dataset": "Cora", "epochs": 200}
     assert fp32_key("Amazon-Computers", "gcn", 0, today) == {
         **old, "dataset": "Amazon-Computers", "epochs": 1000}
+    gat = {**old, "model": "gat", "architecture": {"hidden": 8, "heads": 8},
+           "dataset": "Amazon-Computers", "epochs": 1000}
+    for prof in (today, get_profile("default")):  # the default profile leaves GAT out
+        assert fp32_key("Amazon-Computers", "gat", 0, prof) == gat
 
 
 def test_prepare_trains_a_random_split_graph_under_its_schedule(tmp_path, monkeypatch):
