@@ -234,11 +234,17 @@ class Setup:
 def fp32_key(dataset: str, model: str, seed: int, profile: Profile) -> dict:
     """Cache key of an FP32 model: the dataset's identity (:func:`sgquant.data.dataset_key`:
     its name, or a graph file's path and content hash), model, seed and budgets. The
-    device is not part of it: results do not depend on it beyond float tolerance."""
-    return {"kind": "fp32", "dataset": dataset_key(dataset), "model": model, "seed": seed,
-            "architecture": profile.architecture(model),
-            "epochs": profile.fp32_epochs_for(dataset),
-            "patience": profile.patience, "version": __version__}
+    device is not part of it: results do not depend on it beyond float tolerance. A
+    learning-rate schedule other than the constant rate (:mod:`sgquant.schedule`) is
+    part of it; the constant rate is not, so keys from before schedules stay valid."""
+    key = {"kind": "fp32", "dataset": dataset_key(dataset), "model": model, "seed": seed,
+           "architecture": profile.architecture(model),
+           "epochs": profile.fp32_epochs_for(dataset, model),
+           "patience": profile.fp32_patience_for(dataset, model), "version": __version__}
+    schedule = profile.fp32_schedule_for(dataset, model)
+    if not schedule.is_default:
+        key["schedule"] = schedule.to_dict()
+    return key
 
 
 def check_memory(data: Data, net: QuantGNN, device: "torch.device | str", what: str) -> None:
@@ -290,8 +296,9 @@ def train_fp32(dataset: str, model: str, seed: int, profile: Profile,
     check_memory(data, net, dev, f"{dataset} with {model}")
     data, net = data.to(dev), net.to(dev)
     with single_thread():
-        result = train_model(net, data, epochs=profile.fp32_epochs_for(dataset),
-                             patience=profile.patience, seed=seed)
+        result = train_model(net, data, epochs=profile.fp32_epochs_for(dataset, model),
+                             patience=profile.fp32_patience_for(dataset, model), seed=seed,
+                             schedule=profile.fp32_schedule_for(dataset, model))
     return result.state_dict, result.summary()
 
 

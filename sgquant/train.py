@@ -36,6 +36,7 @@ from .checks import check_int, check_number, check_optional_int
 from .degree import DegreeBuckets
 from .models import QuantGNN, get_model
 from .quantize import QuantOptions
+from .schedule import LRStepper, Schedule
 
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU runs are then bit-for-bit repeatable)."""
@@ -171,7 +172,8 @@ def train_model(model: QuantGNN, data: Data, *, epochs: int = 200, lr: Optional[
                 weight_decay: Optional[float] = None, patience: Optional[int] = 100,
                 seed: int = 0, evaluate_before: bool = False,
                 distill: Optional[Distillation] = None,
-                teacher: Optional[Tensor] = None) -> TrainResult:
+                teacher: Optional[Tensor] = None,
+                schedule: Optional[Schedule] = None) -> TrainResult:
     """Train ``model`` (with whatever bits are set on it) on the training mask.
 
     Keeps the weights of the best-validation-accuracy epoch (ties: the lower
@@ -179,10 +181,17 @@ def train_model(model: QuantGNN, data: Data, *, epochs: int = 200, lr: Optional[
     (``None``: never). With ``evaluate_before`` the untrained state counts as epoch 0
     (used by fine-tuning, so a configuration is never worse than no fine-tuning).
     With ``distill`` the loss distils ``teacher`` logits (:class:`Distillation`).
+    ``schedule`` (:class:`sgquant.schedule.Schedule`; default: a constant ``lr``) moves
+    the rate over the epochs; its ``epochs`` and ``patience``, when set, replace these.
     """
     _check_data(data)
-    epochs = check_int(epochs, "epochs", minimum=0)
-    patience = check_optional_int(patience, "patience", minimum=1)
+    schedule = Schedule() if schedule is None else schedule
+    if not isinstance(schedule, Schedule):
+        raise ValueError(f"schedule must be a Schedule or None, got {schedule!r}")
+    epochs = check_int(epochs if schedule.epochs is None else schedule.epochs, "epochs",
+                       minimum=0)
+    patience = check_optional_int(patience if schedule.patience is None
+                                  else schedule.patience, "patience", minimum=1)
     if distill is not None and teacher is None:
         raise ValueError("distillation needs the teacher's logits (teacher=...)")
     if lr is None or weight_decay is None:  # the model's registry entry (an unknown one: error)
@@ -192,7 +201,9 @@ def train_model(model: QuantGNN, data: Data, *, epochs: int = 200, lr: Optional[
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr!r}")
     set_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr * schedule.lr_scale,
+                                 weight_decay=weight_decay)
+    stepper = None if schedule.is_default else LRStepper(schedule, optimizer, epochs)
     start = time.perf_counter()
     history: list[dict] = []
     best = {"val": -1.0, "loss": float("inf"), "test": 0.0, "train": 0.0, "epoch": 0,
@@ -224,6 +235,8 @@ def train_model(model: QuantGNN, data: Data, *, epochs: int = 200, lr: Optional[
         loss.backward()
         optimizer.step()
         consider(epoch)
+        if stepper is not None:
+            stepper.step(history[-1]["val"])
         if patience is not None and epoch - best["epoch"] >= patience:
             break
     model.load_state_dict(best["state"])

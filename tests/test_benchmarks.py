@@ -254,3 +254,37 @@ def test_epoch_ratio_refuses_bad_arguments_and_flags_ratios(tmp_path, nan_graph)
     lines = ran["stdout"].strip().splitlines()
     assert ran["rc"] == 0 and lines[1].startswith("gcn: FP32 epoch") and "sgquant+" in lines[1]
     assert "1.5x an FP32 epoch" in lines[-1], ran
+
+
+def test_fp32_schedule_refuses_bad_arguments_before_work(tmp_path, nan_graph):
+    foreign = tmp_path / "notes.json"
+    foreign.write_text('{"mine": true}')
+    out = str(tmp_path / "study.json")
+    refusals = [(["--out", out, "--models", "foo"], ("--models", "foo")),
+                (["--out", out, "--seeds", "-1"], ("--seeds",)),
+                (["--out", out, "--seeds", "x"], ("--seeds",)),
+                (["--out", out, "--schedules", "nope"], ("--schedules", "nope")),
+                (["--out", out, "--profile", "garbage"], ("--profile", "garbage")),
+                (["--out", str(foreign)], ("--out", str(foreign))),
+                (["--out", str(tmp_path)], ("--out",)),
+                ([], ("--out",)),
+                *data_refusals("--dataset", nan_graph, before=("--out", out))]
+    g = torch.Generator().manual_seed(0)
+    graph = tmp_path / "graph.pt"
+    torch.save({"x": torch.rand(40, 4, generator=g),
+                "edge_index": torch.randint(0, 40, (2, 120), generator=g),
+                "y": torch.arange(40) % 2}, graph)
+    smoke = ["--dataset", str(graph), "--models", "gcn", "--seeds", "0", "--profile", "quick",
+             "--schedules", "x5-cos100", "--out", out]
+    first, again, report = check_refusals("fp32_schedule.py", refusals, tmp_path,
+                                          extra=[smoke, smoke, [*smoke, "--report",
+                                                                "--schedules", "x2-cos300"]])
+    assert report["rc"] == 0 and "done " not in report["stdout"], report  # trains nothing
+    assert "gcn   x5-cos100" not in report["stdout"] and "gcn   today" in report["stdout"]
+    assert first["rc"] == 0 and first["stdout"].count("done ") == 2, first  # today, x5-cos100
+    assert again["rc"] == 0 and "done " not in again["stdout"], again  # resumed: no training
+    printed = (first["stdout"] + again["stdout"]).replace(str(tmp_path), "")
+    assert "test" not in printed.lower()  # validation only
+    runs = json.loads(Path(out).read_text())["runs"]
+    assert set(runs) == {"gcn/today/0", "gcn/x5-cos100/0"}
+    assert runs["gcn/x5-cos100/0"]["epochs_run"] <= 100 and foreign.read_text() == '{"mine": true}'
