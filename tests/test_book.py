@@ -174,6 +174,7 @@ def test_book_reaches_the_scheduler_of_the_environment_before_the_first_cell(
     monkeypatch.setattr(B, "execute_chapter", lambda *a, **k: ran.append(a) or 0.0)
     address = f"tcp://127.0.0.1:{free_port()}"
     monkeypatch.setenv("SGQUANT_SCHEDULER", address)
+    monkeypatch.setenv("SGQUANT_SCHEDULER_TIMEOUT", "2")  # nothing listens: no need to wait 10 s
     code = cli.main(["book", "--only", "01", "--out", str(tmp_path / "b"), "--no-build",
                      "--no-progress"])
     err = capsys.readouterr().err.strip()

@@ -280,6 +280,7 @@ def test_run_reaches_the_scheduler_before_the_first_cell(where, tmp_path, capsys
     from file_helpers import free_port
     ran = []
     monkeypatch.setattr(X, "execute_chapter", lambda *a, **k: ran.append(a) or 0.0)
+    monkeypatch.setenv("SGQUANT_SCHEDULER_TIMEOUT", "2")  # nothing listens: no need to wait 10 s
     address = f"tcp://127.0.0.1:{free_port()}"
     given = {"parameter": ["-p", "scheduler", address], "option": ["--scheduler", address],
              "variable": []}[where]
