@@ -307,17 +307,14 @@ def _prepare_cached(dataset: str, model: str, seed: int, profile: Profile,
                     results: Optional[str], data_root: Optional[str], device: str,
                     identity: str) -> Setup:
     dev = torch.device(device)
-    data = load_dataset(dataset, data_root)
     torch.manual_seed(seed)
-    net = build_for(data, model, profile)  # weights initialised under the seed
-    check_memory(data, net, dev, f"{dataset} with {model}")
-    data, net = data.to(dev), net.to(dev)
+    net = build_for(load_dataset(dataset, data_root), model, profile)
     cache = ResultCache(results)
     key = fp32_key(dataset, model, seed, profile)
     state = cache.get_state("fp32", key, validate=lambda s: check_state(s, net))
     summary = cache.get("fp32", key, validate=check_fp32_summary)
     trained = state is None or summary is None
-    if trained:
+    if trained:  # checks the memory estimate before training; setup_from_state checks it too
         state, summary = train_fp32(dataset, model, seed, profile, data_root, dev)
         cache.put_state("fp32", key, state)
         cache.put("fp32", key, summary)
