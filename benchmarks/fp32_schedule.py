@@ -46,6 +46,8 @@ KIND = "sgquant fp32 schedule study"
 #: The candidates (``today`` is the reference every ratio is taken against).
 CANDIDATES: dict[str, Schedule] = {
     "today": SCHEDULES["constant"],
+    # the registry's rate against twice it, constant: AGNN's 0.005 against PyG's 0.01
+    "x2-constant": Schedule(lr_scale=2.0),
     "x5-cos100": Schedule(lr_scale=5.0, warmup=10, decay="cosine", floor=0.01, epochs=100,
                           patience=50),
     "x3-cos200": Schedule(lr_scale=3.0, warmup=10, decay="cosine", floor=0.01, epochs=200,

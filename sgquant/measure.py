@@ -30,7 +30,7 @@ from torch_geometric.data import Data
 from . import __version__
 from .assignment import BitAssignment, as_assignment
 from .cache import ResultCache
-from .checks import check_int, check_number
+from .checks import check_int, check_number, check_optional_int
 from .data import canonical_name, dataset_key, load_dataset
 from .degree import DegreeBuckets, degree_buckets
 from .device import resolve_device
@@ -92,7 +92,9 @@ class Measurement:
       (``options``: all of them, per kind of point, as a dict);
     * ``finetune``: the :class:`~sgquant.train.Finetune` settings, as a dict;
     * ``seconds``: wall time of the fine-tuning;
-    * ``worker``: ``host:pid`` of the process that fine-tuned it.
+    * ``worker``: ``host:pid`` of the process that fine-tuned it;
+    * ``epochs_run``: the epochs it ran (fewer than its ``finetune`` epochs when a
+      :class:`~sgquant.fidelity.StopRule` stopped it; ``None`` in records from before).
     """
 
     dataset: str
@@ -121,6 +123,7 @@ class Measurement:
     finetune: dict
     seconds: float
     worker: str
+    epochs_run: Optional[int] = None
 
     @classmethod
     def from_record(cls, record: Any) -> "Measurement":
@@ -130,15 +133,16 @@ class Measurement:
             raise ValueError(f"a measurement record is a JSON object, got "
                              f"{type(record).__name__}")
         names = [f.name for f in fields(cls)]
-        missing = [n for n in names if n not in record]
+        missing = [n for n in names if n not in record and n != "epochs_run"]
         if missing:
             raise ValueError(f"a measurement record needs {', '.join(missing)}")
-        values = {n: record[n] for n in names}
+        values = {n: record.get(n) for n in names}
         for name in ("dataset", "model", "config_key", "rounding", "worker"):
             if not isinstance(values[name], str):
                 raise ValueError(f"{name} must be a string, got {values[name]!r}")
         for name in ("seed", "finetune_seed", "epoch"):
             values[name] = check_int(values[name], name, minimum=0)
+        values["epochs_run"] = check_optional_int(values["epochs_run"], "epochs_run", minimum=0)
         for name in _ACCURACIES:
             values[name] = check_number(values[name], name, minimum=0.0, maximum=1.0)
         for name in _AMOUNTS:
@@ -362,7 +366,7 @@ def measurement_key(setup: Setup, assignment: BitAssignment,
     options = opts.to_dict()
     if set(options) - {"rounding", "clip_percentile"}:  # more than the two fields above
         key["options"] = options
-    if ft.distill is not None or not ft.keep_epoch0:
+    if ft.distill is not None or not ft.keep_epoch0 or ft.stop is not None:
         key["finetune"] = ft.to_dict()
     if finetune_seed is not None and finetune_seed != setup.seed:
         key["finetune_seed"] = finetune_seed
@@ -402,7 +406,7 @@ def finetune_record(setup: Setup, assignment: "BitAssignment | dict", *,
                           buckets=setup.buckets if assignment.num_buckets > 1 else None,
                           options=opts, epochs=ft.epochs or setup.profile.finetune_epochs,
                           seed=ft_seed, evaluate_before=ft.keep_epoch0, distill=ft.distill,
-                          teacher=None if ft.distill is None else setup.teacher())
+                          teacher=None if ft.distill is None else setup.teacher(), stop=ft.stop)
     return Measurement(
         dataset=setup.dataset, model=setup.model_name, seed=setup.seed,
         finetune_seed=ft_seed, assignment=assignment.to_dict(),
@@ -413,7 +417,8 @@ def finetune_record(setup: Setup, assignment: "BitAssignment | dict", *,
         fp32_best_test_acc=float(setup.fp32["best_test_acc"]),
         **memory_record(setup, assignment), rounding=opts.rounding,
         clip_percentile=opts.clip_percentile, options=opts.to_dict(), finetune=ft.to_dict(),
-        seconds=time.perf_counter() - start, worker=worker_name()).to_record()
+        seconds=time.perf_counter() - start, worker=worker_name(),
+        epochs_run=int(result.epochs_run)).to_record()
 
 
 def read_measurement(cache: ResultCache, key: dict) -> Optional[dict]:

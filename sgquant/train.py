@@ -34,6 +34,7 @@ from torch_geometric.data import Data
 from .assignment import BitAssignment
 from .checks import check_int, check_number, check_optional_int
 from .degree import DegreeBuckets
+from .fidelity import StopRule
 from .models import QuantGNN, get_model
 from .quantize import QuantOptions
 from .schedule import LRStepper, Schedule
@@ -119,11 +120,13 @@ class Finetune:
     """How a configuration is fine-tuned from the FP32 weights: ``epochs`` (``None``: the
     profile's), an optional :class:`Distillation`, and ``keep_epoch0``: whether epoch 0
     (the quantized FP32 weights, the same for every seed) may be the chosen epoch. With
-    ``keep_epoch0=False`` fine-tunes with different seeds are independent draws."""
+    ``keep_epoch0=False`` fine-tunes with different seeds are independent draws.
+    ``stop`` (a :class:`~sgquant.fidelity.StopRule`) may end it early."""
 
     epochs: Optional[int] = None
     distill: Optional[Distillation] = None
     keep_epoch0: bool = True
+    stop: Optional[StopRule] = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "epochs", check_optional_int(self.epochs, "fine-tune epochs",
@@ -132,6 +135,9 @@ class Finetune:
             raise ValueError(f"distill must be a Distillation or None, got {self.distill!r}")
         if not isinstance(self.keep_epoch0, bool):
             raise ValueError(f"keep_epoch0 must be True or False, got {self.keep_epoch0!r}")
+        if self.stop is not None and not isinstance(self.stop, StopRule):
+            raise ValueError(f"stop must be a sgquant.fidelity.StopRule or None, "
+                             f"got {self.stop!r}")
 
     def scaled(self, factor: int, profile_epochs: int) -> "Finetune":
         """These settings with ``factor`` times the epochs (``epochs=None`` counts as
@@ -141,22 +147,27 @@ class Finetune:
         return replace(self, epochs=(self.epochs or profile_epochs) * factor)
 
     def to_dict(self) -> dict:
-        return {"epochs": self.epochs, "keep_epoch0": self.keep_epoch0,
-                "distill": None if self.distill is None else
-                {"temperature": self.distill.temperature, "weight": self.distill.weight}}
+        """The settings as a dict (``stop`` only when set, so older records read alike)."""
+        out = {"epochs": self.epochs, "keep_epoch0": self.keep_epoch0,
+               "distill": None if self.distill is None else
+               {"temperature": self.distill.temperature, "weight": self.distill.weight}}
+        if self.stop is not None:
+            out["stop"] = self.stop.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, payload: "dict | None") -> "Finetune":
         if payload is None:
             return cls()
-        if not isinstance(payload, dict) or set(payload) - {"epochs", "keep_epoch0", "distill"}:
+        if not isinstance(payload, dict) or set(payload) - {"epochs", "keep_epoch0", "distill",
+                                                            "stop"}:
             raise ValueError(f"fine-tune settings are a dict with keys epochs, keep_epoch0, "
-                             f"distill; got {payload!r}")
+                             f"distill, stop; got {payload!r}")
         d = payload.get("distill")
         if d is not None and not isinstance(d, dict):
             raise ValueError(f"distill must be a dict with temperature and weight, got {d!r}")
         return cls(payload.get("epochs"), None if d is None else Distillation(**d),
-                   payload.get("keep_epoch0", True))
+                   payload.get("keep_epoch0", True), StopRule.from_dict(payload.get("stop")))
 
 
 @torch.no_grad()
@@ -173,7 +184,8 @@ def train_model(model: QuantGNN, data: Data, *, epochs: int = 200, lr: Optional[
                 seed: int = 0, evaluate_before: bool = False,
                 distill: Optional[Distillation] = None,
                 teacher: Optional[Tensor] = None,
-                schedule: Optional[Schedule] = None) -> TrainResult:
+                schedule: Optional[Schedule] = None,
+                stop: Optional[StopRule] = None) -> TrainResult:
     """Train ``model`` (with whatever bits are set on it) on the training mask.
 
     Keeps the weights of the best-validation-accuracy epoch (ties: the lower
@@ -183,6 +195,8 @@ def train_model(model: QuantGNN, data: Data, *, epochs: int = 200, lr: Optional[
     With ``distill`` the loss distils ``teacher`` logits (:class:`Distillation`).
     ``schedule`` (:class:`sgquant.schedule.Schedule`; default: a constant ``lr``) moves
     the rate over the epochs; its ``epochs`` and ``patience``, when set, replace these.
+    ``stop`` (:class:`~sgquant.fidelity.StopRule`) may end it sooner, judged on the best
+    validation accuracy so far (epoch 0 included when evaluated).
     """
     _check_data(data)
     schedule = Schedule() if schedule is None else schedule
@@ -224,6 +238,8 @@ def train_model(model: QuantGNN, data: Data, *, epochs: int = 200, lr: Optional[
 
     if evaluate_before or epochs == 0:
         consider(0)
+        if stop is not None and epochs > 0 and stop.stops(0, best["val"]):
+            epochs = 0  # already decided by the quantized FP32 weights
     for epoch in range(1, epochs + 1):
         model.train()
         optimizer.zero_grad()
@@ -239,6 +255,8 @@ def train_model(model: QuantGNN, data: Data, *, epochs: int = 200, lr: Optional[
             stepper.step(history[-1]["val"])
         if patience is not None and epoch - best["epoch"] >= patience:
             break
+        if stop is not None and stop.stops(epoch, best["val"]):
+            break
     model.load_state_dict(best["state"])
     model.eval()
     return TrainResult(val_acc=best["val"], test_acc=best["test"], best_test_acc=best_test,
@@ -253,7 +271,8 @@ def finetune(model: QuantGNN, data: Data, assignment: BitAssignment, fp32_state:
              epochs: int = 20, lr: Optional[float] = None, seed: int = 0,
              patience: Optional[int] = None, evaluate_before: bool = True,
              distill: Optional[Distillation] = None,
-             teacher: Optional[Tensor] = None) -> TrainResult:
+             teacher: Optional[Tensor] = None,
+             stop: Optional[StopRule] = None) -> TrainResult:
     """Quantization-aware fine-tuning from FP32 weights.
 
     Loads ``fp32_state``, sets ``assignment`` on the model (fake quantization with
@@ -261,12 +280,14 @@ def finetune(model: QuantGNN, data: Data, assignment: BitAssignment, fp32_state:
     best-validation weights. With ``evaluate_before`` (default) epoch 0, the quantized
     FP32 model itself, competes too; without it, only fine-tuned epochs can be chosen
     (so fine-tunes with different seeds are independent draws). ``distill`` distils the
-    FP32 model (``teacher`` logits, computed here from ``fp32_state`` if not given).
-    The model keeps the assignment and the chosen weights afterwards.
+    FP32 model (``teacher`` logits, computed here from ``fp32_state`` if not given);
+    ``stop`` may end it early (:class:`~sgquant.fidelity.StopRule`). The model keeps
+    the assignment and the chosen weights afterwards.
     """
     if distill is not None and teacher is None:
         teacher = teacher_logits(model, data, fp32_state)
     model.load_state_dict(fp32_state)
     model.set_bits(assignment, buckets, options)
     return train_model(model, data, epochs=epochs, lr=lr, seed=seed, patience=patience,
-                       evaluate_before=evaluate_before, distill=distill, teacher=teacher)
+                       evaluate_before=evaluate_before, distill=distill, teacher=teacher,
+                       stop=stop)

@@ -81,8 +81,9 @@ def check_result(result: SearchResult, budget: int) -> None:
 
 def check_cost(result: SearchResult) -> None:
     """The search's cost by purpose: one job per configuration measured (cached or
-    not), each the search's fine-tune epochs; one per confirmation fine-tune; its FP32
-    model(s); and the summary says so."""
+    not), each the epochs it ran (at most the search's fine-tune epochs: a fine-tune may
+    stop early, sgquant.fidelity); one per confirmation fine-tune; its FP32 model(s);
+    and the summary says so."""
     from sgquant.profiles import get_profile
 
     recs, conf, cost = result.records, result.confirmations, result.cost
@@ -90,7 +91,9 @@ def check_cost(result: SearchResult) -> None:
     epochs = (result.settings.get("finetune") or {}).get("epochs") \
         or get_profile(result.profile).finetune_epochs
     assert cost.get("candidate", {}).get("jobs", 0) == measured
-    assert cost.get("candidate", {}).get("epochs", 0) == measured * epochs
+    ran = recs[recs["status"] != "failed"].drop_duplicates("config_key")["epochs_run"]
+    assert ran.between(0, epochs).all()
+    assert cost.get("candidate", {}).get("epochs", 0) == int(ran.sum())
     fresh = conf[conf["status"] != "failed"] if len(conf) else conf
     n_conf = len(fresh.drop_duplicates(["config_key", "finetune_seed", "fp32_seed"])) \
         if len(fresh) else 0

@@ -232,8 +232,10 @@ def test_cost_model_and_random_search_end_to_end(tmp_path):
 
 
 def test_tolerance_decides_the_chosen_configuration(tmp_path):
+    # fine-tunes in full: a thrifty one stops at its threshold, so its record (and key)
+    # belongs to one tolerance and the strict search could not reuse the loose one's
     kw = dict(budget=4, seed=0, executor=SerialExecutor(), results=tmp_path, confirm_top=0,
-              **QUICK)
+              fidelity="full", **QUICK)
     loose = random_search("Cora", "gcn", **search_args(tolerance=100.0, **kw))
     assert loose.records["feasible"].all()
     assert loose.chosen_saving == loose.records["saving"].max()

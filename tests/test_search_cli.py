@@ -236,7 +236,9 @@ def test_cli_search_that_cannot_write_a_record_stops_with_the_cause_and_exit_1(t
     blocked = ResultCache(tmp_path).path("measure", measurement_key(setup, first, None, 0))
     blocked.mkdir(parents=True)
     out = tmp_path / "o.json"
-    code = main(SEARCH + ["--results", str(tmp_path), "--output", str(out)])
+    # --fidelity full: the record's key is the plain one blocked above
+    code = main(SEARCH + ["--results", str(tmp_path), "--output", str(out), "--fidelity",
+                          "full"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and not out.exists()
     assert err[-1].startswith("sgquant search: error: cannot write the results cache under")

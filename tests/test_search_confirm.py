@@ -40,8 +40,9 @@ def confirm_setup(tmp_path_factory):
     """A quick Cora cost-model search without confirmation (its measurements cached in a
     results folder shared by the confirmation tests) and its feasible keys by saving."""
     tmp_path = tmp_path_factory.mktemp("confirm")
+    # every fine-tune in full: these tests re-measure confirmations by their plain keys
     kw = dict(budget=8, n_iter=1, n_sample=100, seed=1, tolerance=1.0, results=tmp_path,
-              **QUICK)
+              fidelity="full", **QUICK)
     plain = cost_model_search("Cora", "gcn", **search_args(
         executor=SerialExecutor(), confirm_top=0, **kw))
     order = plain.records[plain.records["feasible"]].sort_values(

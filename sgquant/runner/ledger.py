@@ -18,8 +18,8 @@ hash; a record asked for twice is paid once), summed by purpose:
 .. math:: \\text{epochs} = \\sum_{\\text{unique records}} e_r, \\qquad
           \\text{CPU-minutes} = \\sum_{\\text{unique records}} s_r / 60,
 
-with :math:`e_r` the epochs a record ran (an FP32 model's ``epochs_run``; a fine-tune's
-``finetune_epochs`` of its key: fine-tunes have no patience) and :math:`s_r` its
+with :math:`e_r` the epochs a record ran (its ``epochs_run``; a fine-tune recorded before
+fine-tunes could stop early: the ``finetune_epochs`` of its key) and :math:`s_r` its
 ``seconds`` (wall time of single-threaded work, so CPU seconds). Record formats and cache
 keys are unchanged: the counts are derived.
 
@@ -133,12 +133,14 @@ def read_ledger(path: "str | os.PathLike") -> list[dict]:
 def record_cost(kind: str, key: Mapping[str, Any], record: Mapping[str, Any]
                 ) -> tuple[int, float]:
     """(epochs, CPU seconds) of a record of ``kind`` under ``key``: an FP32 model's
-    ``epochs_run``, a fine-tune's ``finetune_epochs`` (of its key), 0 epochs for other
-    kinds; seconds: the record's ``seconds`` (0 when it has none)."""
+    ``epochs_run``, a fine-tune's ``epochs_run`` (one stopped early ran fewer; a record
+    from before it was kept: its key's ``finetune_epochs``), 0 epochs for other kinds;
+    seconds: the record's ``seconds`` (0 when it has none)."""
     if kind == "fp32":
         epochs = int(record.get("epochs_run", 0))
     elif kind == "measure":
-        epochs = int(key.get("finetune_epochs", 0))
+        ran = record.get("epochs_run")
+        epochs = int(key.get("finetune_epochs", 0) if ran is None else ran)
     else:
         epochs = 0
     return epochs, float(record.get("seconds", 0.0) or 0.0)

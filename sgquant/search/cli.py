@@ -19,6 +19,7 @@ import re
 from pathlib import Path, PurePath
 from typing import Any
 
+from ..fidelity import DEFAULT_FIDELITY, FIDELITIES
 from ..cache import (WriteFailed, check_output_file, check_results_folder, writable_folder,
                      write_result_json)
 from ..models import MODELS
@@ -81,7 +82,8 @@ def _spec(args: argparse.Namespace) -> SearchSpec:
                                  "only, not random")
     return SearchSpec(budget=args.budget, tolerance=args.tolerance, seed=args.seed,
                       bit_choices=args.bits, confirm_top=args.confirm_top,
-                      confirm_seeds=args.confirm_seeds, variant=args.variant, **rounds)
+                      confirm_seeds=args.confirm_seeds, variant=args.variant,
+                      fidelity=args.fidelity, **rounds)
 
 
 def _run_cli(args: argparse.Namespace) -> int:
@@ -134,6 +136,10 @@ def add_cli(subparsers: Any) -> None:
                    help="how configurations are quantized, fine-tuned and confirmed: "
                         "sgquant (the paper's method, default), sgquant+ (ours), or an "
                         "ablation step between them (selection, quantizer, distillation)")
+    p.add_argument("--fidelity", default=DEFAULT_FIDELITY, choices=list(FIDELITIES),
+                   help="when fine-tunes stop early: thrifty (default: once within tolerance, "
+                        "or at a rung when far below it) or full (every fine-tune runs all "
+                        "its epochs: the schedule before 2026-12-02)")
     p.add_argument("--confirm-top", type=int, default=None,
                    help="re-fine-tune the top N feasible configurations by saving and choose "
                         "the largest saving whose val accuracy is confirmed within tolerance "

@@ -32,7 +32,7 @@ from .rounds import MeasurementRun
 from .result import TEST_FIELDS
 
 __all__ = ["confirm_choice", "confirmation_seeds", "check_confirm", "confirmed_accuracy",
-           "Confirmation"]
+           "every_run_must_pass", "Confirmation"]
 
 
 def confirmation_seeds(seed: int, confirm_seeds: int, exclude: Optional[int] = None
@@ -65,6 +65,18 @@ def confirmed_accuracy(vals: list[float], z: float) -> float:
     if z == 0 or arr.size < 2:
         return float(arr.mean())
     return float(arr.mean() - z * arr.std(ddof=1) / np.sqrt(arr.size))
+
+
+def every_run_must_pass(c: Confirmation) -> bool:
+    r"""Whether ``c`` confirms a configuration exactly when every judged fine-tune is within
+    tolerance: it judges fresh fine-tunes only, one or two of them, by a bound that is their
+    minimum (two values: :math:`\bar a - z s/\sqrt 2 = \min` iff :math:`z = 1`). Then a
+    fine-tune may stop once it is within tolerance without changing the decision
+    (:mod:`sgquant.fidelity`)."""
+    n = c.seeds * ((1 if c.search_model else 0) + c.other_fp32)
+    if not c.fresh_only or n > 2:
+        return False
+    return n == 1 or confirmed_accuracy([0.0, 1.0], c.z) == 0.0
 
 
 def _batches(ok: pd.DataFrame, top: int, ladder: float, batches: int = 4
@@ -114,7 +126,8 @@ def confirm_choice(run: MeasurementRun, records: pd.DataFrame, seed: int,
     ok = records[records["feasible"]].sort_values(["saving", "val_acc", "order"],
                                                   ascending=[False, False, True])
     cols = ["rank", "config_key", "saving", "fp32_seed", "finetune_seed", "status", "error",
-            "val_acc", "test_acc", "best_test_acc", "seconds", "worker", "mean_val_acc",
+            "val_acc", "test_acc", "best_test_acc", "seconds", "epochs_run", "worker",
+            "mean_val_acc",
             "confirmed_val_acc", "confirmed"]
     if not len(ok) or c.top == 0:
         return (ok.iloc[0] if len(ok) else None), pd.DataFrame(columns=cols), {}
@@ -125,14 +138,17 @@ def confirm_choice(run: MeasurementRun, records: pd.DataFrame, seed: int,
               for s in c.fp32_seeds(run.setup.seed)]
     base_val = float(run.setup.fp32["val_acc"])
     assignments = dict(zip(ok["config_key"], ok["assignment"]))
+    every = every_run_must_pass(c)
     rows: list[dict] = []
     for batch in _batches(ok, c.top, c.ladder):
         keys = list(batch["config_key"])
-        extra = run.measure_finetunes(keys, seeds, finetune) if c.search_model else []
+        extra = (run.measure_finetunes(keys, seeds, finetune, every_run=every)
+                 if c.search_model else [])
         shifted = []
         for other in others:
             shift = base_val - float(other.setup.fp32["val_acc"])
-            for r in other.measure_finetunes(keys, seeds, finetune, assignments):
+            for r in other.measure_finetunes(keys, seeds, finetune, assignments,
+                                             every_run=every):
                 shifted.append({**r, "val_acc": r["val_acc"] + shift})
         found = None
         for rank, (_, top) in zip(batch["rank"], batch.iterrows()):

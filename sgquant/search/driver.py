@@ -151,7 +151,8 @@ def _search(method: str, dataset: str, model: str, spec: SearchSpec, settings: R
                    unit="config", disable=not progress, leave=False)
         runner = Runner(pool, results_dir, asked_by=f"search {method} seed {seed}")
         run = MeasurementRun(setup, space, setup.fp32["val_acc"] - spec.tolerance / 100.0,
-                             options, runner, settings.data_root, refresh, bar, finetune)
+                             options, runner, settings.data_root, refresh, bar, finetune,
+                             spec.fidelity)
         try:
             _measure_budget(run, method, budget, seed, run_settings)
             records = pd.DataFrame(run.rows)
@@ -168,6 +169,7 @@ def _search(method: str, dataset: str, model: str, spec: SearchSpec, settings: R
     run_settings.update(confirm_top=conf.top, confirm_seeds=conf.seeds,
                         confirmation=conf.to_dict(), finetune=finetune.to_dict(),
                         options=(options or QuantOptions()).to_dict(),
+                        fidelity=spec.fidelity.to_dict(),
                         variant=None if spec.variant is None else spec.variant.name,
                         device=str(setup.device), fp32_seed=setup.seed)
     return SearchResult(

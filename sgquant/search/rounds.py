@@ -12,11 +12,13 @@ are too many or share one cause.
 from __future__ import annotations
 
 from concurrent.futures import Executor
+from dataclasses import replace
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
 from ..assignment import BitAssignment, as_assignment
+from ..fidelity import Fidelity, get_fidelity
 from ..measure import Setup, memory_record
 from ..quantize import QuantOptions
 from ..runner import FinetuneJob, FP32Weights, Outcome, Runner
@@ -34,16 +36,20 @@ class MeasurementRun:
     so far; ``data_root``: where the workers read the dataset.
 
     ``refresh`` makes a new executor when an owned process pool broke (a worker was
-    killed); ``bar`` is a progress bar (``update(n)``).
+    killed); ``bar`` is a progress bar (``update(n)``); ``fidelity``
+    (:class:`~sgquant.fidelity.Fidelity`, default ``full``) says when its fine-tunes stop
+    early, judged against ``threshold``.
     """
 
     def __init__(self, setup: Setup, space: SearchSpace, threshold: float,
                  options: Optional[QuantOptions], runner: Runner, data_root: Optional[str],
                  refresh: Optional[Callable[[], Executor]], bar: Any,
-                 finetune: Optional[Finetune] = None) -> None:
+                 finetune: Optional[Finetune] = None,
+                 fidelity: "Fidelity | str | None" = "full") -> None:
         self.setup, self.space, self.threshold = setup, space, threshold
         self.options, self.data_root = options, data_root
         self.finetune = finetune or Finetune()
+        self.fidelity = get_fidelity(fidelity)
         self.runner, self.refresh, self.bar = runner, refresh, bar
         self.failures = FailureLog()
         self.rows: list[dict] = []
@@ -80,11 +86,22 @@ class MeasurementRun:
             self.runner.executor = self.refresh()  # a fresh pool for the next round
         return done
 
+    def stopping(self, finetune: Finetune, confirmation: bool = False,
+                 every_run: bool = True) -> Finetune:
+        """``finetune`` with this run's :class:`~sgquant.fidelity.StopRule` (judged
+        against its threshold, less the feasibility slack); ``every_run=False``: a
+        confirmation that averages its fine-tunes, which must not stop at the threshold."""
+        epochs = finetune.epochs or self.setup.profile.finetune_epochs
+        rule = self.fidelity.rule(self.threshold - ACCURACY_SLACK, epochs,
+                                  confirmation=confirmation, exact_only=not every_run)
+        return finetune if rule is None else replace(finetune, stop=rule)
+
     def measure_round(self, iteration: int, vectors: np.ndarray, sources: Sequence[str],
                       predicted: Optional[np.ndarray] = None) -> None:
         """Measure ``vectors`` (one search round) and append their rows."""
         assignments = [self.space.assignment(v) for v in vectors]
-        outcomes = self.measure_all([(a, self.setup.seed) for a in assignments])
+        outcomes = self.measure_all([(a, self.setup.seed) for a in assignments],
+                                    self.stopping(self.finetune))
         for i, (a, o) in enumerate(zip(assignments, outcomes)):
             rec = o.record or {}
             row = {"order": len(self.rows) + 1, "iteration": iteration, "source": sources[i],
@@ -94,6 +111,7 @@ class MeasurementRun:
                    "val_acc_before": float(rec.get("val_acc_before", np.nan)),
                    "predicted_val_acc": np.nan if predicted is None else float(predicted[i]),
                    "seconds": float(rec.get("seconds", np.nan)),
+                   "epochs_run": rec.get("epochs_run"),
                    "worker": rec.get("worker"), "assignment": a.to_json()}
             row["feasible"] = bool(o.record is not None
                                    and row["val_acc"] >= self.threshold - ACCURACY_SLACK)
@@ -105,22 +123,27 @@ class MeasurementRun:
 
     def measure_finetunes(self, keys: Sequence[str], finetune_seeds: Sequence[int],
                           finetune: Optional[Finetune] = None,
-                          assignments: Optional[dict[str, str]] = None) -> list[dict]:
+                          assignments: Optional[dict[str, str]] = None,
+                          every_run: bool = False) -> list[dict]:
         """Re-measure the configurations ``keys`` once per ``finetune_seeds`` (this run's
         FP32 weights, other fine-tuning seeds; ``finetune``: other settings), through the
         cache and the executor; one row per fine-tune, in (key, seed) order. A key this
         run has not measured takes its assignment from ``assignments`` (key -> JSON: a
-        configuration another run chose, confirmed on this run's FP32 model)."""
+        configuration another run chose, confirmed on this run's FP32 model).
+        ``every_run``: the confirmation needs every fine-tune within tolerance, so each
+        may stop once it is (:meth:`stopping`)."""
         by_key = dict(assignments or {})
         by_key.update({r["config_key"]: r["assignment"] for r in self.rows})
         items = [(as_assignment(by_key[k]), int(s)) for k in keys for s in finetune_seeds]
-        outcomes = self.measure_all(items, finetune, purpose="confirmation")
+        ft = self.stopping(self.finetune if finetune is None else finetune,
+                           confirmation=True, every_run=every_run)
+        outcomes = self.measure_all(items, ft, purpose="confirmation")
         rows = []
         for (a, seed), o in zip(items, outcomes):
             rec = o.record or {}
             rows.append({"config_key": a.key(), "finetune_seed": seed, "status": o.status,
                          "error": o.error, "worker": rec.get("worker"),
-                         "fp32_seed": self.setup.seed,
+                         "fp32_seed": self.setup.seed, "epochs_run": rec.get("epochs_run"),
                          **{k: float(rec.get(k, np.nan))
                             for k in ("val_acc", "seconds", *TEST_FIELDS)}})
         self.failures.check()
@@ -133,7 +156,7 @@ class MeasurementRun:
         tolerance = float(self.setup.fp32["val_acc"]) - self.threshold
         return MeasurementRun(setup, self.space, float(setup.fp32["val_acc"]) - tolerance,
                               self.options, self.runner, self.data_root, None, self.bar,
-                              self.finetune)
+                              self.finetune, self.fidelity)
 
     def accuracy(self) -> np.ndarray:
         return np.array([r["val_acc"] if r["status"] != "failed" else np.nan

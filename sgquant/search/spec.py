@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from ..checks import check_int, check_number, check_optional_int
+from ..fidelity import Fidelity, get_fidelity
 from ..quantize import QuantOptions
 from ..train import Finetune
 from ..variants import Confirmation, Variant, get_variant
@@ -77,6 +78,7 @@ class SearchSpec:
     options: Optional[QuantOptions] = None
     finetune: Optional[Finetune] = None
     confirmation: Optional[Confirmation] = None
+    fidelity: "Fidelity | str | None" = None
 
     def __post_init__(self) -> None:
         checked = {
@@ -87,7 +89,8 @@ class SearchSpec:
             "bit_choices": None if self.bit_choices is None else check_bit_choices(
                 self.bit_choices),
             "strategy": None if self.strategy is None else check_strategy(self.strategy),
-            "variant": None if self.variant is None else get_variant(self.variant)}
+            "variant": None if self.variant is None else get_variant(self.variant),
+            "fidelity": get_fidelity(self.fidelity)}
         for name in ("n_mea", "n_sample", "n_iter"):
             checked[name] = check_optional_int(getattr(self, name), name, minimum=1)
         if self.xgb_params is not None:

@@ -1,0 +1,113 @@
+"""Fine-tunes that stop early (sgquant.fidelity): the rules, their refusals, and the
+search decisions they must not change."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sgquant.fidelity import FIDELITIES, Fidelity, StopRule, get_fidelity
+from sgquant.runner import SerialExecutor
+from sgquant.runner.ledger import record_cost
+from sgquant.search import SearchSpec, random_search
+from sgquant.search.confirm import every_run_must_pass
+from sgquant.settings import RunSettings
+from sgquant.train import Finetune, train_model
+from sgquant.variants import Confirmation, VARIANTS
+
+from search_checks import check_result
+
+
+@pytest.mark.parametrize("kw, words", [
+    (dict(rung=0.0), "fidelity rung"), (dict(rung=-0.2), "fidelity rung"),
+    (dict(rung=1.5), "1 is the whole fine-tune"), (dict(margin=-1.0), "fidelity margin"),
+    (dict(stop_when_feasible="yes"), "stop_when_feasible"), (dict(rung=float("nan")), "rung"),
+])
+def test_a_fidelity_that_cannot_run_is_refused_by_name(kw, words):
+    with pytest.raises(ValueError, match=words):
+        Fidelity("bad", **kw)
+
+
+def test_fidelities_by_name_and_unknown_names():
+    assert get_fidelity(None) is FIDELITIES["thrifty"]
+    assert get_fidelity("full").is_full and not get_fidelity("thrifty").is_full
+    with pytest.raises(ValueError, match="fidelity"):
+        get_fidelity("fast")
+    with pytest.raises(ValueError, match="fidelity"):
+        SearchSpec(fidelity="fast")
+    with pytest.raises(ValueError, match="rung_floor"):
+        StopRule(rung_epoch=3)
+    with pytest.raises(ValueError, match="rung_epoch"):
+        StopRule(rung_epoch=0, rung_floor=0.5)
+
+
+def test_rules_from_a_fidelity():
+    f = Fidelity("f", stop_when_feasible=True, rung=0.3, margin=5.0)
+    r = f.rule(0.8, 10)
+    assert (r.stop_at, r.rung_epoch) == (0.8, 3) and r.rung_floor == pytest.approx(0.75)
+    assert r.stops(0, 0.8) and not r.stops(2, 0.7) and r.stops(3, 0.7) and not r.stops(3, 0.76)
+    assert f.rule(0.8, 10, confirmation=True).rung_epoch is None  # confirm_rung False
+    assert f.rule(0.8, 10, exact_only=True).stop_at is None
+    assert f.rule(0.8, 1).rung_epoch is None  # a rung at the last epoch saves nothing
+    assert get_fidelity("full").rule(0.8, 10) is None
+    ft = Finetune(stop=r)
+    assert Finetune.from_dict(ft.to_dict()) == ft
+    assert "stop" not in Finetune().to_dict()  # older records and keys read alike
+
+
+def test_training_stops_once_the_rule_says_so(tiny_graph):
+    from sgquant.models import build_model
+
+    def run(stop):
+        torch.manual_seed(0)
+        net = build_model("gcn", tiny_graph.num_features, int(tiny_graph.y.max()) + 1)
+        return train_model(net, tiny_graph, epochs=30, patience=None, seed=0,
+                           evaluate_before=True, stop=stop)
+    full = run(None)
+    target = full.history[5]["val"]
+    first = next(h["epoch"] for h in full.history if h["val"] >= target)
+    stopped = run(StopRule(stop_at=target))
+    assert stopped.epochs_run == first < full.epochs_run
+    assert stopped.val_acc >= target
+    hopeless = run(StopRule(rung_epoch=2, rung_floor=2.0))  # no accuracy reaches 2
+    assert hopeless.epochs_run == 2
+
+
+def test_the_ledger_counts_the_epochs_a_fine_tune_ran():
+    key = {"finetune_epochs": 10}
+    assert record_cost("measure", key, {"epochs_run": 3, "seconds": 1.0}) == (3, 1.0)
+    assert record_cost("measure", key, {"seconds": 1.0}) == (10, 1.0)  # an older record
+
+
+def test_every_run_rule():
+    plus = VARIANTS["sgquant+"].confirmation
+    assert every_run_must_pass(plus)  # two fresh fine-tunes, bound = their minimum
+    assert not every_run_must_pass(VARIANTS["sgquant"].confirmation)  # a mean with the search's
+    assert not every_run_must_pass(Confirmation(fresh_only=True, z=0.0))  # a mean of two
+    assert not every_run_must_pass(Confirmation(fresh_only=True, seeds=3, z=1.0))
+
+
+@pytest.mark.parametrize("variant", ["sgquant+"])
+def test_stopping_once_feasible_changes_no_decision_of_a_random_search(tmp_path, variant):
+    """Random search draws the same configurations whatever they measure; stopping once
+    within tolerance keeps every candidate's feasibility and, for a confirmation that needs
+    every fresh fine-tune within tolerance, every confirmation decision: same choice, fewer
+    epochs."""
+    feasible_only = Fidelity("feasible-only", stop_when_feasible=True)
+    out = {}
+    for name, fid in (("full", "full"), ("stop", feasible_only)):
+        settings = RunSettings.resolve(profile="quick", results=tmp_path / name, workers=0)
+        out[name] = random_search("Cora", "gcn", SearchSpec(budget=8, seed=3, tolerance=1.0,
+                                                            variant=variant, fidelity=fid),
+                                  settings=settings, executor=SerialExecutor(), progress=False)
+        check_result(out[name], 8)
+    full, stop = out["full"], out["stop"]
+    assert full.records["feasible"].tolist() == stop.records["feasible"].tolist()
+    assert full.records["feasible"].any()
+    assert (full.chosen is None) == (stop.chosen is None)
+    if full.chosen is not None:
+        assert full.chosen.key() == stop.chosen.key()
+    decisions = lambda r: r.confirmations.groupby("config_key")["confirmed"].first().to_dict()
+    assert decisions(full) == decisions(stop)
+    spent = lambda r: sum(c["epochs"] for p, c in r.cost.items() if p != "fp32")
+    assert spent(stop) < spent(full)
+    assert (stop.records["epochs_run"] <= full.records["epochs_run"]).all()
