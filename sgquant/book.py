@@ -209,9 +209,19 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _machines_table() -> str:
+    """:func:`~sgquant.provenance.record_machines` of the results folder, as Markdown."""
+    from .provenance import record_machines
+
+    df = record_machines()
+    return _md_table(["CPU capability", "device", "torch", "FP32 models", "fine-tunes",
+                      "records"], df.itertuples(index=False)) if len(df) else "none yet."
+
+
 def write_build_info(source: Path, result: BookResult, timings_file: Optional[Path] = None) -> Path:
     """Write ``book/chapters/build_info.md`` (included by the reproducibility page):
-    the profile, chapter wall times, versions, hardware and every profile's budgets."""
+    the profile, chapter wall times, versions, hardware, the machines the results
+    folder's records were made on and every profile's budgets."""
     from datetime import datetime, timezone
 
     from .profiles import PROFILES
@@ -236,6 +246,9 @@ def write_build_info(source: Path, result: BookResult, timings_file: Optional[Pa
                   sorted(_versions().items(), key=lambda kv: kv[0] != "python")),
         "", "**Hardware**:", "",
         _md_table(["", ""], list(_hardware().items())),
+        "", "**Records in the results folder were made on** (`sgquant.provenance`: not part "
+        "of any cache key; unknown: a record older than these notes):", "",
+        _machines_table(),
         "", "**Profiles** (`sgquant.profiles`):", "",
         _md_table(["field"] + list(PROFILES),
                   [[f] + [", ".join(map(str, v)) if isinstance(v, tuple) else v

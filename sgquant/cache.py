@@ -33,14 +33,33 @@ import torch
 
 from .checks import shorten
 
-__all__ = ["RESULTS_VERSION", "RESULTS_ENV", "WriteFailed", "results_root", "key_hash",
+__all__ = ["RESULTS_VERSION", "RESULTS_CHANGES", "RESULTS_FINGERPRINT", "RESULTS_ENV",
+           "WriteFailed", "results_root", "key_hash",
            "atomic_write_bytes", "atomic_write_json", "write_result_json", "parse_json",
            "current_umask", "ResultCache", "check_results_folder", "check_file_name",
            "check_output_file", "writable_folder", "stale_records_notice"]
 
-#: Bumped when a change alters measured numbers or the records' structure, so old
-#: records are not reused (they stay on disk; see :func:`stale_records_notice`).
-RESULTS_VERSION = "2"
+#: The semantics of the code that makes records: part of every record's file name
+#: (:func:`key_hash`), so a record of another version is never reused (it stays on disk;
+#: see :func:`stale_records_notice`). Bumped when a change alters measured numbers or the
+#: records' structure: what each version changed is in :data:`RESULTS_CHANGES`.
+RESULTS_VERSION = "3"
+
+#: What each results version changed (the stale-records notice names it).
+RESULTS_CHANGES = {
+    "2": "measurement records are checked field by field when read",
+    "3": "the dropout masks, AGNN's learning rate and GCN's training product changed since "
+         "version 2; cache keys now hold each model's training settings (learning rate, "
+         "weight decay, dropout), every quantizer and fine-tune setting and the fine-tune's "
+         "optimiser; records note the machine that made them",
+}
+
+#: The fingerprint of every result-changing default (:mod:`sgquant.fingerprint`) for
+#: each results version; tests/test_results_version.py fails when today's differs from
+#: :data:`RESULTS_VERSION`'s. When it does: bump the version, say what changed in
+#: :data:`RESULTS_CHANGES`, and record the fingerprint ``python -m sgquant.fingerprint``
+#: prints.
+RESULTS_FINGERPRINT = {"3": "09418c767c9b40c9"}
 
 #: the file in a results folder that says which :data:`RESULTS_VERSION` wrote it
 VERSION_FILE = "results_version.json"
@@ -263,7 +282,8 @@ def stale_records_notice(root: "str | os.PathLike | None" = None) -> Optional[st
     except OSError:
         pass
     return (f"note: the records in {folder} were written by an older sgquant (results "
-            f"version {version or '1'}, now {RESULTS_VERSION}): they are not reused, "
+            f"version {version or '1'}, now {RESULTS_VERSION}: "
+            f"{RESULTS_CHANGES[RESULTS_VERSION]}): they are not reused, "
             "everything is measured again (nothing is deleted)")
 
 

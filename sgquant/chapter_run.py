@@ -29,7 +29,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
-from .cache import RESULTS_ENV, check_results_folder, results_root, writable_folder
+from .cache import (RESULTS_ENV, check_results_folder, results_root, stale_records_notice,
+                    writable_folder)
 from .checks import check_int, check_optional_int
 from .parameters import notebook_parameters, parse_value, validate_parameters
 
@@ -170,14 +171,18 @@ def preflight(kernel_cwd: "str | os.PathLike", device: Optional[str] = None,
     the results folder (:func:`~sgquant.cache.results_root`: ``$SGQUANT_RESULTS``, else
     ``./results``, both seen from the directory the command runs in, never from
     ``kernel_cwd`` where the kernel starts: ``make book`` at the repository root and
-    ``sgquant search`` there share one cache; created, writable, else a ``ValueError``).
-    That folder is then set, absolute, in ``$SGQUANT_RESULTS`` so the kernel uses the one
-    checked; returns it."""
+    ``sgquant search`` there share one cache; created, writable, else a ``ValueError``;
+    records of an older results version in it are announced once on stderr,
+    :func:`~sgquant.cache.stale_records_notice`). That folder is then set, absolute, in
+    ``$SGQUANT_RESULTS`` so the kernel uses the one checked; returns it."""
     from .settings import current_scheduler, use_run_settings
 
     use_run_settings(device, current_scheduler() if scheduler is None else scheduler,
                      probe_scheduler=True)
     folder = check_results_folder(results_root().resolve(), option=f"${RESULTS_ENV}")
+    notice = stale_records_notice(folder)
+    if notice:
+        print(f"sgquant: {notice}", file=sys.stderr)
     os.environ[RESULTS_ENV] = str(folder.resolve())
     return folder
 

@@ -36,8 +36,9 @@ from .degree import DegreeBuckets, degree_buckets
 from .device import resolve_device
 from .memory import (FeatureLayout, check_training_fits, feature_layout, feature_memory,
                      layout_bound)
-from .models import QuantGNN, build_model
+from .models import QuantGNN, build_model, get_model
 from .profiles import Profile, get_profile
+from .provenance import check_made_on, made_on
 from .quantize import QuantOptions
 from .train import Finetune, teacher_logits, train_model
 from .train import finetune as finetune_model
@@ -95,6 +96,9 @@ class Measurement:
     * ``worker``: ``host:pid`` of the process that fine-tuned it;
     * ``epochs_run``: the epochs it ran (fewer than its ``finetune`` epochs when a
       :class:`~sgquant.fidelity.StopRule` stopped it; ``None`` in records from before).
+    * ``made_on``: its CPU capability, device and torch version
+      (:func:`sgquant.provenance.made_on`; not part of its key: ``unknown`` in a record
+      made before the note).
     """
 
     dataset: str
@@ -124,6 +128,7 @@ class Measurement:
     seconds: float
     worker: str
     epochs_run: Optional[int] = None
+    made_on: dict = field(default_factory=lambda: check_made_on(None))
 
     @classmethod
     def from_record(cls, record: Any) -> "Measurement":
@@ -133,10 +138,11 @@ class Measurement:
             raise ValueError(f"a measurement record is a JSON object, got "
                              f"{type(record).__name__}")
         names = [f.name for f in fields(cls)]
-        missing = [n for n in names if n not in record and n != "epochs_run"]
+        missing = [n for n in names if n not in record and n not in ("made_on", "epochs_run")]
         if missing:
             raise ValueError(f"a measurement record needs {', '.join(missing)}")
         values = {n: record.get(n) for n in names}
+        values["made_on"] = check_made_on(values["made_on"])
         for name in ("dataset", "model", "config_key", "rounding", "worker"):
             if not isinstance(values[name], str):
                 raise ValueError(f"{name} must be a string, got {values[name]!r}")
@@ -172,6 +178,7 @@ def check_fp32_summary(summary: Any) -> dict:
     for name in ("epoch", "epochs_run"):
         check_int(summary.get(name), name, minimum=0)
     check_number(summary.get("seconds"), "seconds", minimum=0.0)
+    check_made_on(summary.get("made_on"))
     return dict(summary)
 
 
@@ -236,19 +243,23 @@ class Setup:
 
 
 def fp32_key(dataset: str, model: str, seed: int, profile: Profile) -> dict:
-    """Cache key of an FP32 model: the dataset's identity (:func:`sgquant.data.dataset_key`:
-    its name, or a graph file's path and content hash), model, seed and budgets. The
-    device is not part of it: results do not depend on it beyond float tolerance. A
-    learning-rate schedule other than the constant rate (:mod:`sgquant.schedule`) is
-    part of it; the constant rate is not, so keys from before schedules stay valid."""
-    key = {"kind": "fp32", "dataset": dataset_key(dataset), "model": model, "seed": seed,
-           "architecture": profile.architecture(model),
-           "epochs": profile.fp32_epochs_for(dataset, model),
-           "patience": profile.fp32_patience_for(dataset, model), "version": __version__}
-    schedule = profile.fp32_schedule_for(dataset, model)
-    if not schedule.is_default:
-        key["schedule"] = schedule.to_dict()
-    return key
+    """Cache key of an FP32 model: everything that changes its weights. The dataset's
+    identity (:func:`sgquant.data.dataset_key`: its name, or a graph file's path and
+    content hash), model, seed, architecture, the model's training settings
+    (:attr:`~sgquant.models.entry.ModelEntry.training`: learning rate, weight decay,
+    dropout), the epoch cap, patience and learning-rate schedule
+    (:mod:`sgquant.schedule`) and the package version; the code's semantics are in
+    every record's file name (:data:`~sgquant.cache.RESULTS_VERSION`). The machine is
+    not part of it (the CPU capability, device and torch version are noted in the record,
+    :mod:`sgquant.provenance`): results are reused across machines, on which they agree
+    to float tolerance."""
+    return {"kind": "fp32", "dataset": dataset_key(dataset), "model": model, "seed": seed,
+            "architecture": profile.architecture(model),
+            "training": get_model(model).training,
+            "epochs": profile.fp32_epochs_for(dataset, model),
+            "patience": profile.fp32_patience_for(dataset, model),
+            "schedule": profile.fp32_schedule_for(dataset, model).to_dict(),
+            "version": __version__}
 
 
 def check_memory(data: Data, net: QuantGNN, device: "torch.device | str", what: str) -> None:
@@ -303,7 +314,7 @@ def train_fp32(dataset: str, model: str, seed: int, profile: Profile,
         result = train_model(net, data, epochs=profile.fp32_epochs_for(dataset, model),
                              patience=profile.fp32_patience_for(dataset, model), seed=seed,
                              schedule=profile.fp32_schedule_for(dataset, model))
-    return result.state_dict, result.summary()
+    return result.state_dict, {**result.summary(), "made_on": made_on(dev)}
 
 
 @lru_cache(maxsize=8)
@@ -354,23 +365,19 @@ def measurement_key(setup: Setup, assignment: BitAssignment,
                     options: Optional[QuantOptions] = None,
                     finetune_seed: Optional[int] = None,
                     finetune: Optional[Finetune] = None) -> dict:
-    """Cache key of one fine-tune: the FP32 model's key, the assignment, the quantizer
-    options and the fine-tune settings (only what differs from the defaults, so plain
-    measurements keep their keys), and the fine-tune seed when it is not the FP32 seed."""
+    """Cache key of one fine-tune: everything that changes its record. The FP32 model's
+    key (:func:`fp32_key`), the assignment, the degree buckets, every quantizer option,
+    every fine-tune setting (:class:`~sgquant.train.Finetune`) and its epochs, the
+    fine-tune's optimiser (the model's ``lr`` and ``weight_decay``; its dropout is in the
+    FP32 key's ``training``) and the fine-tune seed (default: the FP32 model's). Like
+    :func:`fp32_key`, not the machine."""
     opts = options or QuantOptions()
     ft = finetune or Finetune()
-    key = {"kind": "measure", "fp32": setup.fp32_key(), "assignment": assignment.to_dict(),
-           "finetune_epochs": ft.epochs or setup.profile.finetune_epochs,
-           "num_buckets": setup.buckets.num_buckets,
-           "rounding": opts.rounding, "clip_percentile": opts.clip_percentile}
-    options = opts.to_dict()
-    if set(options) - {"rounding", "clip_percentile"}:  # more than the two fields above
-        key["options"] = options
-    if ft.distill is not None or not ft.keep_epoch0 or ft.stop is not None:
-        key["finetune"] = ft.to_dict()
-    if finetune_seed is not None and finetune_seed != setup.seed:
-        key["finetune_seed"] = finetune_seed
-    return key
+    return {"kind": "measure", "fp32": setup.fp32_key(), "assignment": assignment.to_dict(),
+            "finetune_epochs": ft.epochs or setup.profile.finetune_epochs,
+            "num_buckets": setup.buckets.num_buckets, "options": opts.to_dict(),
+            "finetune": ft.to_dict(), "optimizer": get_model(setup.model_name).hparams,
+            "finetune_seed": setup.seed if finetune_seed is None else finetune_seed}
 
 
 def memory_record(setup: Setup, assignment: BitAssignment) -> dict:
@@ -418,7 +425,7 @@ def finetune_record(setup: Setup, assignment: "BitAssignment | dict", *,
         **memory_record(setup, assignment), rounding=opts.rounding,
         clip_percentile=opts.clip_percentile, options=opts.to_dict(), finetune=ft.to_dict(),
         seconds=time.perf_counter() - start, worker=worker_name(),
-        epochs_run=int(result.epochs_run)).to_record()
+        epochs_run=int(result.epochs_run), made_on=made_on(setup.device)).to_record()
 
 
 def read_measurement(cache: ResultCache, key: dict) -> Optional[dict]:

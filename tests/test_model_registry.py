@@ -1,6 +1,6 @@
 """The model registry (sgquant.models.registry): one entry per model, the paper's models'
-settings and cache keys as they were, unknown names refused everywhere, and GraphSAGE and
-GIN added through it alone."""
+settings as they were (their cache keys hold them), unknown names refused everywhere,
+and GraphSAGE and GIN added through it alone."""
 from __future__ import annotations
 
 import re
@@ -54,16 +54,21 @@ def test_paper_models_keep_their_settings():
             assert list(prof.architecture(m).items()) == list(want[m].items())
 
 
-def test_fp32_keys_of_the_paper_models_are_unchanged():
-    """The FP32 cache key (and so every measurement key built on it) of each paper model
-    is the dict it was before the registry."""
+def test_fp32_keys_of_the_paper_models_hold_their_settings():
+    """The FP32 cache key (and so every measurement key built on it) of each paper model:
+    its architecture as before the registry, and the settings it trains with (its
+    entry's Adam settings, its class's dropout)."""
     from sgquant.measure import fp32_key
+    from sgquant.schedule import Schedule
+    dropout = {"gcn": 0.5, "agnn": 0.5, "gat": 0.6}
     for profile, epochs, patience in (("quick", 60, 30), ("default", 200, 100),
                                       ("paper", 200, 100)):
         for m in PAPER_MODELS:
             key = fp32_key("Cora", m, 3, get_profile(profile))
             assert key == {"kind": "fp32", "dataset": "Cora", "model": m, "seed": 3,
                            "architecture": ARCHITECTURES[profile][m], "epochs": epochs,
+                           "training": {**BEFORE[m][0], "dropout": dropout[m]},
+                           "schedule": Schedule().to_dict(),
                            "patience": patience, "version": __version__}
 
 

@@ -524,19 +524,19 @@ def test_clip_rule_options_keep_earlier_keys_and_refuse_bad_values():
 
 
 def test_a_clip_rule_is_part_of_the_measurement_key():
-    """Measurements under another clip rule are other records; the earlier options keep
-    the key they always had."""
+    """Measurements under another clip rule are other records; every option is in the
+    key."""
     from types import SimpleNamespace
 
     from sgquant.assignment import BitAssignment
     from sgquant.measure import measurement_key
     from sgquant.quantize import QuantOptions
 
-    setup = SimpleNamespace(fp32_key=lambda: {"kind": "fp32"}, seed=0,
+    setup = SimpleNamespace(fp32_key=lambda: {"kind": "fp32"}, seed=0, model_name="gcn",
                             profile=SimpleNamespace(finetune_epochs=10),
                             buckets=SimpleNamespace(num_buckets=3))
     a = BitAssignment.uniform(2, 2)
     always = measurement_key(setup, a, QuantOptions("nearest", 99.0))
-    assert "options" not in always and always["clip_percentile"] == 99.0
+    assert always["options"] == {"rounding": "nearest", "clip_percentile": 99.0}
     mse = measurement_key(setup, a, QuantOptions("nearest", 99.0, clip_rule="mse"))
     assert mse["options"]["clip_rule"] == "mse" and mse != always

@@ -101,8 +101,8 @@ def test_the_chosen_schedule_is_used_on_the_random_split_only():
     assert default.fp32_patience_for("Cora", "gcn") == 100
     key = fp32_key("Amazon-Computers", "gcn", 0, default)
     assert key["schedule"] == chosen.to_dict() and key["epochs"] == chosen.epochs
-    assert "schedule" not in fp32_key("Cora", "gcn", 0, default)
-    assert "schedule" not in fp32_key("Amazon-Computers", "gat", 0, default)
+    assert fp32_key("Cora", "gcn", 0, default)["schedule"] == Schedule().to_dict()
+    assert fp32_key("Amazon-Computers", "gat", 0, default)["schedule"] == Schedule().to_dict()
     # today's training stays runnable by name, and the profile then equals one without it
     today = get_profile("default", fp32_schedule_random="constant")
     assert today.fp32_schedule_random is None
@@ -117,17 +117,20 @@ def test_the_chosen_schedule_is_used_on_the_random_split_only():
         assert type(prof)(**prof.to_dict()) == prof
 
 
-def test_fp32_keys_of_the_constant_rate_are_unchanged():
-    """The keys FP32 models were cached under before schedules existed."""
+def test_fp32_keys_of_the_constant_rate_name_it():
+    """An FP32 model trained at the constant rate has the constant schedule in its key,
+    whichever way the profile says it."""
     today = get_profile("default", fp32_schedule_random="constant")
     old = {"kind": "fp32", "model": "gcn", "seed": 0,
            "architecture": {"hidden": 32, "num_layers": 2}, "patience": 100,
-           "version": __version__}
+           "training": {"lr": 0.01, "weight_decay": 5e-4, "dropout": 0.5},
+           "schedule": Schedule().to_dict(), "version": __version__}
     assert fp32_key("Cora", "gcn", 0, get_profile("default")) == {
         **old, "dataset": "Cora", "epochs": 200}
     assert fp32_key("Amazon-Computers", "gcn", 0, today) == {
         **old, "dataset": "Amazon-Computers", "epochs": 1000}
     gat = {**old, "model": "gat", "architecture": {"hidden": 8, "heads": 8},
+           "training": {"lr": 0.005, "weight_decay": 5e-4, "dropout": 0.6},
            "dataset": "Amazon-Computers", "epochs": 1000}
     for prof in (today, get_profile("default")):  # the default profile leaves GAT out
         assert fp32_key("Amazon-Computers", "gat", 0, prof) == gat

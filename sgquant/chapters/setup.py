@@ -1,4 +1,5 @@
-"""Chapter 2 (Tables I and II): the models and datasets we train, beside the paper's."""
+"""Chapter 2 (Tables I and II): the models and datasets we train, beside the paper's, and
+the machines that made the records of the results folder (:mod:`sgquant.provenance`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,13 +13,19 @@ from ..models import MODELS, build_model, get_model
 from ..paper import paper_sizes, paper_table
 from ..plots import MODEL_LABELS, format_architectures, format_datasets, table
 from ..profiles import Profile, get_profile
+from ..provenance import record_machines
 from .common import NO_FILES, BaseChapter, markdown, resolve_datasets
 
-__all__ = ["architecture_table", "dataset_table", "reading_setup", "Chapter"]
+__all__ = ["architecture_table", "dataset_table", "reading_setup", "MACHINE_COLUMNS",
+           "Chapter"]
 
 FROM_DATA = "computed from data"
 #: Cora's feature width and classes: the graph on which weights are counted.
 CORA_FEATURES, CORA_CLASSES = 1433, 7
+#: The columns of the machines table (:func:`sgquant.provenance.record_machines`).
+MACHINE_COLUMNS = {"cpu_capability": "CPU capability", "device": "device",
+                   "torch": "torch", "fp32_models": "FP32 models",
+                   "fine_tunes": "fine-tunes", "records": "records"}
 
 
 def architecture_table(profile: "str | Profile" = "default",
@@ -161,3 +168,16 @@ class Chapter(BaseChapter):
 
     def reading(self) -> Any:
         return markdown(reading_setup(self.architectures, self.statistics))
+
+    def machines(self) -> Any:
+        """The machines the records of the results folder were made on when this chapter
+        ran (:func:`~sgquant.provenance.record_machines`)."""
+        folder = self.run_settings.results
+        machines = record_machines(folder)
+        if machines.empty:
+            return markdown(f"The results folder {folder.name}/ holds no FP32 model or "
+                            "fine-tune record yet.")
+        return table(machines, columns=MACHINE_COLUMNS,
+                     caption=f"Records in the results folder {folder.name}/ were made on "
+                             "(CPU capability, device, torch; not part of any cache key; "
+                             "unknown: a record older than these notes)")

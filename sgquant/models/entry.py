@@ -3,6 +3,7 @@
 lists the files."""
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -20,7 +21,8 @@ class ModelEntry:
         label: how the book prints it.
         hidden, num_layers: its size by default: the paper's Table I for a model the
             paper evaluates (``in_paper``), ours for one it does not.
-        lr, weight_decay: Adam's settings of its FP32 training and fine-tuning.
+        lr, weight_decay: Adam's settings of its FP32 training and fine-tuning (its
+            dropout is its class's constructor default: :attr:`dropout`).
         in_paper: the paper evaluates it (the profiles run these models).
         options: further constructor arguments and their paper values (GAT: ``heads``).
         profile_fields: architecture arguments a profile sets, mapped to the
@@ -50,6 +52,27 @@ class ModelEntry:
     def hparams(self) -> dict[str, float]:
         """Adam's settings: ``{"lr": ..., "weight_decay": ...}``."""
         return {"lr": self.lr, "weight_decay": self.weight_decay}
+
+    def constructor_defaults(self) -> dict[str, Any]:
+        """The class's keyword defaults that neither its size (``hidden``,
+        ``num_layers``) nor :attr:`options` set: ``{"dropout": 0.5}`` ..."""
+        params = inspect.signature(self.cls.__init__).parameters.values()
+        return {p.name: p.default for p in params
+                if p.default is not inspect.Parameter.empty
+                and p.name not in ("hidden", "num_layers", *self.options)}
+
+    @property
+    def dropout(self) -> float:
+        """The dropout probability it trains with (its class's default)."""
+        return float(self.constructor_defaults()["dropout"])
+
+    @property
+    def training(self) -> dict[str, Any]:
+        """Every setting of this entry that changes its training beside its size, so
+        part of every FP32 cache key: Adam's ``lr`` and ``weight_decay``, the class's
+        other defaults (``dropout``) and the options no profile sets."""
+        fixed = {k: v for k, v in self.options.items() if k not in self.profile_fields}
+        return {**self.hparams, **self.constructor_defaults(), **fixed}
 
     @property
     def architecture(self) -> tuple[int, int]:
