@@ -16,7 +16,8 @@ Modules: ``registry`` (names, folders, readers), ``paths`` (the data root), ``ra
 (mirror copies, checksums, download rollback, locks), ``readers`` (PyG/ogb
 classes), ``registered`` (loading a registered dataset), ``files`` (graph files),
 ``graph`` (checks of every loaded graph), ``splits``, ``names`` (canonical,
-display and cache names), ``stats``, ``load`` (:func:`load_dataset`).
+display and cache names), ``stats``, ``load`` (:func:`load_dataset`), ``permute``
+(test labels permuted among the test nodes: a check that no choice reads them).
 Degree buckets live in :mod:`sgquant.degree` (re-exported here).
 """
 from __future__ import annotations
@@ -25,6 +26,8 @@ from ..degree import DegreeBuckets, degree_buckets
 from .errors import CorruptRawFileError, DatasetUnavailableError
 from .load import clear_dataset_cache, load_dataset
 from .names import canonical_name, dataset_key, display_name, has_public_split
+from .permute import (PERMUTE_ENV, label_permutation_seed, permute_test_labels,
+                      permuted_test_labels)
 from .paths import DATA_ENV, DEFAULT_ROOT, data_root
 from .raw import DOWNLOAD_TIMEOUT_S, MIRROR_ENV
 from .fetch import available_datasets, is_available
@@ -38,6 +41,7 @@ __all__ = [
     "SPLITS",
     "CorruptRawFileError",
     "DatasetUnavailableError",
+    "PERMUTE_ENV",
     "DegreeBuckets",
     "available_datasets",
     "canonical_name",
@@ -49,8 +53,11 @@ __all__ = [
     "degree_buckets",
     "display_name",
     "is_available",
+    "label_permutation_seed",
     "load_dataset",
     "per_class_split",
+    "permute_test_labels",
+    "permuted_test_labels",
     "random_split",
     "raw_dir",
     "raw_files",

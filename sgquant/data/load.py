@@ -14,6 +14,7 @@ from .graph import MASKS, check_graph, check_sets
 from .names import canonical_name
 from .paths import check_data_root
 from .fetch import load_registered
+from .permute import label_permutation_seed, permute_test_labels
 from .catalogue import lookup
 from .splits import SPLITS, apply_split, resolve_split
 
@@ -71,7 +72,9 @@ def load_dataset(
     Graphs are checked at load (shapes, dtypes, edge ids, labels, masks; features
     with NaN or Inf, and a split that leaves the training, validation or test set
     empty, are refused) and cached per dataset and root in-process; every call
-    returns a fresh ``clone()``, so callers may modify it freely.
+    returns a fresh ``clone()``, so callers may modify it freely. Under
+    ``$SGQUANT_PERMUTE_TEST_LABELS`` (:mod:`sgquant.data.permute`) the test nodes' labels
+    are permuted among themselves.
 
     Features are used as given. ``normalize_features=True`` row-normalises them as
     PyG's examples and the authors' scripts do (``T.NormalizeFeatures``); on GCN this
@@ -108,6 +111,9 @@ def load_dataset(
     data = apply_split(base.clone(), chosen, split_seed, own)
     check_sets(data, f"graph file {label}" if spec is None else f"dataset {spec.name!r}")
     data.name = label
+    permutation = label_permutation_seed()
+    if permutation is not None:  # a check of the protocol (sgquant.data.permute)
+        data = permute_test_labels(data, permutation)
     if normalize_features:
         from torch_geometric.transforms import NormalizeFeatures
 

@@ -15,6 +15,7 @@ from typing import Optional
 from ..checks import check_choice, check_int
 from .files import SUFFIXES, file_sha256, graph_path, looks_like_path
 from .catalogue import accepted_names, lookup
+from .permute import label_permutation_seed
 from .splits import SPLITS, default_split, resolve_split
 
 __all__ = ["canonical_name", "display_name", "dataset_key", "unknown_dataset"]
@@ -70,8 +71,18 @@ def dataset_key(name: "str | os.PathLike[str]", split: Optional[str] = None,
     Registered dataset with its default split and seed 0: the canonical name, e.g.
     ``"Cora"``. A graph file: ``"<absolute path>@sha256:<16 hex digits>"``, which
     changes whenever the file's content does. Another split or seed appends
-    ``"|<split>|seed<k>"`` (a file's key takes it whenever ``split`` is given).
+    ``"|<split>|seed<k>"`` (a file's key takes it whenever ``split`` is given). Under
+    ``$SGQUANT_PERMUTE_TEST_LABELS`` (:mod:`sgquant.data.permute`) the key ends in
+    ``"|test-labels-permuted-seed<k>"``: another graph, other cache records.
     """
+    key = _dataset_key(name, split, split_seed)
+    permutation = label_permutation_seed()
+    return key if permutation is None else f"{key}|test-labels-permuted-seed{permutation}"
+
+
+def _dataset_key(name: "str | os.PathLike[str]", split: Optional[str],
+                 split_seed: int) -> str:
+    """:func:`dataset_key` of the graph as read (no permutation)."""
     if split is not None:
         check_choice(split, "split", SPLITS)
     seed = check_int(split_seed, "split_seed", minimum=0)

@@ -28,6 +28,7 @@ import torch
 
 from ..assignment import BitAssignment
 from ..cache import ResultCache
+from ..data import label_permutation_seed
 from ..measure import (Measurement, Setup, check_fp32_summary, finetune_record, fp32_key,
                        measurement_key, setup_from_state, train_fp32)
 from ..profiles import Profile
@@ -174,9 +175,10 @@ class FP32Weights:
                    arrays, dict(setup.fp32), state_digest(arrays), device)
 
     def setup(self) -> Setup:
-        """The :class:`~sgquant.measure.Setup` of these weights in this process (kept)."""
+        """The :class:`~sgquant.measure.Setup` of these weights in this process (kept; one
+        per permutation of the test labels, :mod:`sgquant.data.permute`)."""
         key = (self.dataset, self.model, self.seed, self.profile, self.data_root,
-               self.digest, self.device)
+               self.digest, self.device, label_permutation_seed())
         if key in _setups:
             _setups.move_to_end(key)
             return _setups[key]
