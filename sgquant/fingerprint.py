@@ -74,6 +74,7 @@ def _without_label(value: Any) -> dict[str, Any]:
 def result_defaults() -> dict[str, Any]:
     """Every default that changes a result, by section (see the module docstring)."""
     from . import train
+    from .fidelity import DEFAULT_FIDELITY, FIDELITIES
     from .models import REGISTRY
     from .profiles import PROFILES
     from .quantize import QuantOptions
@@ -98,7 +99,9 @@ def result_defaults() -> dict[str, Any]:
                                   for v in (*ABLATION, *TRIALS)},
                      "Confirmation": _field_defaults(Confirmation)},
         "search": {"SearchSpec": _field_defaults(SearchSpec), "strategy": dict(STRATEGY),
-                   "paper_strategy": dict(PAPER_STRATEGY)},
+                   "paper_strategy": dict(PAPER_STRATEGY),
+                   "fidelities": {n: f.to_dict() for n, f in FIDELITIES.items()},
+                   "default_fidelity": DEFAULT_FIDELITY},
     }
 
 

@@ -95,7 +95,7 @@ class Measurement:
     * ``seconds``: wall time of the fine-tuning;
     * ``worker``: ``host:pid`` of the process that fine-tuned it;
     * ``epochs_run``: the epochs it ran (fewer than its ``finetune`` epochs when a
-      :class:`~sgquant.fidelity.StopRule` stopped it; ``None`` in records from before).
+      :class:`~sgquant.fidelity.StopRule` stopped it; ``None`` in records from before);
     * ``made_on``: its CPU capability, device and torch version
       (:func:`sgquant.provenance.made_on`; not part of its key: ``unknown`` in a record
       made before the note).
