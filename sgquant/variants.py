@@ -39,6 +39,7 @@ from typing import Any
 from .checks import check_bool, check_choice, check_int, check_number
 from .profiles import Profile
 from .quantize import QuantOptions
+from .seeds import CONFIRMATION_ROOM, following_fp32
 from .train import Distillation, Finetune
 
 __all__ = ["Confirmation", "Variant", "VARIANTS", "ABLATION", "TRIALS", "get_variant"]
@@ -88,7 +89,7 @@ class Confirmation:
         check_bool(self.keep_epoch0, "keep_epoch0")
         object.__setattr__(self, "z", check_number(self.z, "confirmation z", minimum=0.0))
         object.__setattr__(self, "other_fp32", check_int(self.other_fp32, "other_fp32",
-                                                         minimum=0, maximum=99))
+                                                         minimum=0, maximum=CONFIRMATION_ROOM))
         check_bool(self.search_model, "search_model")
         object.__setattr__(self, "epochs_factor", check_int(self.epochs_factor, "epochs_factor",
                                                             minimum=1, maximum=100))
@@ -112,8 +113,9 @@ class Confirmation:
 
     def fp32_seeds(self, search_fp32_seed: int) -> list[int]:
         """The seeds of the other FP32 models: ``search_fp32_seed + 1 ..
-        search_fp32_seed + other_fp32``."""
-        return [search_fp32_seed + 1 + i for i in range(self.other_fp32)]
+        search_fp32_seed + other_fp32`` (:func:`sgquant.seeds.following_fp32`: a seed
+        plan keeps them for its search seed's confirmation models)."""
+        return following_fp32(search_fp32_seed, self.other_fp32)
 
 
 @dataclass(frozen=True)

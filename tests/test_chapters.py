@@ -283,15 +283,21 @@ def test_reading_explains_each_row_whose_choice_depends_on_the_search_seed():
 
 
 def test_overall_refuses_a_held_out_fp32_model_that_is_an_evaluation_seed():
-    """SGQuant+ confirms on the FP32 model after the search's (seed + 1): it must not be
-    one of the evaluation seeds, or the confirmation would see the evaluation weights."""
-    with pytest.raises(ValueError, match=r"other FP32 model\(s\) \[5\].*evaluation seeds"):
-        C.table3.overall_runs("Cora", "gcn", "quick", seeds=[0, 5], search_fp32_seed=4,
+    """SGQuant+ confirms on the FP32 model after its search's (development plan: search
+    seed 0 searches on 100, confirms on 101): it must not be one of the evaluation seeds,
+    or the confirmation would see the evaluation weights."""
+    with pytest.raises(ValueError, match=r"FP32 seed 101 would be both evaluation model 101 "
+                                         r"and confirmation model 0 of search seed 0"):
+        C.table3.overall_runs("Cora", "gcn", "quick", seeds=[0, 101], search_seeds=1,
                                variants=["sgquant+"], include_missing=False, workers=0)
+    with pytest.raises(ValueError, match=r"FP32 seed 100 would be both evaluation model 100 "
+                                         r"and the search model of search seed 0"):
+        C.table3.overall_runs("Cora", "gcn", "quick", seeds=[100], search_seeds=1,
+                               variants=["sgquant"], include_missing=False, workers=0)
     # the paper's method has no held-out model: the same seeds are fine up to training
     from sgquant.variants import get_variant
-    assert get_variant("sgquant").confirmation.fp32_seeds(4) == []
-    assert get_variant("sgquant+").confirmation.fp32_seeds(4) == [5]
+    assert get_variant("sgquant").confirmation.fp32_seeds(100) == []
+    assert get_variant("sgquant+").confirmation.fp32_seeds(100) == [101]
 
 
 def test_at_paper_saving_picks_the_best_validation_at_or_above_the_paper():
@@ -317,6 +323,7 @@ def test_at_paper_runs_fine_tune_the_best_candidate_from_every_evaluation_seed(c
     evaluation seed; the table and the reading report its test drop."""
     from sgquant.assignment import BitAssignment
     from sgquant.measure import measure, prepare
+    from sgquant.seeds import evaluation_finetune_seed
     from sgquant.variants import get_variant
 
     monkeypatch.setenv("SGQUANT_RESULTS", str(tmp_path))
@@ -344,7 +351,8 @@ def test_at_paper_runs_fine_tune_the_best_candidate_from_every_evaluation_seed(c
     for r in points.itertuples():  # the final fine-tune of SGQuant+ from that seed
         setup = prepare("Cora", "gcn", r.seed, "quick", str(tmp_path))
         rec = measure(setup, better, options=plus.options, results=str(tmp_path),
-                      finetune=plus.final_finetune(setup.profile))
+                      finetune=plus.final_finetune(setup.profile),
+                      finetune_seed=evaluation_finetune_seed(r.seed))
         assert rec["cached"] is True
         assert r.acc_drop == pytest.approx(100 * (rec["fp32_test_acc"] - rec["test_acc"]))
     table = C.at_paper.at_paper_table(points)

@@ -230,10 +230,12 @@ def test_cli_search_that_cannot_write_a_record_stops_with_the_cause_and_exit_1(t
     from sgquant.cli import main
     from sgquant.cache import ResultCache
     from sgquant.measure import measurement_key, prepare
+    from sgquant.seeds import search_finetune_seed
     setup = prepare("Cora", "gcn", 0, "quick", str(tmp_path))
     space = SearchSpace.from_layout(setup.layout)
     first = Sampler(space, 0).draw(1)[0]
-    blocked = ResultCache(tmp_path).path("measure", measurement_key(setup, first, None, 0))
+    blocked = ResultCache(tmp_path).path("measure", measurement_key(
+        setup, first, None, search_finetune_seed(0)))  # the search's candidate stream
     blocked.mkdir(parents=True)
     out = tmp_path / "o.json"
     # --fidelity full: the record's key is the plain one blocked above

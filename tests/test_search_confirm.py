@@ -9,21 +9,23 @@ import pytest
 
 from sgquant.runner import SerialExecutor
 from sgquant.search import SearchResult, cost_model_search, random_search
+from sgquant.seeds import confirmation_finetune_seeds, search_finetune_seed
 
 from search_checks import QUICK, check_result, search_args
 
 
 # ------------------------------------------------------------ confirmation
 class RiggedExecutor(SerialExecutor):
-    """Serial, but every confirmation fine-tune (a job with a ``finetune_seed``) of a
-    configuration in ``sink`` returns validation accuracy 0 (a lucky search measurement)."""
+    """Serial, but every confirmation fine-tune (a job with a seed other than its search's,
+    :func:`sgquant.seeds.search_finetune_seed`) of a configuration in ``sink`` returns
+    validation accuracy 0 (a lucky search measurement)."""
 
     def __init__(self, sink: set[str]) -> None:
         super().__init__()
         self.sink, self.finetune_seeds = sink, []
 
     def submit(self, fn, job) -> Future:
-        if job.finetune_seed == job.fp32.seed:  # a search measurement
+        if job.finetune_seed == search_finetune_seed(job.fp32.seed):  # a search measurement
             return super().submit(fn, job)
         self.finetune_seeds.append(job.finetune_seed)
 
@@ -73,8 +75,9 @@ def test_confirmation_refinetunes_the_top_feasible_with_distinct_seeds(confirm_s
         ["saving", "val_acc", "order"], ascending=[False, False, True])
     assert len(feasible) >= 2, "the quick Cora search should find two feasible configurations"
     conf = result.confirmations
-    seeds = confirmation_seeds(1, 2)
-    assert seeds == [1001, 1002] and 1 not in seeds
+    seeds = confirmation_seeds(1, 2, 1)  # search seed 1 on FP32 model 1
+    assert seeds == confirmation_finetune_seeds(1, 1, 2) and len(set(seeds)) == 2
+    assert not {1, search_finetune_seed(1)} & set(seeds)  # not the search's streams
     assert conf["config_key"].tolist() == [k for k in feasible["config_key"][:2] for _ in seeds]
     assert conf["finetune_seed"].tolist() == seeds * 2 and sorted(pool.finetune_seeds) == \
         sorted(seeds * 2)
@@ -122,12 +125,12 @@ def test_a_configuration_whose_mean_falls_below_tolerance_is_not_chosen(confirm_
     assert not conf[conf["config_key"] == order[0]]["confirmed"].any()
     assert rigged.chosen is not None and rigged.chosen.key() != order[0]
     assert rigged.chosen_saving < plain.chosen_saving
-    # none of the top 2 holds: the next 2 are tried (4 at most), then FP32
+    # none of the top 2 holds: the next 2 are tried (4 batches at most), then FP32
     lucky = set(order)
     everything = rigged_search(kw, lucky, tmp_path, confirm_top=2, confirm_seeds=1)
     check_result(everything, 8)
     assert everything.chosen is None and everything.chosen_test_acc_mean is None
-    assert everything.confirmations["config_key"].tolist() == order[:4]
+    assert everything.confirmations["config_key"].tolist() == order[:2 * 4]
     assert "keep FP32" in everything.summary()
     # one rigged configuration rejected, the next batch confirms
     two = rigged_search(kw, set(order[:1]), tmp_path, confirm_top=1, confirm_seeds=1)
@@ -137,9 +140,10 @@ def test_a_configuration_whose_mean_falls_below_tolerance_is_not_chosen(confirm_
 
 def test_rerun_reuses_cached_confirmations(confirm_setup):
     kw, _, _ = confirm_setup
-    kw = {**kw, "confirm_top": 2, "confirm_seeds": 3}  # seed 1003: new to this folder
+    kw = {**kw, "confirm_top": 2, "confirm_seeds": 3}  # the third seed: new to this folder
     first = cost_model_search("Cora", "gcn", **search_args(executor=SerialExecutor(), **kw))
-    assert (first.confirmations["finetune_seed"] == 1003).any()
+    third = confirmation_finetune_seeds(1, 1, 3)[2]
+    assert (first.confirmations["finetune_seed"] == third).any()
     assert "measured" in set(first.confirmations["status"])
     second = cost_model_search("Cora", "gcn", **search_args(executor=SerialExecutor(), **kw))
     assert set(second.records["status"]) == {"cached"}

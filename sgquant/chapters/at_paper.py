@@ -70,7 +70,7 @@ def at_paper_runs(runs: pd.DataFrame, profile: "str | Profile | RunSettings" = "
                   workers: Optional[int] = None) -> pd.DataFrame:
     """What the paper's saving costs each method: per (dataset, model, variant) of
     ``runs`` (:func:`overall_runs`), the searches' :func:`at_paper_saving` candidate with
-    the smallest validation drop (all searches measure on the same FP32 model; ties: the
+    the smallest validation drop (each from its search's own FP32 model; ties: the
     larger saving, then the first search seed), fine-tuned with the variant's final
     fine-tune from every evaluation seed of ``runs``. One row per (dataset, model,
     variant, seed); none for a row whose searches measured nothing at the paper's saving

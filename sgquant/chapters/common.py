@@ -27,6 +27,7 @@ from ..models import MODELS
 from ..profiles import Profile, get_profile
 from ..quantize import check_bits
 from ..runner import FinetuneJob, Job, Runner, accounting, running
+from ..seeds import evaluation_finetune_seed, get_plan
 from ..settings import RunSettings
 
 if TYPE_CHECKING:
@@ -130,6 +131,7 @@ _CHECKS = {
     "bits": lambda v: _check_bits_list(v, "bits"),
     "chunk_sizes": lambda v: check_int_list(v, "chunk_sizes", minimum=1),
     "peak_bits": check_bits,
+    "plan": get_plan,
 }
 
 
@@ -140,7 +142,7 @@ def check_parameters(*, dataset: Any = None, model: Any = None, profile: Any = "
     Returns the profile's name and the resolved ``datasets``, ``models`` and
     ``seeds``; the other known parameters (``workers``, ``tolerance``,
     ``search_seed``, ``budget``, ``samples``, ``bits``, ``chunk_sizes``,
-    ``peak_bits``) are checked, unknown ones ignored."""
+    ``peak_bits``, ``plan``) are checked, unknown ones ignored."""
     prof = get_profile(profile)
     checked = {"profile": prof.name, "datasets": resolve_datasets(dataset, prof),
                "models": resolve_models(model, prof), "seeds": resolve_seeds(seeds, prof)}
@@ -245,10 +247,12 @@ def pretrain(runner: Runner, items: Iterable[tuple[str, str, int]]) -> dict[tupl
 def final_finetune_jobs(runner: Runner, dataset: str, model: str, seeds: Iterable[int],
                         assignment: "BitAssignment", variant: "Variant") -> list[FinetuneJob]:
     """Jobs fine-tuning ``assignment`` with ``variant``'s quantizer and final fine-tune
-    from the FP32 model of every seed in ``seeds``."""
+    from the FP32 model of every seed in ``seeds``, each with that model's evaluation
+    stream (:func:`sgquant.seeds.evaluation_finetune_seed`)."""
     final = variant.final_finetune(runner.settings.profile)
     return [runner.finetune_job(dataset, model, int(e), assignment, options=variant.options,
-                                finetune=final).for_purpose("final") for e in seeds]
+                                finetune=final, finetune_seed=evaluation_finetune_seed(int(e))
+                                ).for_purpose("final") for e in seeds]
 
 
 def run_labelled(runner: Runner, labels: Sequence[dict], jobs: Sequence[Job]) -> list[dict]:

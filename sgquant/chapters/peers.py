@@ -26,7 +26,7 @@ from ..paper import paper_table
 from ..plots import MODEL_LABELS, plain_log_axis, table
 from ..settings import RunSettings
 from ..profiles import Profile
-from ..search.choice import SEARCH_FP32_SEED
+from ..seeds import SeedPlan, get_plan, search_finetune_seed
 from ..variants import ABLATION, get_variant
 from .common import (SearchChapter, chapter_settings, markdown, measurement_runner, percent,
                      search_settings)
@@ -49,37 +49,41 @@ def _pairs(pairs: Sequence[tuple[str, str]], prof: Profile) -> list[tuple[str, s
 
 def front_runs(pairs: Sequence[tuple[str, str]] = PEER_PAIRS,
                profile: "str | Profile | RunSettings" = "default",
-               *, variants: Sequence[str] = DEFAULT_VARIANTS, search_seed: int = 0,
+               *, variants: Sequence[str] = DEFAULT_VARIANTS, search_seed: Optional[int] = None,
                search_seeds: Optional[int] = None, tolerance: float = 0.5,
-               workers: Optional[int] = None) -> pd.DataFrame:
+               workers: Optional[int] = None, plan: "str | SeedPlan" = "development"
+               ) -> pd.DataFrame:
     """Every configuration chapter 3's searches measured, one row per (pair, method,
-    configuration): validation and test accuracy (%) of its fine-tune on the searches'
-    FP32 model, average bits and saving. The searches and measurements are chapter 3's
-    (same profile, seeds and tolerance), so after chapter 3 they come from the cache."""
+    search seed, configuration): validation and test accuracy (%) of its fine-tune on
+    that search's FP32 model (``fp32_seed``, the seed ``plan``'s), average bits and
+    saving. The searches and measurements are chapter 3's (same profile, plan, seeds and
+    tolerance), so after chapter 3 they come from the cache."""
     from ..search import cost_model_search
 
     settings = chapter_settings(profile, workers)
-    prof = settings.profile
-    seeds = prof.search_seed_list(search_seed) if search_seeds is None else \
-        list(range(search_seed, search_seed + search_seeds))
+    prof, seed_plan = settings.profile, get_plan(plan)
+    seeds = seed_plan.search_seeds(prof.search_seeds if search_seeds is None else search_seeds,
+                                   search_seed)
     rows = []
     with measurement_runner(settings, asked_by="peers") as runner:
         for d, m in _pairs(pairs, prof):
             for name in variants:
                 v = get_variant(name)
-                configs: dict[str, str] = {}
+                jobs, labels = [], []
                 for s in seeds:
-                    result = cost_model_search(d, m, tolerance=tolerance, seed=s,
-                                               fp32_seed=SEARCH_FP32_SEED, progress=False,
-                                               variant=v, **search_settings(runner))
+                    fp32 = seed_plan.search_fp32(s)
+                    result = cost_model_search(d, m, tolerance=tolerance, seed=s, fp32_seed=fp32,
+                                               progress=False, variant=v,
+                                               **search_settings(runner))
                     ok = result.records[result.records["status"] != "failed"]
-                    configs.update(zip(ok["config_key"], ok["assignment"]))
-                jobs = [runner.finetune_job(d, m, SEARCH_FP32_SEED, as_assignment(a),
-                                            options=v.options, finetune=v.finetune)
-                        for a in configs.values()]
-                for rec in runner.run(jobs):
+                    for a in dict(zip(ok["config_key"], ok["assignment"])).values():
+                        labels.append({"search_seed": s, "fp32_seed": fp32})
+                        jobs.append(runner.finetune_job(
+                            d, m, fp32, as_assignment(a), options=v.options,
+                            finetune=v.finetune, finetune_seed=search_finetune_seed(fp32)))
+                for label, rec in zip(labels, runner.run(jobs)):
                     rows.append({"dataset": d, "model": m, "variant": v.name,
-                                 "method": v.label, "config_key": rec["config_key"],
+                                 "method": v.label, **label, "config_key": rec["config_key"],
                                  "val": percent(rec["val_acc"]), "test": percent(rec["test_acc"]),
                                  "fp32_val": percent(rec["fp32_val_acc"]),
                                  "fp32_test": percent(rec["fp32_test_acc"]),

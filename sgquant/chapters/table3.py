@@ -4,12 +4,13 @@ every step, :mod:`sgquant.chapters.peers`).
 
 For each (dataset, model) and each method variant (:mod:`sgquant.variants`: the
 paper's SGQuant, our SGQuant+), ``search_seeds`` cost-model searches
-(:func:`sgquant.search.cost_model_search`) choose a configuration on validation. All
-of them search on one FP32 model (``search_fp32_seed``, not one of the evaluation
-seeds), so they share its measurements; each choice is then fine-tuned (the
-variant's final fine-tune) from the FP32 model of every evaluation seed
-(:func:`overall_runs`), and its test accuracy is reported once, beside the FP32 model's
-and the paper's (:func:`overall_table`).
+(:func:`sgquant.search.cost_model_search`) choose a configuration on validation. Each
+search seed searches on an FP32 model of its own, which both methods share (and
+SGQuant+ confirms on the models that follow it), none of them an evaluation model: the
+seed plan (:mod:`sgquant.seeds`, ``development`` or ``held-out``) says which. Each choice
+is then fine-tuned (the variant's final fine-tune) from the FP32 model of every
+evaluation seed (:func:`overall_runs`), and its test accuracy is reported once, beside
+the FP32 model's and the paper's (:func:`overall_table`).
 """
 from __future__ import annotations
 
@@ -19,12 +20,13 @@ import numpy as np
 import pandas as pd
 
 from ..assignment import BitAssignment
+from ..checks import check_optional_int
 from ..data import available_datasets
 from ..paper import paper_table
 from ..settings import RunSettings
 from ..profiles import Profile
 from ..runner import Runner, cost_by_purpose
-from ..search.choice import SEARCH_FP32_SEED
+from ..seeds import SeedPlan, get_plan
 from ..variants import Variant, get_variant
 from .at_paper import AT_PAPER_FIELDS, at_paper_info, paper_table3_saving
 from .common import (NOT_AVAILABLE, NOT_IN_PROFILE, chapter_settings, dataset_available,
@@ -38,68 +40,70 @@ __all__ = ["DEFAULT_VARIANTS", "overall_runs", "overall_table"]
 DEFAULT_VARIANTS = ("sgquant", "sgquant+")
 
 
-def _check_search_seeds(search_seed: int, search_seeds: Optional[int], prof: Profile,
-                        fp32_seed: int, seed_list: list[int]) -> list[int]:
-    from ..checks import check_int, check_optional_int
-
-    first = check_int(search_seed, "search_seed", minimum=0)
+def _seed_lists(plan: SeedPlan, prof: Profile, seeds: "int | Sequence[int] | None",
+                search_seed: Optional[int], search_seeds: Optional[int],
+                variants: list[Variant]) -> tuple[list[int], list[int], list[int]]:
+    """The run's evaluation seeds (``None``: the plan's first ``prof.seeds``; a number
+    ``n``: its first ``n``; a list: those), search seeds (from ``search_seed``, default
+    the plan's first; ``search_seeds`` of them, default the profile's) and every FP32
+    seed it trains; ``ValueError`` naming a seed two purposes would share."""
+    if seeds is None or isinstance(seeds, int):
+        n = prof.seeds if seeds is None else len(resolve_seeds(seeds, prof))
+        seed_list = plan.evaluation_seeds(n)
+    else:
+        seed_list = resolve_seeds(seeds, prof)
     n = check_optional_int(search_seeds, "search_seeds", minimum=1)
-    check_int(fp32_seed, "search_fp32_seed", minimum=0)
-    if fp32_seed in seed_list:
-        raise ValueError(f"search_fp32_seed {fp32_seed} is one of the evaluation seeds "
-                         f"{seed_list}: the searches need an FP32 model of their own")
-    return prof.search_seed_list(first) if n is None else list(range(first, first + n))
+    search_list = plan.search_seeds(prof.search_seeds if n is None else n, search_seed)
+    confirm = max((v.confirmation.other_fp32 for v in variants), default=0)
+    fp32 = list(plan.fp32_by_purpose(seed_list, search_list, confirm))
+    return seed_list, search_list, fp32
 
 
 def overall_runs(dataset: "str | Sequence[str] | None" = None,
                  model: "str | Sequence[str] | None" = None,
                  profile: "str | Profile | RunSettings" = "default",
                  seeds: "int | Sequence[int] | None" = None, *, tolerance: float = 0.5,
-                 search_seed: int = 0, search_seeds: Optional[int] = None,
-                 search_fp32_seed: int = SEARCH_FP32_SEED,
+                 search_seed: Optional[int] = None, search_seeds: Optional[int] = None,
+                 plan: "str | SeedPlan" = "development",
                  variants: Sequence["str | Variant"] = DEFAULT_VARIANTS,
                  workers: Optional[int] = None, include_missing: bool = True,
                  progress: bool = False) -> pd.DataFrame:
     """Table III, one row per (dataset, model, variant, search seed, evaluation seed).
 
-    Per (dataset, model) and variant, the searches of seeds ``search_seed ..
-    search_seed + search_seeds - 1`` (default: the profile's ``search_seeds``) run on
-    the FP32 model of ``search_fp32_seed`` and choose the largest saving within
-    ``tolerance`` points of FP32 *validation* accuracy (confirmed as the variant
-    says); every choice is then fine-tuned from the FP32 model of every evaluation
-    seed (``seeds``) with the variant's final fine-tune, and its test accuracy at the
-    best-validation epoch (ours) and best test accuracy over epochs (the authors'
-    protocol) are recorded beside the FP32 model's. A dataset whose data is
+    The seed ``plan`` (:func:`sgquant.seeds.get_plan`: ``"development"``, ``"held-out"``
+    or a :class:`~sgquant.seeds.SeedPlan`) gives the evaluation seeds (``seeds``
+    overrides them), the search seeds (``search_seed`` the first, ``search_seeds`` how
+    many; default the plan's first and the profile's count) and each search seed's FP32
+    model (``search_fp32_seed`` column) and confirmation models. Per (dataset, model)
+    and search seed, each variant's search runs on that seed's FP32 model and chooses
+    the largest saving within ``tolerance`` points of FP32 *validation* accuracy
+    (confirmed as the variant says); every choice is then fine-tuned from the FP32 model
+    of every evaluation seed with the variant's final fine-tune (``finetune_seed``: the
+    evaluation stream, :func:`sgquant.seeds.evaluation_finetune_seed`), and its test
+    accuracy at the best-validation epoch (ours) and best test accuracy over epochs (the
+    authors' protocol) are recorded beside the FP32 model's. A dataset whose data is
     unavailable gets rows with ``status`` :data:`~sgquant.chapters.common.NOT_AVAILABLE`;
     with ``include_missing``, the paper's other pairs get one row saying why. The table's
     ``attrs["cost"]``: the epochs, CPU seconds and jobs the runs asked for, by purpose
     (:func:`sgquant.runner.cost_by_purpose`).
     """
     settings = chapter_settings(profile, workers)
-    prof = settings.profile
+    prof, chosen_plan = settings.profile, get_plan(plan)
     names = resolve_datasets(dataset, prof)
     models = resolve_models(model, prof)
-    seed_list = resolve_seeds(seeds, prof)
-    search_list = _check_search_seeds(search_seed, search_seeds, prof, search_fp32_seed,
-                                      seed_list)
     chosen_variants = [get_variant(v) for v in variants]
-    confirm_fp32 = sorted({s for v in chosen_variants
-                           for s in v.confirmation.fp32_seeds(search_fp32_seed)})
-    if set(confirm_fp32) & set(seed_list):
-        raise ValueError(f"the confirmation's other FP32 model(s) {confirm_fp32} (after "
-                         f"search_fp32_seed {search_fp32_seed}) include evaluation seeds "
-                         f"{seed_list}: choose another search_fp32_seed")
+    seed_list, search_list, fp32 = _seed_lists(chosen_plan, prof, seeds, search_seed,
+                                               search_seeds, chosen_variants)
     present = [d for d in names if dataset_available(d)]
     rows: list[dict] = []
     with measurement_runner(settings, asked_by="overall") as runner:
-        pretrain(runner, [(d, m, s) for d in present for m in models
-                          for s in [*seed_list, search_fp32_seed, *confirm_fp32]])
+        pretrain(runner, [(d, m, s) for d in present for m in models for s in fp32])
         for name in names:
             if name not in present:
                 rows += [{"dataset": name, "model": m, "status": NOT_AVAILABLE} for m in models]
                 continue
             for m in models:
-                rows += _pair_runs(name, m, runner, seed_list, search_list, search_fp32_seed,
+                rows += _pair_runs(name, m, runner, seed_list, search_list, chosen_plan,
                                    chosen_variants, tolerance, progress)
     if include_missing:
         done = {(r["dataset"], r["model"]) for r in rows}
@@ -113,39 +117,53 @@ def overall_runs(dataset: "str | Sequence[str] | None" = None,
     return out
 
 
+def _search_info(result: Any, v: Variant, s: int, target: Optional[float],
+                 num_layers: int) -> tuple[BitAssignment, dict]:
+    """A search's choice (FP32 if none) and what a run row says of the search."""
+    chosen = result.chosen or BitAssignment.fp32(num_layers)
+    feasible = result.records.loc[result.records["feasible"], "saving"]
+    return chosen, {
+        "variant": v.name, "variant_label": v.label, "search_seed": s,
+        "search_fp32_seed": int(result.settings["fp32_seed"]),
+        "chosen": str(chosen), "chosen_json": chosen.to_json(),
+        "found": result.chosen is not None,
+        "search_val": percent(result.chosen_val_acc_mean)
+        if result.chosen is not None else np.nan,
+        "search_top_saving": float(feasible.max()) if len(feasible) else np.nan,
+        "search_measurements": result.num_measured,
+        "search_confirmations": result.num_confirmations,
+        "search_seconds": result.wall_seconds, **at_paper_info(result, target)}
+
+
 def _pair_runs(name: str, m: str, runner: Runner, seed_list: list[int],
-               search_list: list[int], fp32_seed: int, variants: list[Variant],
+               search_list: list[int], plan: SeedPlan, variants: list[Variant],
                tolerance: float, progress: bool) -> list[dict]:
-    """The searches of (``name``, ``m``) for every variant and search seed, then each
-    choice fine-tuned from every evaluation seed."""
+    """The searches of (``name``, ``m``) for every search seed (on its FP32 model, which
+    every variant's search of that seed shares) and variant, then each choice fine-tuned
+    from every evaluation seed; rows in (variant, search seed) order."""
     from ..search import cost_model_search
 
     prof = runner.settings.profile
-    num_layers = runner.setup(name, m, fp32_seed).num_layers
     target = paper_table3_saving(name, m)
+    searched: dict[tuple[str, int], tuple[BitAssignment, dict]] = {}
+    for s in search_list:  # one search seed's variants in turn: its FP32 model stays prepared
+        fp32_seed = plan.search_fp32(s)
+        num_layers = runner.setup(name, m, fp32_seed).num_layers
+        for v in variants:
+            result = cost_model_search(name, m, tolerance=tolerance, seed=s, fp32_seed=fp32_seed,
+                                       progress=progress, variant=v, **search_settings(runner))
+            searched[v.name, s] = _search_info(result, v, s, target, num_layers)
     labels, jobs = [], []
     for v in variants:
         for s in search_list:
-            result = cost_model_search(name, m, tolerance=tolerance, seed=s, fp32_seed=fp32_seed,
-                                       progress=progress, variant=v, **search_settings(runner))
-            chosen = result.chosen or BitAssignment.fp32(num_layers)
-            feasible = result.records.loc[result.records["feasible"], "saving"]
-            info = {"variant": v.name, "variant_label": v.label, "search_seed": s,
-                    "chosen": str(chosen), "chosen_json": chosen.to_json(),
-                    "found": result.chosen is not None,
-                    "search_val": percent(result.chosen_val_acc_mean)
-                    if result.chosen is not None else np.nan,
-                    "search_top_saving": float(feasible.max()) if len(feasible) else np.nan,
-                    "search_measurements": result.num_measured,
-                    "search_confirmations": result.num_confirmations,
-                    "search_seconds": result.wall_seconds,
-                    **at_paper_info(result, target)}
+            chosen, info = searched[v.name, s]
             labels += [{**info, "seed": int(e)} for e in seed_list]
             jobs += final_finetune_jobs(runner, name, m, seed_list, chosen, v)
-    return [{"dataset": name, "model": m, "status": "run", "seed": rec["seed"],
-             **{k: rec[k] for k in ("variant", "variant_label", "search_seed", "chosen",
-                                    "chosen_json", "found", "search_val",
-                                    "search_top_saving", "search_measurements",
+    return [{"dataset": name, "model": m, "status": "run", "plan": plan.name,
+             "seed": rec["seed"], "finetune_seed": rec["finetune_seed"],
+             **{k: rec[k] for k in ("variant", "variant_label", "search_seed",
+                                    "search_fp32_seed", "chosen", "chosen_json", "found",
+                                    "search_val", "search_top_saving", "search_measurements",
                                     "search_confirmations", "search_seconds",
                                     *AT_PAPER_FIELDS)},
              "fp32_val": percent(rec["fp32_val_acc"]), "fp32_test": percent(rec["fp32_test_acc"]),

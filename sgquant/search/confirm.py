@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..measure import prepare
+from ..seeds import confirmation_finetune_seeds
 from ..variants import Confirmation
 from .candidates import ACCURACY_SLACK
 from .rounds import MeasurementRun
@@ -35,25 +36,17 @@ __all__ = ["confirm_choice", "confirmation_seeds", "check_confirm", "confirmed_a
            "every_run_must_pass", "Confirmation"]
 
 
-def confirmation_seeds(seed: int, confirm_seeds: int, exclude: Optional[int] = None
-                       ) -> list[int]:
-    """The fine-tune seeds of the confirmation of a search with ``seed``:
-    ``seed * 1000 + 1 + i``, the first ``confirm_seeds`` of them that are not
-    ``exclude`` (the search measurements' fine-tune seed, the FP32 model's seed);
-    disjoint across search seeds."""
-    out, i = [], 0
-    while len(out) < confirm_seeds:
-        candidate = seed * 1000 + 1 + i
-        if candidate != exclude:
-            out.append(candidate)
-        i += 1
-    return out
+def confirmation_seeds(seed: int, confirm_seeds: int, fp32_seed: int) -> list[int]:
+    """The fine-tune seeds of the confirmation of a search with ``seed`` on the FP32
+    model of ``fp32_seed``: :func:`sgquant.seeds.confirmation_finetune_seeds`, in the
+    confirmation's own range, so they never replay an evaluation fine-tune's, a search
+    candidate's or an FP32 training's stream; distinct across search seeds."""
+    return confirmation_finetune_seeds(fp32_seed, seed, confirm_seeds)
 
 
 def check_confirm(confirm_top: Any, confirm_seeds: Any) -> tuple[int, int]:
     """``(confirm_top, confirm_seeds)`` checked: ``0 <= confirm_top``,
-    ``1 <= confirm_seeds <= 999`` (the seeds of :func:`confirmation_seeds` stay
-    apart across search seeds)."""
+    ``1 <= confirm_seeds <= 999``."""
     c = Confirmation(top=confirm_top, seeds=confirm_seeds)
     return c.top, c.seeds
 
@@ -131,7 +124,7 @@ def confirm_choice(run: MeasurementRun, records: pd.DataFrame, seed: int,
             "confirmed_val_acc", "confirmed"]
     if not len(ok) or c.top == 0:
         return (ok.iloc[0] if len(ok) else None), pd.DataFrame(columns=cols), {}
-    seeds = confirmation_seeds(seed, c.seeds, exclude=run.setup.seed)
+    seeds = confirmation_seeds(seed, c.seeds, run.setup.seed)
     finetune = c.finetune(run.finetune, run.setup.profile.finetune_epochs)
     others = [run.sibling(prepare(run.setup.dataset, run.setup.model_name, s, run.setup.profile,
                                   str(run.runner.cache.root), run.data_root, run.setup.device))

@@ -22,6 +22,7 @@ from ..fidelity import Fidelity, get_fidelity
 from ..measure import Setup, memory_record
 from ..quantize import QuantOptions
 from ..runner import FinetuneJob, FP32Weights, Outcome, Runner
+from ..seeds import search_finetune_seed
 from ..train import Finetune
 from .candidates import ACCURACY_SLACK
 from .failures import FailureLog, SearchFailed, describe
@@ -100,7 +101,8 @@ class MeasurementRun:
                       predicted: Optional[np.ndarray] = None) -> None:
         """Measure ``vectors`` (one search round) and append their rows."""
         assignments = [self.space.assignment(v) for v in vectors]
-        outcomes = self.measure_all([(a, self.setup.seed) for a in assignments],
+        seed = search_finetune_seed(self.setup.seed)  # the search's own stream
+        outcomes = self.measure_all([(a, seed) for a in assignments],
                                     self.stopping(self.finetune))
         for i, (a, o) in enumerate(zip(assignments, outcomes)):
             rec = o.record or {}
