@@ -39,12 +39,14 @@ from sgquant.measure import build_for, prepare  # noqa: E402
 from sgquant.models import MODELS  # noqa: E402
 from sgquant.profiles import PROFILES, get_profile  # noqa: E402
 from sgquant.search import SearchSpace, Sampler  # noqa: E402
-from sgquant.search.choice import SEARCH_FP32_SEED  # noqa: E402
+from sgquant.seeds import DEVELOPMENT  # noqa: E402
 from sgquant.train import finetune  # noqa: E402
 from sgquant.variants import VARIANTS  # noqa: E402
 
 from _args import ScriptParser, check_dataset, run_script  # noqa: E402  (benchmarks/_args.py)
 
+#: The FP32 model searched on: the development plan's first search model (seed 100).
+SEARCH_MODEL = DEVELOPMENT.search_fp32(0)
 KIND = "sgquant fidelity study"
 RUNGS = (0.1, 0.2, 0.3, 0.5)
 MARGINS = (1.0, 2.0, 3.0, 5.0, 10.0)
@@ -54,7 +56,7 @@ def curves(dataset: str, model: str, variant: str, epochs: int, configs: int,
            profile: str, results: str) -> dict:
     """The best-so-far validation curve of each configuration and the threshold."""
     prof = get_profile(profile)
-    setup = prepare(dataset, model, SEARCH_FP32_SEED, prof, results)
+    setup = prepare(dataset, model, SEARCH_MODEL, prof, results)
     v = VARIANTS[variant]
     space = SearchSpace.from_layout(setup.layout, prof.bit_choices)
     out = []

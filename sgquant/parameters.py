@@ -34,7 +34,7 @@ PARAMETER_TYPES: dict[str, tuple[str, ...]] = {
     "workers": ("None", "int"), "device": ("None", "str"), "scheduler": ("None", "str"),
     "budget": ("None", "int"), "samples": ("None", "int"), "bits": ("list[int]",),
     "chunk_sizes": ("list[int]",), "peak_bits": ("int",), "ablation": ("bool",),
-    "assignment": ("None", "dict", "str"), "plan": ("str",),
+    "assignment": ("None", "dict", "str"), "plan": ("str",), "held_out": ("bool",),
 }
 
 

@@ -11,6 +11,13 @@
 * ``paper``: the paper's budgets and Table I architectures on all five
   datasets (GPU recommended).
 
+``held_out_datasets`` x ``held_out_models``: chapter 3's held-out evaluation of the frozen
+SGQuant+ (:mod:`sgquant.chapters.held_out`): the development datasets again under fresh
+seeds and Coauthor-CS, which no design choice read (``quick``: Cora GCN, a smoke run of the
+path; ``default``/``full``: Cora, CiteSeer and Coauthor-CS with GCN, because a held-out row
+costs as much as a Table III row and Coauthor-CS, 18,333 nodes x 6,805 features, more;
+``paper``: every model).
+
 FP32 training stops after ``patience`` epochs without a better validation accuracy, at
 most ``fp32_epochs`` epochs, at a constant rate, on a graph with a public split
 (Planetoid's 140/500/1000 nodes). On a graph trained on the seeded random 60/30/10 split,
@@ -61,6 +68,8 @@ class Profile:
     bit_choices: tuple[int, ...] = DEFAULT_BIT_CHOICES
     fp32_epochs_random: Optional[int] = None
     fp32_schedule_random: "Schedule | str | dict | None" = None
+    held_out_datasets: tuple[str, ...] = ()
+    held_out_models: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.fp32_epochs_random is None:
@@ -122,14 +131,16 @@ _DEFAULT = Profile(
     seeds=3, fp32_epochs=200, patience=100, finetune_epochs=10,
     search_budget=24, search_sample=2000, search_iterations=3, search_seeds=3,
     granularity_samples=8, num_buckets=3, gat_hidden=8, gat_heads=8,
-    fp32_epochs_random=1000, fp32_schedule_random="cosine300")
+    fp32_epochs_random=1000, fp32_schedule_random="cosine300",
+    held_out_datasets=("Cora", "CiteSeer", "Coauthor-CS"), held_out_models=("gcn",))
 
 PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick", datasets=("Cora",), models=PAPER_MODELS, seeds=1,
         fp32_epochs=60, patience=30, finetune_epochs=3,
         search_budget=8, search_sample=200, search_iterations=2, search_seeds=1,
-        granularity_samples=3, num_buckets=3, gat_hidden=8, gat_heads=2),
+        granularity_samples=3, num_buckets=3, gat_hidden=8, gat_heads=2,
+        held_out_datasets=("Cora",), held_out_models=("gcn",)),
     "default": _DEFAULT,
     "full": replace(_DEFAULT, name="full", datasets=("Cora", "CiteSeer", "Amazon-Computers")),
     "paper": Profile(
@@ -138,7 +149,9 @@ PROFILES: dict[str, Profile] = {
         search_budget=200, search_sample=10000, search_iterations=10, search_seeds=5,
         granularity_samples=20, num_buckets=3,
         gat_hidden=PAPER_ARCHITECTURES["gat"][0], gat_heads=DEFAULT_GAT_HEADS,
-        fp32_epochs_random=1000),
+        fp32_epochs_random=1000,
+        held_out_datasets=("Cora", "CiteSeer", "PubMed", "Amazon-Computers", "Coauthor-CS"),
+        held_out_models=PAPER_MODELS),
 }
 
 

@@ -182,10 +182,9 @@ def teacher_logits(model: QuantGNN, data: Data, fp32_state: dict) -> Tensor:
 def train_model(model: QuantGNN, data: Data, *, epochs: int = 200, lr: Optional[float] = None,
                 weight_decay: Optional[float] = None, patience: Optional[int] = 100,
                 seed: int = 0, evaluate_before: bool = False,
-                distill: Optional[Distillation] = None,
-                teacher: Optional[Tensor] = None,
-                schedule: Optional[Schedule] = None,
-                stop: Optional[StopRule] = None) -> TrainResult:
+                distill: Optional[Distillation] = None, teacher: Optional[Tensor] = None,
+                schedule: Optional[Schedule] = None, stop: Optional[StopRule] = None
+                ) -> TrainResult:
     """Train ``model`` (with whatever bits are set on it) on the training mask.
 
     Keeps the weights of the best-validation-accuracy epoch (ties: the lower
@@ -195,8 +194,7 @@ def train_model(model: QuantGNN, data: Data, *, epochs: int = 200, lr: Optional[
     With ``distill`` the loss distils ``teacher`` logits (:class:`Distillation`).
     ``schedule`` (:class:`sgquant.schedule.Schedule`; default: a constant ``lr``) moves
     the rate over the epochs; its ``epochs`` and ``patience``, when set, replace these.
-    ``stop`` (:class:`~sgquant.fidelity.StopRule`) may end it sooner, judged on the best
-    validation accuracy so far (epoch 0 included when evaluated).
+    ``stop`` (:class:`~sgquant.fidelity.StopRule`) may end it sooner (best validation so far).
     """
     _check_data(data)
     schedule = Schedule() if schedule is None else schedule
@@ -225,6 +223,7 @@ def train_model(model: QuantGNN, data: Data, *, epochs: int = 200, lr: Optional[
     best_test = 0.0
 
     def consider(epoch: int) -> bool:
+        """Evaluate epoch ``epoch``; whether training stops there (patience, ``stop``)."""
         nonlocal best_test
         acc = evaluate(model, data)
         history.append({"epoch": epoch, **acc})
@@ -233,13 +232,11 @@ def train_model(model: QuantGNN, data: Data, *, epochs: int = 200, lr: Optional[
             best.update(val=acc["val"], loss=acc["val_loss"], test=acc["test"],
                         train=acc["train"], epoch=epoch,
                         state={k: v.detach().clone() for k, v in model.state_dict().items()})
-            return True
-        return False
+        return (patience is not None and epoch - best["epoch"] >= patience) or (
+            stop is not None and stop.stops(epoch, best["val"]))
 
-    if evaluate_before or epochs == 0:
-        consider(0)
-        if stop is not None and epochs > 0 and stop.stops(0, best["val"]):
-            epochs = 0  # already decided by the quantized FP32 weights
+    if (evaluate_before or epochs == 0) and consider(0):
+        epochs = 0  # already decided by the quantized FP32 weights
     for epoch in range(1, epochs + 1):
         model.train()
         optimizer.zero_grad()
@@ -250,12 +247,10 @@ def train_model(model: QuantGNN, data: Data, *, epochs: int = 200, lr: Optional[
             loss = distill.loss(out, teacher, data)
         loss.backward()
         optimizer.step()
-        consider(epoch)
+        done = consider(epoch)
         if stepper is not None:
             stepper.step(history[-1]["val"])
-        if patience is not None and epoch - best["epoch"] >= patience:
-            break
-        if stop is not None and stop.stops(epoch, best["val"]):
+        if done:
             break
     model.load_state_dict(best["state"])
     model.eval()

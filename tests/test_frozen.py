@@ -50,3 +50,44 @@ def test_the_design_table_says_what_each_choice_was_chosen_on():
     # the test-chosen settings are said to be test-chosen
     assert (t.set_index("choice").loc[["Clipped ranges", "Final fine-tune",
                                        "AGNN learning rate"], "chosen_on"] == "test").all()
+
+
+def _table(rows):
+    import pandas as pd
+    base = dict(status="run", variant_label="SGQuant+", variant="sgquant+", searches=3,
+                fp32_val=80.0, acc_drop_std=0.1, saving_std=1.0)
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+def test_development_beside_held_out_and_its_reading():
+    from sgquant.chapters.held_out import development_vs_held_out, reading_held_out
+    from sgquant.chapters.held_out import format_held_out
+
+    dev = _table([dict(dataset="Cora", model="gcn", saving=30.0, acc_drop=0.2, val=79.8)])
+    held = _table([dict(dataset="Cora", model="gcn", saving=15.0, acc_drop=0.7, val=79.0),
+                   dict(dataset="Coauthor-CS", model="gcn", saving=20.0, acc_drop=0.3,
+                        val=79.6)])
+    c = development_vs_held_out(dev, held)
+    cora = c[c["dataset"] == "Cora"].iloc[0]
+    assert cora["acc_drop_diff"] == pytest.approx(0.5) and cora["saving_held"] == 15.0
+    assert cora["val_drop_dev"] == pytest.approx(0.2) and cora["val_drop_held"] == pytest.approx(1.0)
+    cs = c[c["dataset"] == "Coauthor-CS"].iloc[0]
+    assert cs["acc_drop_dev"] != cs["acc_drop_dev"]  # not run in development: NaN
+    text = reading_held_out(c, "2026.12")
+    assert "by +0.50 points" in text and "0.50 times the development saving" in text
+    assert "On Coauthor-CS gcn, never used in development, SGQuant+ saves 20.00x" in text
+    shown = format_held_out(c)
+    assert ("test drop", "held out") in shown.columns and shown.shape[0] == 2
+
+
+def test_held_out_runs_refuse_a_method_that_moved_before_any_work(monkeypatch, tmp_path):
+    from sgquant.chapters import held_out
+    from sgquant.settings import RunSettings
+
+    def moved(name="sgquant+"):
+        raise ValueError("method sgquant+ differs from its frozen version")
+    monkeypatch.setattr(held_out, "check_frozen", moved)
+    monkeypatch.setattr(held_out, "overall_runs", lambda *a, **k: pytest.fail("ran"))
+    settings = RunSettings.resolve(profile="quick", results=tmp_path, workers=0)
+    with pytest.raises(ValueError, match="differs from its frozen version"):
+        held_out.held_out_runs(settings, ["sgquant", "sgquant+"])

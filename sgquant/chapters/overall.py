@@ -20,6 +20,8 @@ from ..variants import get_variant
 from .at_paper import at_paper_cost, at_paper_runs, at_paper_summary, at_paper_table
 from .coded_column import add_coded_storage
 from .common import SearchChapter, markdown
+from .held_out import (development_vs_held_out, format_held_out, held_out_runs,
+                       reading_held_out)
 from .table3 import DEFAULT_VARIANTS, overall_runs, overall_table
 
 __all__ = ["add_coded_storage", "reading_overall", "Chapter"]
@@ -144,6 +146,7 @@ class Chapter(SearchChapter):
     """Chapter 3 (``notebooks/03_overall.ipynb``)."""
 
     variants: Sequence[str] = DEFAULT_VARIANTS
+    held_out: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -217,3 +220,43 @@ class Chapter(SearchChapter):
     def reading(self) -> Any:
         return markdown(reading_overall(self.table3, self.tolerance, self.at_paper))
 
+    # ------------------------------------------------ held out (sgquant.chapters.held_out)
+    @cached_property
+    def held_out_comparison(self) -> pd.DataFrame:
+        """Development beside held-out rows (:func:`development_vs_held_out`); empty when
+        ``held_out`` is off."""
+        if not self.held_out:
+            return pd.DataFrame()
+        held = overall_table(held_out_runs(self.run_settings, self.variants, self.tolerance,
+                                           self.workers), self.tolerance)
+        return development_vs_held_out(self.table3, held)
+
+    def frozen_display(self) -> Any:
+        from ..frozen import FROZEN, settings_table
+
+        return table(settings_table("sgquant+"), caption=(
+            f"SGQuant+ as frozen (version {FROZEN['sgquant+'][-1]}, "
+            "sgquant/frozen/): every setting of the method; the held-out runs check the code "
+            "against it before they start"))
+
+    def design_display(self) -> Any:
+        from ..frozen import design_table
+
+        return table(design_table(), caption=(
+            "How SGQuant+ was designed: each choice, what it was chosen on, the evidence and "
+            "the alternative that stays runnable"))
+
+    def held_out_display(self) -> Any:
+        if not len(self.held_out_comparison):
+            return markdown("The held-out evaluation is off (`-p held_out False`).")
+        return table(format_held_out(self.held_out_comparison), caption=(
+            "Development (the seeds and datasets SGQuant+ was designed on) beside held-out "
+            "(fresh seeds for every purpose; Coauthor-CS never used): saving (ratio of "
+            "Table III's saving column), test and validation drop (points; means over search "
+            "seeds); diff = held-out minus development"))
+
+    def held_out_reading(self) -> Any:
+        from ..frozen import FROZEN
+
+        return markdown(reading_held_out(self.held_out_comparison, FROZEN["sgquant+"][-1],
+                                         self.tolerance))

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["FROZEN", "method_settings", "frozen_settings", "check_frozen", "settings_table",
+__all__ = ["FROZEN", "frozen_file_name", "method_settings", "frozen_settings", "check_frozen", "settings_table",
            "design_table"]
 
 #: The frozen methods and their versions (the newest last).
@@ -38,7 +38,8 @@ def method_settings(name: str = "sgquant+") -> dict[str, Any]:
                                   "strategy": dict(STRATEGY)}, default=str))
 
 
-def _file(name: str, version: str) -> str:
+def frozen_file_name(name: str, version: str) -> str:
+    """The file a frozen version is stored in: ``<name>-<version>.json``."""
     return f"{name}-{version}.json"
 
 
@@ -50,7 +51,7 @@ def frozen_settings(name: str = "sgquant+", version: "str | None" = None) -> dic
     if version not in FROZEN[name]:
         raise ValueError(f"method {name!r} has no frozen version {version!r}; "
                          f"versions: {', '.join(FROZEN[name])}")
-    text = resources.files(__name__).joinpath(_file(name, version)).read_text()
+    text = resources.files(__name__).joinpath(frozen_file_name(name, version)).read_text()
     return json.loads(text)["settings"]
 
 

@@ -7,7 +7,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from . import _file, method_settings
+from . import frozen_file_name, method_settings
 
 
 def main(argv: list[str]) -> int:
@@ -15,7 +15,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m sgquant.frozen NAME VERSION", file=sys.stderr)
         return 2
     name, version = argv
-    path = Path(__file__).with_name(_file(name, version))
+    path = Path(__file__).with_name(frozen_file_name(name, version))
     if path.exists():
         print(f"{path} exists: a frozen version is never rewritten; choose a new version",
               file=sys.stderr)
