@@ -16,7 +16,7 @@ import seaborn as sns
 from .models import REGISTRY
 
 __all__ = [
-    "setup_style", "table", "pm", "short_config", "format_overall", "format_claims",
+    "setup_style", "table", "pm", "short_config", "two_level", "format_claims",
     "format_rounding", "format_architectures", "format_datasets", "GRANULARITY_ORDER",
     "GRANULARITY_LABELS", "MODEL_LABELS", "SHORT_DATASET_NAMES",
     "plot_memory_breakdown", "plot_overall_saving", "plot_granularity", "plot_sensitivity",
@@ -90,79 +90,25 @@ def table(df: pd.DataFrame, caption: Optional[str] = None, precision: int = 2,
     return styler
 
 
-def format_overall(t: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Table III for display (:func:`sgquant.chapters.table3.overall_table`): (accuracy,
-    memory, chosen configurations), one row per (dataset, model) with each method's
-    columns side by side beside the paper's; ``mean ± std`` (std across search seeds),
-    accuracies in %. Accuracy and memory have two-level column headers."""
-    acc, mem, chosen = [], [], []
-    dash = "—"
-    labels = list(dict.fromkeys(t["variant_label"].dropna())) if "variant_label" in t else []
-    authors = "authors' protocol (best test over epochs)"
-    for (d, m), pair in t.groupby(["dataset", "model"], sort=False):
-        ran = pair[pair["status"] == "run"]
-        first = pair.iloc[0]
-        status = first["status"] if not len(ran) else (
-            f"run: {int(ran['seeds'].max())} seed(s) x {int(ran['searches'].max())} search(es)")
-        base = {("", "dataset"): d, ("", "model"): MODEL_LABELS.get(m, m), ("", "status"): status}
-        by = {r.variant_label: r for r in ran.itertuples()}
-        fp32 = ran.iloc[0] if len(ran) else None
-        a_row = {**base, ("FP32 (ours)", "test"): dash if fp32 is None
-                 else pm(fp32["fp32_test"], fp32["fp32_test_std"])}
-        m_row = {**base, ("FP32 MB", "ours"): dash if fp32 is None
-                 else f"{fp32['fp32_memory_mb']:.2f}", ("FP32 MB", "paper"):
-                 pm(first.get("paper_fp32_mb"), None)}
-        for label in labels:
-            r = by.get(label)
-            a_row[(label, "test")] = dash if r is None else pm(r.test, r.test_std)
-            a_row[(label, "drop")] = dash if r is None else pm(r.acc_drop, r.acc_drop_std)
-            a_row[(label, "drop > tol.")] = dash if r is None else \
-                f"{int(r.over_tolerance)} / {int(r.searches)}"
-            m_row[(label, "avg bits")] = dash if r is None else f"{r.average_bits:.2f}"
-            m_row[(label, "saving")] = dash if r is None else pm(r.saving, r.saving_std,
-                                                                 suffix="x")
-            m_row[(label, "32/avg bits")] = dash if r is None else f"{r.formula_saving:.2f}x"
-            if "coded_saving" in t:
-                m_row[(label, "coded")] = dash if r is None or pd.isna(r.coded_saving) else \
-                    f"{r.coded_saving:.1f}x ({r.coded_bits:.2f} bits)"
-            if r is not None:
-                chosen.append({"dataset": d, "model": MODEL_LABELS.get(m, m), "method": label,
-                               "within tolerance": f"{int(r.found)} of {int(r.searches)} searches",
-                               "chosen configuration(s)": " | ".join(
-                                   short_config(c) for c in str(r.chosen).split(" | "))})
-        a_row.update({("paper", "FP32"): pm(first.get("paper_fp32_acc"), None),
-                      ("paper", "SGQuant"): pm(first.get("paper_acc"), None),
-                      ("paper", "drop"): pm(first.get("paper_acc_drop"), None),
-                      (authors, "FP32"): dash if fp32 is None
-                      else pm(fp32["fp32_best_test"], fp32["fp32_best_test_std"])})
-        for label in labels:
-            r = by.get(label)
-            a_row[(authors, label)] = dash if r is None else pm(r.best_test, r.best_test_std)
-        m_row.update({("paper", "avg bits"): pm(first.get("paper_average_bits"), None),
-                      ("paper", "saving"): pm(first.get("paper_saving"), None, suffix="x")})
-        acc.append(a_row)
-        mem.append(m_row)
-    return (_two_level(acc), _two_level(mem),
-            pd.DataFrame(chosen, columns=["dataset", "model", "method", "within tolerance",
-                                          "chosen configuration(s)"]))
-
-
 def format_at_paper(t: pd.DataFrame) -> pd.DataFrame:
     """:func:`sgquant.chapters.overall.at_paper_table` for display: one row per (dataset,
-    model, method), test drop as ``mean ± std`` over evaluation seeds."""
+    model, method), test drop as ``mean ± std`` over evaluation seeds; with a ``note``
+    column (chapter 3 marks rows not comparable with the paper), that too."""
+    drop = "test drop ± std over evaluation seeds"
     rows = [{"dataset": r.dataset, "model": MODEL_LABELS.get(r.model, r.model),
              "method": r.variant_label, "paper saving": pm(r.paper_saving, None, suffix="x"),
              "saving": f"{r.saving:.2f}x", "avg bits": f"{r.average_bits:.2f}",
              "val drop (search model)": f"{r.search_val_drop:.2f}",
-             "test drop": pm(r.acc_drop, r.acc_drop_std),
+             drop: pm(r.acc_drop, r.acc_drop_std),
              "seeds over tol.": f"{int(r.over_tolerance)} / {int(r.seeds)}",
-             "configuration": short_config(r.chosen)} for r in t.itertuples()]
-    return pd.DataFrame(rows, columns=["dataset", "model", "method", "paper saving", "saving",
-                                       "avg bits", "val drop (search model)", "test drop",
-                                       "seeds over tol.", "configuration"])
+             "configuration": short_config(r.chosen),
+             "note": getattr(r, "note", "")} for r in t.itertuples()]
+    cols = ["dataset", "model", "method", "paper saving", "saving", "avg bits",
+            "val drop (search model)", drop, "seeds over tol.", "configuration"]
+    return pd.DataFrame(rows, columns=cols + (["note"] if "note" in t else []))
 
 
-def _two_level(rows: list[dict]) -> pd.DataFrame:
+def two_level(rows: list[dict]) -> pd.DataFrame:
     """A display frame whose ``(group, column)`` keys become two-level headers."""
     df = pd.DataFrame(rows)
     if len(df):
@@ -186,7 +132,7 @@ def format_architectures(arch: pd.DataFrame) -> pd.DataFrame:
                      ("ours", "weights on Cora"): f"{int(r.weights_on_cora):,}",
                      ("", "same as paper"): "yes" if r.same_as_paper else
                      "no" if getattr(r, "in_paper", True) else "—"})
-    return _two_level(rows)
+    return two_level(rows)
 
 
 def format_datasets(stats: pd.DataFrame) -> pd.DataFrame:
@@ -214,7 +160,7 @@ def format_datasets(stats: pd.DataFrame) -> pd.DataFrame:
                          "—" if pd.isna(r.train)
                          else f"{int(r.train)} / {int(r.val)} / {int(r.test)}",
                      ("", "split"): "—" if pd.isna(getattr(r, "split", None)) else r.split})
-    return _two_level(rows)
+    return two_level(rows)
 
 
 def format_claims(claims: pd.DataFrame) -> pd.DataFrame:
@@ -232,7 +178,7 @@ def format_claims(claims: pd.DataFrame) -> pd.DataFrame:
                      (more, "fewest bits within tolerance"): fmt(r.min_bits_more),
                      (more, f"drop at {r.lowest_bits} bit(s)"): f"{r.drop_at_lowest_more:.2f}",
                      ("", "holds here"): "yes" if r.holds else "no"})
-    return _two_level(rows)
+    return two_level(rows)
 
 
 def format_rounding(summary: pd.DataFrame) -> pd.DataFrame:
@@ -289,17 +235,19 @@ def plot_memory_breakdown(df: pd.DataFrame) -> plt.Figure:
 
 
 def plot_overall_saving(t: pd.DataFrame) -> plt.Figure:
-    """Table III's saving column: each method's (mean over search seeds, with min/scale;
-    the table gives the std) beside the paper's, per (dataset, model) run."""
+    """Table III's saving column: each method's (the ratio of the mean memories across
+    search seeds, with min/scale) beside the paper's, per (dataset, model) run; a pair
+    whose model is not the paper's size (``comparable`` false) is marked under its name."""
     ran = t[t["status"] == "run"]
     rows = []
     for (d, m), pair in ran.groupby(["dataset", "model"], sort=False):
         label = f"{SHORT_DATASET_NAMES.get(d, d)}\n{MODEL_LABELS.get(m, m)}"
+        if "comparable" in pair and not bool(pair["comparable"].iloc[0]):
+            label += f"\n({pair['architecture'].iloc[0]}: not\ncomparable)"
         for r in pair.itertuples():
-            rows.append({"pair": label, "saving": r.saving, "std": r.saving_std,
-                         "source": r.variant_label})
+            rows.append({"pair": label, "saving": r.saving, "source": r.variant_label})
         if not pd.isna(pair["paper_saving"].iloc[0]):
-            rows.append({"pair": label, "saving": pair["paper_saving"].iloc[0], "std": np.nan,
+            rows.append({"pair": label, "saving": pair["paper_saving"].iloc[0],
                          "source": "paper (as published)"})
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * max(ran[["dataset", "model"]]
                                                           .drop_duplicates().shape[0], 1) + 2.5),

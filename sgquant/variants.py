@@ -19,8 +19,9 @@ itself (the same cost-model search runs for both):
   selection takes it as measured (the library re-checks it with the mean over a few
   fine-tunes, epoch 0 included, which is the same draw for every seed); SGQuant+ judges
   fresh fine-tunes from a held-out FP32 model (another seed's weights, on which the
-  search measured nothing), by a lower confidence bound. There epoch 0 (that model's own
-  quantized weights) is a new draw, as in the final fine-tunes: forbidding it, as an
+  search measured nothing), by a one-sided lower confidence bound of level 0.75 on their
+  mean validation accuracy (Student's t, :attr:`Confirmation.level`). There epoch 0 (that
+  model's own quantized weights) is a new draw, as in the final fine-tunes: forbidding it, as an
   earlier SGQuant+ did on the search's model, left converged Amazon-Computers models no
   configuration at all, because a fresh fine-tune of them loses 1.5 to 5 validation
   points that the quantized weights alone do not. SGQuant+ judges at the length of its
@@ -51,9 +52,14 @@ class Confirmation:
     are fine-tuned ``seeds`` more times (other seeds, same FP32 weights), and the chosen
     one is the largest saving whose validation accuracies :math:`a_1..a_n` satisfy
 
-    .. math:: \bar a - z\, s / \sqrt{n} \ge \text{FP32 val} - \text{tolerance}
+    .. math:: \bar a - t_{\text{level},\,n-1}\; s / \sqrt{n} \ge \text{FP32 val} - \text{tolerance}
 
-    (:math:`s` their sample standard deviation; ``z = 0``: the mean). ``fresh_only``
+    (:math:`s` their sample standard deviation, :math:`t_{\text{level},\,n-1}` the
+    ``level`` quantile of Student's t with :math:`n - 1` degrees of freedom: the left side
+    is a one-sided lower confidence bound of level ``level`` on the mean accuracy of a
+    fine-tune; ``level = 0.5``: the mean itself). SGQuant+ uses ``level = 0.75`` with
+    :math:`n = 2`, where :math:`t_{0.75,1} = \tan(\pi/4) = 1` exactly: a 75% bound, the
+    mean minus one standard error. ``fresh_only``
     judges the extra fine-tunes alone, leaving out the search's own measurement (which
     was selected for being high); ``keep_epoch0=False`` keeps the extra fine-tunes from
     stopping at epoch 0, so they are independent draws. ``other_fp32``: the extra
@@ -75,7 +81,7 @@ class Confirmation:
     seeds: int = 2
     fresh_only: bool = False
     keep_epoch0: bool = True
-    z: float = 0.0
+    level: float = 0.5
     other_fp32: int = 0
     search_model: bool = True
     epochs_factor: int = 1
@@ -87,7 +93,8 @@ class Confirmation:
                                                     maximum=999))
         check_bool(self.fresh_only, "fresh_only")
         check_bool(self.keep_epoch0, "keep_epoch0")
-        object.__setattr__(self, "z", check_number(self.z, "confirmation z", minimum=0.0))
+        object.__setattr__(self, "level", check_number(self.level, "confirmation level",
+                                                       minimum=0.5, below=1.0))
         object.__setattr__(self, "other_fp32", check_int(self.other_fp32, "other_fp32",
                                                          minimum=0, maximum=CONFIRMATION_ROOM))
         check_bool(self.search_model, "search_model")
@@ -107,9 +114,17 @@ class Confirmation:
 
     def to_dict(self) -> dict[str, Any]:
         return {"top": self.top, "seeds": self.seeds, "fresh_only": self.fresh_only,
-                "keep_epoch0": self.keep_epoch0, "z": self.z, "other_fp32": self.other_fp32,
+                "keep_epoch0": self.keep_epoch0, "level": self.level,
+                "other_fp32": self.other_fp32,
                 "search_model": self.search_model, "epochs_factor": self.epochs_factor,
                 "ladder": self.ladder}
+
+    def judged(self) -> int:
+        """How many validation accuracies a confirmed configuration is judged on: the
+        search's own (unless ``fresh_only``), ``seeds`` from the search model (if
+        ``search_model``) and ``seeds`` from each other FP32 model."""
+        return (0 if self.fresh_only else 1) + self.seeds * (int(self.search_model)
+                                                             + self.other_fp32)
 
     def fp32_seeds(self, search_fp32_seed: int) -> list[int]:
         """The seeds of the other FP32 models: ``search_fp32_seed + 1 ..
@@ -153,7 +168,7 @@ _ALWAYS_CLIP_OPTIONS = QuantOptions("nearest", hidden=QuantOptions("nearest", 99
 _PLUS_OPTIONS = replace(_ALWAYS_CLIP_OPTIONS,
                         hidden=replace(_ALWAYS_CLIP_OPTIONS.hidden, clip_rule="mse"),
                         att=replace(_ALWAYS_CLIP_OPTIONS.att, clip_rule="mse"))
-_PLUS_CONFIRMATION = Confirmation(top=3, seeds=2, fresh_only=True, keep_epoch0=True, z=1.0,
+_PLUS_CONFIRMATION = Confirmation(top=3, seeds=2, fresh_only=True, keep_epoch0=True, level=0.75,
                                   other_fp32=1, search_model=False, ladder=0.75)
 _PLUS_FINAL_FACTOR = 6
 _KD = Distillation(temperature=2.0, weight=0.5)

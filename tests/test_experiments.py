@@ -20,6 +20,7 @@ from sgquant.chapters.granularity import (granularity_comparison, granularity_co
 from sgquant.chapters.memory_breakdown import layout_from_sizes, memory_breakdown, reading_memory
 from sgquant.chapters.overall import reading_overall
 from sgquant.chapters.setup import architecture_table, dataset_table, reading_setup
+from sgquant.chapters import table3_display as D
 from sgquant.chapters.table3 import overall_table
 from sgquant.data import available_datasets
 from sgquant.paper import paper_table
@@ -163,8 +164,12 @@ def test_overall_table_aggregates_over_search_seeds_and_keeps_paper_rows():
     # per search seed: drops 1.5 (80-79, 82-80) and 0.5 (80-79.5, 82-81.5)
     assert paper_method.acc_drop == pytest.approx(1.0)
     assert paper_method.acc_drop_std == pytest.approx(math.sqrt(0.5))
-    assert paper_method.saving == pytest.approx(18.0) and paper_method.saving_std == pytest.approx(
-        math.sqrt(8.0))
+    # 16x and 20x: the ratio of the mean memories 16 / ((1 + 0.8) / 2), not their mean 18x
+    assert paper_method.saving == pytest.approx(16 / 0.9)
+    assert paper_method.saving_mean_of_ratios == pytest.approx(18.0)
+    assert paper_method.saving_median == pytest.approx(18.0)
+    assert paper_method.saving_min == pytest.approx(16.0)
+    assert paper_method.saving_std == pytest.approx(math.sqrt(8.0))
     assert paper_method.fp32_test == pytest.approx(81.0)  # one FP32 model per seed
     assert paper_method.over_tolerance == 1 and paper_method.paper_saving == pytest.approx(26.1)
     plus = t[(t["dataset"] == "Cora") & (t["variant"] == "sgquant+")].iloc[0]
@@ -173,16 +178,23 @@ def test_overall_table_aggregates_over_search_seeds_and_keeps_paper_rows():
     assert pub.status == NOT_AVAILABLE and pub.paper_fp32_acc == pytest.approx(80.36)
     assert t[(t["dataset"] == "Reddit") & (t["model"] == "gat")].iloc[0].status == NOT_IN_PROFILE
     text = reading_overall(t)
-    assert "16.0x to 20.0x" not in text and "18.0x to 18.0x" in text  # per-row means
+    assert "16.0x to 20.0x" not in text and "17.8x to 17.8x" in text  # per-row ratios
     assert "in 1 of 2 searches" in text and "misses the target" not in text
-    assert "on 1 of 1 rows" in text  # SGQuant+: 30x >= 26.1x at no drop
-    acc, mem, chosen = P.format_overall(t)
+    assert "on **1 of 1** comparable rows" in text  # SGQuant+: 30x >= 26.1x at no drop
+    acc, mem = D.format_accuracy(t), D.format_memory(t)
+    chosen = D.format_chosen(t)
     assert len(acc) == len(mem) == 15 and len(chosen) == 2
     row = acc.iloc[0]
-    assert row[("SGQuant (paper's method)", "drop")] == "1.00 ± 0.71"
-    assert row[("SGQuant (paper's method)", "drop > tol.")] == "1 / 2"
-    assert row[("SGQuant+", "test")] == "81.00" and row[("paper", "SGQuant")] == "81.72"
-    assert mem.iloc[0][("SGQuant+", "saving")] == "30.00x"
+    paper = "SGQuant (paper's method)"
+    assert row[(paper, "drop ± std over search seeds")] == "1.00 ± 0.71"
+    assert row[("SGQuant+", "test (%) ± std over search seeds")] == "81.00"
+    assert row[(D.PAPER, "test (%)")] == "81.72"
+    assert row[("FP32 test (%)", "ours ± std over evaluation seeds")] == "81.00 ± 1.41"
+    # the paper's columns sit beside the paper's method
+    groups = list(dict.fromkeys(acc.columns.get_level_values(0)))
+    assert groups.index(D.PAPER) == groups.index(paper) + 1
+    assert mem.iloc[0][("SGQuant+", D.SAVING)] == "30.0x"
+    assert mem.iloc[0][(paper, "lowest")] == "16.0x"
     html = P.table(acc).to_html()
     assert "<table" in html and NOT_AVAILABLE in html
 

@@ -11,7 +11,9 @@ notebook                      module
 ``01_memory_breakdown``       :mod:`~sgquant.chapters.memory_breakdown` (Fig. 1)
 ``02_setup``                  :mod:`~sgquant.chapters.setup` (Tables I, II)
 ``03_overall``                :mod:`~sgquant.chapters.overall` (Table III) with
-                              :mod:`~sgquant.chapters.table3` and
+                              :mod:`~sgquant.chapters.table3`,
+                              :mod:`~sgquant.chapters.table3_display`,
+                              :mod:`~sgquant.chapters.replication` and
                               :mod:`~sgquant.chapters.at_paper`
 ``04_granularity``            :mod:`~sgquant.chapters.granularity` (Figs. 4, 5, 7)
 ``05_autobit``                :mod:`~sgquant.chapters.autobit` (Fig. 8)
@@ -42,7 +44,7 @@ CHAPTERS = {"01_memory_breakdown": "memory_breakdown", "02_setup": "setup",
             "03_overall": "overall", "04_granularity": "granularity", "05_autobit": "autobit",
             "06_rematching": "rematching", "07_below_one_bit": "below_one_bit",
             "08_peers": "peers"}
-MODULES = ("common", *CHAPTERS.values(), "table3", "at_paper")
+MODULES = ("common", *CHAPTERS.values(), "table3", "table3_display", "replication", "at_paper")
 
 __all__ = ["CHAPTERS", "MODULES", *MODULES]
 

@@ -13,16 +13,21 @@ from typing import Any, Optional, Sequence
 
 import pandas as pd
 
-from ..plots import (MODEL_LABELS, format_at_paper, format_overall, plot_overall_saving,
+from ..models import get_model
+from ..plots import (MODEL_LABELS, SHORT_DATASET_NAMES, format_at_paper, plot_overall_saving,
                      table)
 from ..runner import cost_sentence
+from ..search.confirm import t_quantile
 from ..variants import get_variant
 from .at_paper import at_paper_cost, at_paper_runs, at_paper_summary, at_paper_table
 from .coded_column import add_coded_storage
 from .common import SearchChapter, markdown
 from .held_out import (development_vs_held_out, format_held_out, held_out_runs,
                        reading_held_out)
-from .table3 import DEFAULT_VARIANTS, overall_runs, overall_table
+from .replication import replication_status
+from .table3 import DEFAULT_VARIANTS, overall_runs, overall_table, reaches_paper
+from .table3_display import (format_accuracy, format_authors, format_chosen, format_memory,
+                             format_memory_details, format_replication)
 
 __all__ = ["add_coded_storage", "reading_overall", "Chapter"]
 
@@ -34,18 +39,19 @@ def _rate(t: pd.DataFrame, variant: str) -> tuple[int, int]:
 
 
 def _miss(r: Any, tolerance: float) -> str:
-    """Why a Table III row of SGQuant+ misses its target, from what was measured: the
-    searches that kept FP32 (no configuration passed confirmation), the searches' largest
-    feasible saving (what the search found within tolerance, before confirmation), and the
-    choice's validation drop beside its test drop (validation that did not predict test)."""
+    """Why a Table III row of SGQuant+ misses its target (every search at the paper's
+    saving, the mean test drop within tolerance), from what was measured: the searches
+    that kept FP32 (no configuration passed confirmation), the searches' largest feasible
+    saving (what the search found within tolerance, before confirmation), and the choice's
+    validation drop beside its test drop (validation that did not predict test)."""
     why = []
-    if r.saving < r.paper_saving - 1e-9:
+    if r.saving_min < r.paper_saving - 1e-9:
         kept = int(r.searches) - int(r.found)
         top = r.search_top_saving
         if kept:
             reason = (f": {kept} of {int(r.searches)} searches kept FP32, no configuration "
                       f"passing confirmation")
-        elif pd.notna(top) and r.saving < 0.95 * top:
+        elif pd.notna(top) and r.saving_min < 0.95 * top:
             reason = (f": confirmation rejected larger feasible savings (the searches' "
                       f"largest average {top:.1f}x"
                       + (", itself below the paper's)" if top < r.paper_saving - 1e-9 else ")"))
@@ -54,7 +60,9 @@ def _miss(r: Any, tolerance: float) -> str:
                       f"so within its budget the search found nothing larger within tolerance")
         else:
             reason = ": the largest saving confirmation accepted on validation"
-        why.append(f"saving {r.saving:.1f}x < the paper's {r.paper_saving:.1f}x" + reason)
+        why.append(f"{int(r.searches_reaching)} of {int(r.searches)} searches reach the "
+                   f"paper's {r.paper_saving:.1f}x, the row saving {r.saving:.1f}x and its "
+                   f"lowest search {r.saving_min:.1f}x" + reason)
     if r.acc_drop > tolerance + 1e-9:
         val_drop = r.fp32_val - r.val
         why.append(f"test drop {r.acc_drop:.2f} > {tolerance:g}"
@@ -77,8 +85,9 @@ def _spread_sentence(plus: pd.DataFrame, tolerance: float) -> str:
         return ""
     wide = spread[spread["acc_drop_std"] > tolerance + 1e-9]
     head = (f"Across search seeds the test drop of SGQuant+'s choice has a standard deviation "
-            f"of at most {tolerance:g} points on {len(spread) - len(wide)} of {len(spread)} rows"
-            f" (its saving varies by up to {plus['saving_std'].max():.1f}x)")
+            f"of at most {tolerance:g} points on {len(spread) - len(wide)} of {len(spread)} "
+            f"comparable rows (the standard deviation of its saving across search seeds "
+            f"reaches {plus['saving_std'].max():.1f}x)")
     if not len(wide):
         return head + ": the choice is stable. "
     parts = []
@@ -94,33 +103,89 @@ def _spread_sentence(plus: pd.DataFrame, tolerance: float) -> str:
     return head + "; above it on " + "; ".join(parts) + ". "
 
 
+def _comparable(ran: pd.DataFrame) -> pd.Series:
+    """Rows comparable with the paper's (all when ``comparable`` is absent)."""
+    return ran["comparable"].astype(bool) if "comparable" in ran else \
+        pd.Series(True, index=ran.index)
+
+
+def _excluded_sentence(ran: pd.DataFrame) -> str:
+    """The rows left out of every count: their model is not the paper's size."""
+    out = ran[~_comparable(ran)].drop_duplicates(["dataset", "model"])
+    if not len(out):
+        return ""
+    names = ", ".join(f"{r.dataset}/{MODEL_LABELS[r.model]}" for r in out.itertuples())
+    sizes = "; ".join(f"{MODEL_LABELS[m]} is {a} here, {get_model(m).size_label()} in the paper"
+                      for m, a in dict(zip(out["model"], out["architecture"])).items())
+    return (f"Left out of every count above and below, marked not comparable: {names} ({sizes};"
+            f" the `paper` profile trains the paper's size). ")
+
+
+def _method_sentence(sub: pd.DataFrame, comp: pd.DataFrame, v: str, tolerance: float) -> str:
+    """One method's headline over the comparable rows ``sub`` of it."""
+    label = sub["variant_label"].iloc[0]
+    over, total = _rate(comp, v)
+    text = (f"**{label}** saves **{sub['saving'].min():.1f}x to {sub['saving'].max():.1f}x** of "
+            f"feature memory (counting the min/scale overhead; per row the ratio of the mean "
+            f"memories over its {int(sub['searches'].max())} search seed(s), the searches' "
+            f"medians {sub['saving_median'].min():.1f}x to {sub['saving_median'].max():.1f}x) "
+            f"at a mean test drop of **{sub['acc_drop'].mean():.2f} points** against our FP32 "
+            f"(a search that kept FP32 counts a drop of 0); the test drop of a search's choice "
+            f"exceeds the {tolerance:g}-point tolerance in {over} of {total} searches")
+    paper = sub.dropna(subset=["paper_saving"])
+    if len(paper):
+        meets = int(reaches_paper(paper, tolerance).sum())
+        median = int(((paper["saving_median"] >= paper["paper_saving"] - 1e-9)
+                      & (paper["acc_drop"] <= tolerance + 1e-9)).sum())
+        text += (f"; **every search** reaches the paper's saving, at a mean drop of at most "
+                 f"{tolerance:g} points, on **{meets} of {len(paper)}** comparable rows (the "
+                 f"median search on {median})")
+    return text + ". "
+
+
+def _confirmation_sentence(ran: pd.DataFrame) -> str:
+    """The confidence level of each method's confirmation bound (none for a mean)."""
+    parts = []
+    for v, sub in ran.groupby("variant", sort=False):
+        c = get_variant(v).confirmation
+        if c.top and c.level > 0.5:
+            n = c.judged()
+            parts.append(f"{sub['variant_label'].iloc[0]} confirms a configuration when the "
+                         f"one-sided {100 * c.level:g}% lower confidence bound of its mean "
+                         f"validation accuracy (Student's t with {n - 1} degree(s) of "
+                         f"freedom over its {n} confirmation fine-tunes: the mean minus "
+                         f"{t_quantile(c.level, n - 1):.3g} times the standard error) is within "
+                         f"the tolerance")
+    return "; ".join(parts) + ". " if parts else ""
+
+
 def reading_overall(table3: pd.DataFrame, tolerance: float = 0.5,
                     at_paper: Optional[pd.DataFrame] = None) -> str:
     """Closing paragraph of chapter 3, from :func:`overall_table` and, when given,
-    :func:`at_paper_table` (what the paper's saving itself costs each method)."""
+    :func:`at_paper_table` (what the paper's saving itself costs each method). Counts
+    and means compare with the paper only the rows whose model has the paper's size
+    (``comparable``); a row "reaches the paper's saving" when *every* search does
+    (:func:`~sgquant.chapters.table3.reaches_paper`)."""
     ran = table3[table3["status"] == "run"]
     if not len(ran):
         return "No (dataset, model) pair was run with this profile and these parameters."
-    text = []
-    for v, sub in ran.groupby("variant", sort=False):
-        label = sub["variant_label"].iloc[0]
-        over, total = _rate(ran, v)
-        paper = sub.dropna(subset=["paper_saving"])
-        text.append(
-            f"**{label}** saves **{sub['saving'].min():.1f}x to {sub['saving'].max():.1f}x** of "
-            f"feature memory (counting the min/scale overhead; mean over "
-            f"{int(sub['searches'].max())} search seed(s) per row) at a mean test drop of "
-            f"**{sub['acc_drop'].mean():.2f} points** against our FP32; the test drop of a search's "
-            f"choice exceeds the {tolerance:g}-point tolerance in {over} of {total} searches")
-        if len(paper):
-            meets = paper[(paper["saving"] >= paper["paper_saving"] - 1e-9)
-                          & (paper["acc_drop"] <= tolerance + 1e-9)]
-            text.append(f"; it reaches the paper's saving at a drop of at most {tolerance:g} "
-                        f"points on {len(meets)} of {len(paper)} rows")
-        text.append(". ")
+    comp = ran[_comparable(ran)]
+    pairs = set(zip(comp["dataset"], comp["model"]))
     if at_paper is not None:
-        text.append(at_paper_summary(ran, at_paper, tolerance))
-    plus = ran[ran["variant"] == "sgquant+"] if "variant" in ran else ran.iloc[0:0]
+        keep = pd.Series([(d, m) in pairs for d, m in zip(at_paper["dataset"],
+                                                          at_paper["model"])],
+                         index=at_paper.index, dtype=bool)
+        at_paper = at_paper.loc[keep]
+    text = [_method_sentence(sub, comp, v, tolerance)
+            for v, sub in comp.groupby("variant", sort=False)]
+    if not len(comp):
+        text.append("No row run here has the paper's model size, so none is compared with "
+                    "the paper. ")
+    text.append(_excluded_sentence(ran))
+    text.append(_confirmation_sentence(ran))
+    if at_paper is not None:
+        text.append(at_paper_summary(comp, at_paper, tolerance))
+    plus = comp[comp["variant"] == "sgquant+"] if "variant" in comp else comp.iloc[0:0]
     if len(plus):
         text.append(_spread_sentence(plus, tolerance))
         paper_rows = plus.dropna(subset=["paper_saving"])
@@ -128,7 +193,7 @@ def reading_overall(table3: pd.DataFrame, tolerance: float = 0.5,
         if misses:
             text.append("SGQuant+ misses the target on " + "; ".join(misses) + ". ")
         if at_paper is not None:
-            short = paper_rows[paper_rows["saving"] < paper_rows["paper_saving"] - 1e-9]
+            short = paper_rows[paper_rows["saving_min"] < paper_rows["paper_saving"] - 1e-9]
             text.append(at_paper_cost(short, at_paper, tolerance))
     text.append(
         f"Selecting on the test set as the authors' scripts do (best test accuracy over epochs) "
@@ -161,10 +226,10 @@ class Chapter(SearchChapter):
 
     @cached_property
     def table3(self) -> pd.DataFrame:
-        """:func:`overall_table` of :attr:`runs`, with the coded storage of each choice
-        (:func:`add_coded_storage`)."""
-        return add_coded_storage(overall_table(self.runs, self.tolerance), self.runs,
-                                 self.run_settings)
+        """:func:`overall_table` of :attr:`runs` (rows marked comparable or not under this
+        chapter's profile), with the coded storage of each choice (:func:`add_coded_storage`)."""
+        return add_coded_storage(overall_table(self.runs, self.tolerance, self.run_settings),
+                                 self.runs, self.run_settings)
 
     @cached_property
     def at_paper(self) -> pd.DataFrame:
@@ -173,23 +238,56 @@ class Chapter(SearchChapter):
                               self.tolerance)
 
     @cached_property
-    def display(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        """(accuracy, memory, chosen configurations): :func:`sgquant.plots.format_overall`."""
-        return format_overall(self.table3)
+    def replication(self) -> pd.DataFrame:
+        """:func:`~sgquant.chapters.replication.replication_status` of :attr:`table3`."""
+        return replication_status(self.table3, self.tolerance)
+
+    def _runs_line(self) -> str:
+        """How many evaluation seeds and searches each run row has, and the dataset names
+        the tables shorten."""
+        ran = self.table3[self.table3["status"] == "run"]
+        short = [f"{v}: {k}" for k, v in SHORT_DATASET_NAMES.items()
+                 if k in set(self.table3["dataset"])]
+        names = f" ({'; '.join(short)}.)" if short else ""
+        if not len(ran):
+            return names
+        return (f" Each row run: {int(ran['seeds'].max())} evaluation seed(s) x "
+                f"{int(ran['searches'].max())} search(es).{names}")
 
     def accuracy_table(self) -> Any:
-        return table(self.display[0], caption=(
+        return table(format_accuracy(self.table3), caption=(
             "Table III (accuracy, %): test accuracy of each method's choice (selected on "
-            "validation, test read once; mean over evaluation seeds, ± std across search "
-            "seeds) and its drop against our FP32, beside the paper's"))
+            "validation, test read once; mean over evaluation seeds) and its drop against our "
+            "FP32, beside the paper's; a search that kept FP32 counts a drop of 0."
+            + self._runs_line()))
 
     def memory_table(self) -> Any:
-        return table(self.display[1], caption=(
-            "Table III (memory): average bits and feature-memory saving of each method's "
-            "choice (mean ± std across search seeds), beside the paper's"))
+        return table(format_memory(self.table3), caption=(
+            "Table III (memory): average bits and feature-memory saving (min/scale counted) "
+            "of each method's choice, beside the paper's: the ratio of the mean memories "
+            "across search seeds, and the median and lowest of the searches' savings."
+            + self._runs_line()))
+
+    def memory_details_table(self) -> Any:
+        return table(format_memory_details(self.table3), caption=(
+            "The saving counted other ways: FP32 megabytes, the mean of the searches' savings "
+            "(a mean of ratios, which a single large saving inflates), the paper's formula "
+            "32 / average bits (no min/scale) and the entropy-coded storage"))
+
+    def authors_table(self) -> Any:
+        return table(format_authors(self.table3), caption=(
+            "The authors' protocol (best test accuracy over epochs, %; selected on test, so "
+            "optimistic), beside the paper's numbers"))
+
+    def replication_table(self) -> Any:
+        return table(format_replication(self.replication), caption=(
+            "Replication status per Table III row (the rule: sgquant.chapters.replication): "
+            "reproduced when every search reaches the paper's saving and the mean test drop "
+            f"is at most {self.tolerance:g} points, partly when one of the two holds, not "
+            "reproduced when neither does." + self._runs_line()))
 
     def chosen_table(self) -> Any:
-        return table(self.display[2], caption=(
+        return table(format_chosen(self.table3), caption=(
             "The configurations the searches chose (bits per layer: attention, then embedding "
             "per degree bucket, lowest degrees first)"))
 
@@ -197,11 +295,15 @@ class Chapter(SearchChapter):
         if not len(self.at_paper):
             return markdown("No search measured a configuration at the paper's saving "
                             "(or no row the paper has was run).")
-        return table(format_at_paper(self.at_paper), caption=(
+        t3 = self.table3.drop_duplicates(["dataset", "model"])
+        notes = {(r.dataset, r.model): f"not comparable ({r.architecture})"
+                 for r in t3.itertuples() if not getattr(r, "comparable", True)}
+        shown = self.at_paper.assign(note=[notes.get((d, m), "") for d, m in
+                                           zip(self.at_paper["dataset"], self.at_paper["model"])])
+        return table(format_at_paper(shown), caption=(
             "At the paper's saving: the configuration with the best validation accuracy among "
             "those each method's searches measured at or above the paper's Table III saving, "
-            "fine-tuned with the method's final fine-tune from every evaluation seed (test "
-            "drop: mean ± std over evaluation seeds)"))
+            "fine-tuned with the method's final fine-tune from every evaluation seed"))
 
     def saving_figure(self) -> Any:
         return plot_overall_saving(self.table3)

@@ -10,7 +10,11 @@ SGQuant+ confirms on the models that follow it), none of them an evaluation mode
 seed plan (:mod:`sgquant.seeds`, ``development`` or ``held-out``) says which. Each choice
 is then fine-tuned (the variant's final fine-tune) from the FP32 model of every
 evaluation seed (:func:`overall_runs`), and its test accuracy is reported once, beside
-the FP32 model's and the paper's (:func:`overall_table`).
+the FP32 model's and the paper's (:func:`overall_table`). A row's saving is the ratio
+of the mean memories across its searches (the median and the lowest beside it); it
+reaches the paper's only when every search does (:func:`reaches_paper`); a search that kept FP32 has drop 0; a row
+whose model the profile trains at another size than the paper is not comparable
+(:func:`paper_mismatch`).
 """
 from __future__ import annotations
 
@@ -22,9 +26,10 @@ import pandas as pd
 from ..assignment import BitAssignment
 from ..checks import check_optional_int
 from ..data import available_datasets
+from ..models import get_model
 from ..paper import paper_table
 from ..settings import RunSettings
-from ..profiles import Profile
+from ..profiles import Profile, get_profile
 from ..runner import Runner, cost_by_purpose
 from ..seeds import SeedPlan, get_plan
 from ..variants import Variant, get_variant
@@ -34,7 +39,7 @@ from .common import (NOT_AVAILABLE, NOT_IN_PROFILE, chapter_settings, dataset_av
                      resolve_datasets, resolve_models, resolve_seeds, run_labelled,
                      search_settings)
 
-__all__ = ["DEFAULT_VARIANTS", "overall_runs", "overall_table"]
+__all__ = ["DEFAULT_VARIANTS", "overall_runs", "overall_table", "paper_mismatch", "reaches_paper"]
 
 #: The methods Table III compares.
 DEFAULT_VARIANTS = ("sgquant", "sgquant+")
@@ -177,45 +182,96 @@ def _pair_runs(name: str, m: str, runner: Runner, seed_list: list[int],
             for rec in run_labelled(runner, labels, jobs)]
 
 
-def _aggregate(ran: pd.DataFrame, tolerance: float) -> dict:
-    """One (dataset, model, variant): means over evaluation seeds per search seed, then
-    mean and std across search seeds (the stability of the choice)."""
+def _per_search(ran: pd.DataFrame) -> pd.DataFrame:
+    """One row per search seed: means over evaluation seeds of the choice's accuracies
+    and drop, and its saving and memory. A search that kept FP32 (``found`` false: no
+    configuration passed) ships the FP32 model itself, so its drop is 0 by definition
+    and its accuracies are the FP32 model's (not a further fine-tune of FP32 weights)."""
+    kept = ~ran["found"].fillna(True).astype(bool) if "found" in ran else \
+        pd.Series(False, index=ran.index)
+    ran = ran.assign(
+        test=ran["test"].where(~kept, ran["fp32_test"]),
+        best_test=ran["best_test"].where(~kept, ran["fp32_best_test"]),
+        val=ran["val"].where(~kept, ran["fp32_val"]),
+        memory_mb=ran["memory_mb"].where(~kept, ran["fp32_memory_mb"]),
+        saving=ran["saving"].where(~kept, 1.0))
     if "search_top_saving" not in ran:  # runs put together without it (by hand)
         ran = ran.assign(search_top_saving=np.nan)
-    per = ran.assign(acc_drop=ran["fp32_test"] - ran["test"]).groupby("search_seed").agg(
+    return ran.assign(acc_drop=ran["fp32_test"] - ran["test"]).groupby("search_seed").agg(
         test=("test", "mean"), acc_drop=("acc_drop", "mean"), best_test=("best_test", "mean"),
         saving=("saving", "first"), formula_saving=("paper_saving", "first"),
         average_bits=("average_bits", "first"), memory_mb=("memory_mb", "first"),
         found=("found", "first"), chosen=("chosen", "first"),
         search_top_saving=("search_top_saving", "first"), val=("val", "mean"),
         fp32_val=("fp32_val", "mean"))
+
+
+def _aggregate(ran: pd.DataFrame, tolerance: float) -> dict:
+    r"""One (dataset, model, variant): per search seed the means over evaluation seeds
+    (:func:`_per_search`), then across search seeds. The row's saving is the ratio of
+    the mean memories,
+
+    .. math:: \text{saving} = \frac{\text{FP32 MB}}{\frac{1}{S}\sum_s \text{MB}_s},
+
+    (30x and 1x give 1.9x), beside the median and the lowest of the searches' savings
+    and, labelled, their mean (``saving_mean_of_ratios``: 15.5x there); ``32 / average
+    bits`` likewise of the mean bits. ``_std`` columns: sample std across search seeds
+    (the FP32 columns: across evaluation seeds; ``val_std``: over all runs)."""
+    per = _per_search(ran)
     row: dict[str, Any] = {"status": "run", "seeds": int(ran["seed"].nunique()),
                            "searches": len(per)}
     fp32 = ran.drop_duplicates("seed")  # one FP32 model per evaluation seed
     for col in ("fp32_test", "fp32_best_test", "fp32_val"):
         row[col], row[f"{col}_std"] = mean_std(fp32[col])
-    row["val"], row["val_std"] = mean_std(ran["val"])
-    for col in ("test", "acc_drop", "best_test", "saving", "formula_saving", "average_bits",
-                "memory_mb"):
+    row["val"], row["val_std"] = mean_std(per["val"])
+    for col in ("test", "acc_drop", "best_test", "average_bits", "memory_mb"):
         row[col], row[f"{col}_std"] = mean_std(per[col])
+    row["fp32_memory_mb"] = float(ran["fp32_memory_mb"].iloc[0])
+    row["saving"] = row["fp32_memory_mb"] / row["memory_mb"]
+    row["saving_mean_of_ratios"], row["saving_std"] = mean_std(per["saving"])
+    row["saving_median"] = float(per["saving"].median())
+    row["saving_min"], row["saving_max"] = float(per["saving"].min()), float(per["saving"].max())
+    row["formula_saving"] = 32.0 / row["average_bits"]
     row["over_tolerance"] = int((per["acc_drop"] > tolerance + 1e-9).sum())
-    row["found"] = int(per["found"].astype(bool).sum())
+    row["found"] = int(per["found"].fillna(True).astype(bool).sum())
     row["search_top_saving"] = float(per["search_top_saving"].mean())
     row["chosen"] = " | ".join(dict.fromkeys(per["chosen"]))
     # each search's choice: (saving, test drop, validation drop), means over evaluation seeds
     row["search_choices"] = [(float(r.saving), float(r.acc_drop), float(r.fp32_val - r.val))
                              for r in per.itertuples()]
-    row["fp32_memory_mb"] = float(ran["fp32_memory_mb"].iloc[0])
     row["final_epochs"] = int(ran["final_epochs"].iloc[0])
     return row
 
 
-def overall_table(runs: pd.DataFrame, tolerance: float = 0.5) -> pd.DataFrame:
+def paper_mismatch(model: str, profile: "str | Profile | RunSettings | None") -> str:
+    """``""`` when ``profile`` trains ``model`` at the paper's size (or no profile is
+    given), else the profile's size as the paper writes it (GAT: heads x hidden, ``"8 x
+    8"`` against the paper's 8 x 256): such a row is not comparable with the paper's."""
+    if profile is None:
+        return ""
+    prof = profile.profile if isinstance(profile, RunSettings) else get_profile(profile)
+    return get_model(model).paper_mismatch(prof)
+
+
+def reaches_paper(t: pd.DataFrame, tolerance: float) -> pd.Series:
+    """Rows of :func:`overall_table` that reach the paper's Table III saving at a drop of
+    at most ``tolerance`` points: **every** search's saving at least the paper's (the
+    lowest, ``saving_min``, not a mean) and the row's mean test drop within tolerance."""
+    return ((t["saving_min"] >= t["paper_saving"] - 1e-9)
+            & (t["acc_drop"] <= tolerance + 1e-9)).fillna(False).astype(bool)
+
+
+def overall_table(runs: pd.DataFrame, tolerance: float = 0.5,
+                  profile: "str | Profile | RunSettings | None" = None) -> pd.DataFrame:
     """Table III: one row per (dataset, model, variant) run (:func:`_aggregate`), beside
     the paper's numbers, in the paper's row order; pairs the paper does not have (another
     dataset) follow with its columns empty, pairs not run keep their ``status``.
     ``acc_drop`` is FP32 test minus the variant's test (points), ``over_tolerance`` the
-    searches whose drop exceeds ``tolerance``."""
+    searches whose drop exceeds ``tolerance``, ``searches_reaching`` those whose saving
+    is at least the paper's, ``reaches`` :func:`reaches_paper`. ``comparable``: false
+    where ``profile`` (the runs') trains the model at another size than the paper
+    (:func:`paper_mismatch`, in ``architecture``); such rows count in no comparison with
+    the paper."""
     paper = paper_table("table3_overall")
     runs = runs.reindex(columns=list(dict.fromkeys([*runs.columns, "dataset", "model", "status",
                                                     "variant"])))
@@ -226,7 +282,9 @@ def overall_table(runs: pd.DataFrame, tolerance: float = 0.5) -> pd.DataFrame:
     rows = []
     for d, m in order:
         p = by_pair.get((d, m))
-        base: dict[str, Any] = {"dataset": d, "model": m}
+        mismatch = paper_mismatch(m, profile) if p is not None else ""
+        base: dict[str, Any] = {"dataset": d, "model": m, "comparable": not mismatch,
+                                "architecture": mismatch}
         if p is not None:
             base.update(paper_fp32_acc=p.fp32_accuracy, paper_acc=p.sgquant_accuracy,
                         paper_acc_drop=p.fp32_accuracy - p.sgquant_accuracy,
@@ -241,4 +299,10 @@ def overall_table(runs: pd.DataFrame, tolerance: float = 0.5) -> pd.DataFrame:
         for v, sub in ran.groupby("variant", sort=False):
             rows.append({**base, "variant": v, "variant_label": sub["variant_label"].iloc[0],
                          **_aggregate(sub, tolerance)})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if "saving_min" in out:
+        out["searches_reaching"] = [
+            sum(c[0] >= ps - 1e-9 for c in ch) if isinstance(ch, list) and pd.notna(ps)
+            else np.nan for ch, ps in zip(out["search_choices"], out["paper_saving"])]
+        out["reaches"] = reaches_paper(out, tolerance)
+    return out

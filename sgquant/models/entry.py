@@ -85,3 +85,21 @@ class ModelEntry:
         if self.profile_fields:
             return {arg: getattr(profile, f) for arg, f in self.profile_fields.items()}
         return {"hidden": self.hidden, "num_layers": self.num_layers}
+
+    def size_label(self, profile: Any = None) -> str:
+        """The size ``profile`` trains (``None``: the paper's) as the paper writes it, the
+        options first: GAT's heads x hidden (``"8 x 256"``), else hidden x layers."""
+        size = {"hidden": self.hidden, "num_layers": self.num_layers, **self.options}
+        if profile is not None:
+            size.update(self.profile_architecture(profile))
+        keys = [*self.options, "hidden"] if self.options else ["hidden", "num_layers"]
+        return " x ".join(str(size[k]) for k in keys)
+
+    def paper_mismatch(self, profile: Any) -> str:
+        """``""`` when ``profile`` trains the paper's size (or the paper has no such
+        model), else :meth:`size_label` of ``profile`` (GAT in ``default``: ``"8 x 8"``)."""
+        ours = self.profile_architecture(profile)
+        paper = {"hidden": self.hidden, "num_layers": self.num_layers, **self.options}
+        if not self.in_paper or all(paper.get(k) == v for k, v in ours.items()):
+            return ""
+        return self.size_label(profile)

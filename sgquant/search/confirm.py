@@ -5,8 +5,9 @@ with the largest saving often passed by the luck of its one fine-tune. After the
 budget is spent, the ``confirm_top`` feasible configurations with the largest
 savings are fine-tuned ``confirm_seeds`` more times from the same FP32 weights
 (other fine-tune seeds, :func:`confirmation_seeds`) and the chosen one is the
-largest saving whose *mean* validation accuracy (or a lower confidence bound of it,
-over fresh fine-tunes only: :class:`~sgquant.variants.Confirmation`) stays within
+largest saving whose *mean* validation accuracy (or a one-sided lower confidence bound
+of it at a stated level, Student's t: :func:`confirmed_accuracy`,
+:class:`~sgquant.variants.Confirmation`) stays within
 tolerance (:func:`confirm_choice`). With ``other_fp32``, the same fresh fine-tunes also
 run from other FP32 models (:meth:`~sgquant.variants.Confirmation.fp32_seeds`), each
 accuracy shifted by its model's FP32 validation accuracy to the search model's,
@@ -33,7 +34,7 @@ from .rounds import MeasurementRun
 from .result import TEST_FIELDS
 
 __all__ = ["confirm_choice", "confirmation_seeds", "check_confirm", "confirmed_accuracy",
-           "every_run_must_pass", "Confirmation"]
+           "every_run_must_pass", "t_quantile", "Confirmation"]
 
 
 def confirmation_seeds(seed: int, confirm_seeds: int, fp32_seed: int) -> list[int]:
@@ -51,25 +52,42 @@ def check_confirm(confirm_top: Any, confirm_seeds: Any) -> tuple[int, int]:
     return c.top, c.seeds
 
 
-def confirmed_accuracy(vals: list[float], z: float) -> float:
-    r""":math:`\bar a - z s / \sqrt{n}` of the validation accuracies ``vals`` (the mean
-    when ``z = 0`` or ``n = 1``)."""
+def confirmed_accuracy(vals: list[float], level: float) -> float:
+    r"""The one-sided lower confidence bound of level ``level`` on the mean of the
+    validation accuracies ``vals``,
+
+    .. math:: \bar a - t_{\text{level},\,n-1}\, s / \sqrt{n}
+
+    (:math:`t_{\text{level},\,n-1}` the quantile of Student's t with :math:`n - 1`
+    degrees of freedom, :func:`t_quantile`; :math:`s` the sample standard deviation); the
+    mean when ``level = 0.5`` or ``n = 1``. With :math:`n = 2` and ``level = 0.75``,
+    :math:`t = 1`: the mean minus one standard error."""
     arr = np.asarray(vals, dtype=float)
-    if z == 0 or arr.size < 2:
+    if level == 0.5 or arr.size < 2:
         return float(arr.mean())
-    return float(arr.mean() - z * arr.std(ddof=1) / np.sqrt(arr.size))
+    q = t_quantile(level, arr.size - 1)
+    return float(arr.mean() - q * arr.std(ddof=1) / np.sqrt(arr.size))
+
+
+def t_quantile(level: float, df: int) -> float:
+    r"""The ``level`` quantile of Student's t with ``df`` degrees of freedom (scipy's),
+    rounded to 12 significant digits so that exact values stay exact
+    (:math:`t_{0.75,1} = \tan(\pi/4) = 1`, where scipy gives 1 + 2e-16)."""
+    from scipy.stats import t
+
+    return float(f"{float(t.ppf(level, df)):.12g}")
 
 
 def every_run_must_pass(c: Confirmation) -> bool:
     r"""Whether ``c`` confirms a configuration exactly when every judged fine-tune is within
     tolerance: it judges fresh fine-tunes only, one or two of them, by a bound that is their
-    minimum (two values: :math:`\bar a - z s/\sqrt 2 = \min` iff :math:`z = 1`). Then a
+    minimum (two values: :math:`\bar a - t s/\sqrt 2 = \min` iff :math:`t = 1`, level 0.75). Then a
     fine-tune may stop once it is within tolerance without changing the decision
     (:mod:`sgquant.fidelity`)."""
     n = c.seeds * ((1 if c.search_model else 0) + c.other_fp32)
     if not c.fresh_only or n > 2:
         return False
-    return n == 1 or confirmed_accuracy([0.0, 1.0], c.z) == 0.0
+    return n == 1 or confirmed_accuracy([0.0, 1.0], c.level) == 0.0
 
 
 def _batches(ok: pd.DataFrame, top: int, ladder: float, batches: int = 4
@@ -154,7 +172,7 @@ def confirm_choice(run: MeasurementRun, records: pd.DataFrame, seed: int,
             vals = [float(r["val_acc"]) for r in judged + theirs]
             good = all(r["status"] != "failed" for r in mine + theirs)
             mean_val = float(np.mean(vals)) if good else np.nan
-            bound = confirmed_accuracy(vals, c.z) if good else np.nan
+            bound = confirmed_accuracy(vals, c.level) if good else np.nan
             confirmed = bool(good and bound >= run.threshold - ACCURACY_SLACK)
             for r in mine + theirs:
                 rows.append({**r, "rank": int(rank), "saving": float(top["saving"]),
