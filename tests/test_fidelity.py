@@ -82,8 +82,8 @@ def test_every_run_rule():
     plus = VARIANTS["sgquant+"].confirmation
     assert every_run_must_pass(plus)  # two fresh fine-tunes, bound = their minimum
     assert not every_run_must_pass(VARIANTS["sgquant"].confirmation)  # a mean with the search's
-    assert not every_run_must_pass(Confirmation(fresh_only=True, z=0.0))  # a mean of two
-    assert not every_run_must_pass(Confirmation(fresh_only=True, seeds=3, z=1.0))
+    assert not every_run_must_pass(Confirmation(fresh_only=True, level=0.5))  # a mean of two
+    assert not every_run_must_pass(Confirmation(fresh_only=True, seeds=3, level=0.75))
 
 
 @pytest.mark.parametrize("variant", ["sgquant+"])

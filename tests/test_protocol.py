@@ -29,7 +29,7 @@ from sgquant.data import (PERMUTE_ENV, dataset_key, label_permutation_seed, load
 from sgquant.profiles import get_profile
 from sgquant.runner import jobs
 from sgquant.search import SearchResult, cost_model_search, random_search
-from sgquant.search.choice import SEARCH_FP32_SEED
+from sgquant.seeds import DEVELOPMENT
 from sgquant.settings import RunSettings
 
 pytestmark = pytest.mark.usefixtures("one_thread", "cora")
@@ -224,7 +224,7 @@ def _searches_and_table3(settings: RunSettings) -> dict:
     for variant in VARIANTS:
         for method, search in (("random", random_search), ("cost-model", cost_model_search)):
             result = search("Cora", "gcn", variant=variant, settings=settings, seed=0,
-                            fp32_seed=SEARCH_FP32_SEED, tolerance=TOLERANCE, progress=False)
+                            fp32_seed=DEVELOPMENT.search_fp32(0), tolerance=TOLERANCE, progress=False)
             out[f"{method} {variant}"] = result
             out[f"at 2x {method} {variant}"] = at_paper.at_paper_info(result, 2.0)
     runs = table3.overall_runs("Cora", "gcn", settings, tolerance=TOLERANCE,

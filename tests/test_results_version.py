@@ -66,7 +66,7 @@ def _schedule_preset(mp):
 def _variant_confirmation(mp):
     plus = variants.ABLATION[-1]
     moved = dataclasses.replace(plus, confirmation=dataclasses.replace(plus.confirmation,
-                                                                       z=1.5))
+                                                                       level=0.9))
     mp.setattr(variants, "ABLATION", (*variants.ABLATION[:-1], moved))
 
 
