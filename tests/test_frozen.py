@@ -50,6 +50,8 @@ def test_the_design_table_says_what_each_choice_was_chosen_on():
     # the test-chosen settings are said to be test-chosen
     assert (t.set_index("choice").loc[["Clipped ranges", "Final fine-tune",
                                        "AGNN learning rate"], "chosen_on"] == "test").all()
+    text = frozen.design_list()
+    assert text.count("\n* ") == len(t) - 1 and "(chosen on *validation*)" in text
 
 
 def _table(rows):
@@ -78,6 +80,11 @@ def test_development_beside_held_out_and_its_reading():
     assert "On Coauthor-CS gcn, never used in development, SGQuant+ saves 20.00x" in text
     shown = format_held_out(c)
     assert ("test drop", "held out") in shown.columns and shown.shape[0] == 2
+    # the comparison and the frozen settings fit the book's column in a 1,400-px window
+    from html_width import content_width, table_width
+    from sgquant.plots import table
+    for df in (shown, frozen.settings_table()):
+        assert table_width(table(df, caption="x").to_html()) <= content_width(1400)
 
 
 def test_held_out_runs_refuse_a_method_that_moved_before_any_work(monkeypatch, tmp_path):

@@ -342,11 +342,9 @@ class Chapter(SearchChapter):
             "against it before they start"))
 
     def design_display(self) -> Any:
-        from ..frozen import design_table
+        from ..frozen import design_list
 
-        return table(design_table(), caption=(
-            "How SGQuant+ was designed: each choice, what it was chosen on, the evidence and "
-            "the alternative that stays runnable"))
+        return markdown(design_list())
 
     def held_out_display(self) -> Any:
         if not len(self.held_out_comparison):

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 __all__ = ["FROZEN", "frozen_file_name", "method_settings", "frozen_settings", "check_frozen", "settings_table",
-           "design_table"]
+           "design_table", "design_list"]
 
 #: The frozen methods and their versions (the newest last).
 FROZEN: dict[str, tuple[str, ...]] = {"sgquant+": ("2026.12",)}
@@ -92,3 +92,11 @@ def design_table() -> pd.DataFrame:
     alternative that stays runnable (``sgquant/frozen/design.csv``)."""
     with resources.files(__name__).joinpath("design.csv").open() as f:
         return pd.read_csv(f)
+
+
+def design_list() -> str:
+    """:func:`design_table` as a Markdown list (prose wraps; a table of it would not fit
+    the book's column): per choice, its setting, what it was chosen on, the evidence and
+    the alternative."""
+    return "\n".join(f"* **{r.choice}** (chosen on *{r.chosen_on}*): {r.setting}. {r.evidence}. "
+                     f"Runnable alternative: {r.alternative}." for r in design_table().itertuples())
