@@ -120,13 +120,13 @@ class Fidelity:
         return not self.stop_when_feasible and self.rung is None
 
     def rule(self, threshold: float, epochs: int, *, confirmation: bool = False,
-             exact_only: bool = False) -> Optional[StopRule]:
+             averaged: bool = False) -> Optional[StopRule]:
         """The :class:`StopRule` of an ``epochs``-epoch fine-tune judged against
         ``threshold`` (a validation accuracy, a fraction); ``None`` when it runs in full.
         ``confirmation``: a confirmation's fine-tune (the rung only with
-        ``confirm_rung``); ``exact_only``: no stop at the threshold (its decision averages
-        accuracies, which a stop would lower)."""
-        stop_at = threshold if self.stop_when_feasible and not exact_only else None
+        ``confirm_rung``); ``averaged``: its decision averages several fine-tunes' accuracies,
+        which a stop at the threshold would lower, so it has none."""
+        stop_at = threshold if self.stop_when_feasible and not averaged else None
         rung_epoch = None
         if self.rung is not None and (self.confirm_rung or not confirmation):
             rung_epoch = max(1, math.ceil(self.rung * epochs))

@@ -46,7 +46,7 @@ def test_rules_from_a_fidelity():
     assert (r.stop_at, r.rung_epoch) == (0.8, 3) and r.rung_floor == pytest.approx(0.75)
     assert r.stops(0, 0.8) and not r.stops(2, 0.7) and r.stops(3, 0.7) and not r.stops(3, 0.76)
     assert f.rule(0.8, 10, confirmation=True).rung_epoch is None  # confirm_rung False
-    assert f.rule(0.8, 10, exact_only=True).stop_at is None
+    assert f.rule(0.8, 10, averaged=True).stop_at is None
     assert f.rule(0.8, 1).rung_epoch is None  # a rung at the last epoch saves nothing
     assert get_fidelity("full").rule(0.8, 10) is None
     ft = Finetune(stop=r)

@@ -80,10 +80,10 @@ def t_quantile(level: float, df: int) -> float:
 
 def every_run_must_pass(c: Confirmation) -> bool:
     r"""Whether ``c`` confirms a configuration exactly when every judged fine-tune is within
-    tolerance: it judges fresh fine-tunes only, one or two of them, by a bound that is their
-    minimum (two values: :math:`\bar a - t s/\sqrt 2 = \min` iff :math:`t = 1`, level 0.75). Then a
-    fine-tune may stop once it is within tolerance without changing the decision
-    (:mod:`sgquant.fidelity`)."""
+    tolerance: it judges fresh fine-tunes only, one or two of them, by a bound that is
+    their minimum (two values: :math:`\bar a - t s/\sqrt 2 = \min` iff :math:`t = 1`, which
+    is level 0.75). Then a fine-tune may stop once it is within tolerance without
+    changing the decision (:mod:`sgquant.fidelity`)."""
     n = c.seeds * ((1 if c.search_model else 0) + c.other_fp32)
     if not c.fresh_only or n > 2:
         return False
@@ -138,8 +138,7 @@ def confirm_choice(run: MeasurementRun, records: pd.DataFrame, seed: int,
                                                   ascending=[False, False, True])
     cols = ["rank", "config_key", "saving", "fp32_seed", "finetune_seed", "status", "error",
             "val_acc", "test_acc", "best_test_acc", "seconds", "epochs_run", "worker",
-            "mean_val_acc",
-            "confirmed_val_acc", "confirmed"]
+            "mean_val_acc", "confirmed_val_acc", "confirmed"]
     if not len(ok) or c.top == 0:
         return (ok.iloc[0] if len(ok) else None), pd.DataFrame(columns=cols), {}
     seeds = confirmation_seeds(seed, c.seeds, run.setup.seed)

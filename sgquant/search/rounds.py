@@ -94,7 +94,7 @@ class MeasurementRun:
         confirmation that averages its fine-tunes, which must not stop at the threshold."""
         epochs = finetune.epochs or self.setup.profile.finetune_epochs
         rule = self.fidelity.rule(self.threshold - ACCURACY_SLACK, epochs,
-                                  confirmation=confirmation, exact_only=not every_run)
+                                  confirmation=confirmation, averaged=not every_run)
         return finetune if rule is None else replace(finetune, stop=rule)
 
     def measure_round(self, iteration: int, vectors: np.ndarray, sources: Sequence[str],
