@@ -30,6 +30,20 @@ def _isolated_env(tmp_path_factory):
             os.environ[key] = value
 
 
+@pytest.fixture(autouse=True)
+def _run_settings_restored():
+    """A test that sets the run's device or scheduler (``use_run_settings`` writes them to
+    the environment for child processes) leaves them as they were: a scheduler left
+    behind would send every later test's jobs to a Dask cluster."""
+    saved = {k: os.environ.get(k) for k in ("SGQUANT_DEVICE", "SGQUANT_SCHEDULER")}
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture
 def one_thread():
     """One torch thread for the test (shared 2-core machines: tiny ops contend badly on

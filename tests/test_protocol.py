@@ -97,11 +97,12 @@ def _is_test(path: tuple) -> bool:
 
 def _fields(obj: Any) -> tuple[dict, dict]:
     """(what a choice may depend on, the test fields) of ``obj``, leaf by leaf; wall
-    times (``*seconds``) in neither. A table's column list is kept as a choice field."""
+    times (``*seconds``) and the process that ran a job (``worker``: ``host:pid``) in
+    neither. A table's column list is kept as a choice field."""
     choice, test = {}, {}
     for path, value in _leaves(_plain(obj)):
         name = _name(path)
-        if name.endswith("seconds"):
+        if name.endswith("seconds") or name == "worker":
             continue
         (test if _is_test(path) else choice)[path] = value
     return choice, test
