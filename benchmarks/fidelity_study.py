@@ -28,13 +28,13 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Optional, Sequence  # noqa: E402
 
 from sgquant.cache import atomic_write_json  # noqa: E402
 from sgquant.checks import check_int  # noqa: E402
+from sgquant.fidelity import Fidelity  # noqa: E402
 from sgquant.measure import build_for, prepare  # noqa: E402
 from sgquant.models import MODELS  # noqa: E402
 from sgquant.profiles import PROFILES, get_profile  # noqa: E402
@@ -76,19 +76,18 @@ def curves(dataset: str, model: str, variant: str, epochs: int, configs: int,
 
 
 def replay(study: dict, epochs: int) -> list[dict]:
-    """False kills and the epochs spent for each (rung, margin), against full runs."""
+    """False kills and the epochs spent for each (rung, margin), against full runs: each
+    curve replayed through the :class:`~sgquant.fidelity.StopRule` a search would use."""
     T, rows = study["threshold"], []
     full = epochs * len(study["curves"])
     for rung in RUNGS:
-        at = max(1, math.ceil(rung * epochs))
         for margin in MARGINS:
+            rule = Fidelity("study", stop_when_feasible=True, rung=rung,
+                            margin=margin).rule(T - 1e-9, epochs)
             kills = spent = 0
-            for c in study["curves"]:  # c[0]: epoch 0, c[e]: after epoch e
-                reach = next((e for e, b in enumerate(c) if b >= T - 1e-9), None)
-                killed = at < epochs and c[at] < T - margin / 100.0 and (reach is None or
-                                                                          reach > at)
-                kills += bool(killed and c[-1] >= T - 1e-9)
-                stop = min(x for x in (reach, at if killed else None, epochs) if x is not None)
+            for c in study["curves"]:  # c[0]: epoch 0, c[e]: best after epoch e
+                stop = next((e for e, b in enumerate(c) if rule.stops(e, b)), epochs)
+                kills += bool(c[stop] < T - 1e-9 <= c[-1])  # stopped short of feasible
                 spent += stop
             rows.append({"rung": rung, "margin": margin, "false_kills": kills,
                          "feasible": sum(c[-1] >= T - 1e-9 for c in study["curves"]),

@@ -23,6 +23,11 @@ def _isolated_env(tmp_path_factory):
     if MIRROR.is_dir():
         os.environ["SGQUANT_DATA_MIRROR"] = str(MIRROR)
     yield
+    _restore_env(saved)
+
+
+def _restore_env(saved: dict) -> None:
+    """Put the environment variables of ``saved`` back (``None``: unset)."""
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
@@ -37,11 +42,7 @@ def _run_settings_restored():
     behind would send every later test's jobs to a Dask cluster."""
     saved = {k: os.environ.get(k) for k in ("SGQUANT_DEVICE", "SGQUANT_SCHEDULER")}
     yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    _restore_env(saved)
 
 
 @pytest.fixture
