@@ -285,6 +285,14 @@ def execute_chapter(template: "str | os.PathLike", output: "str | os.PathLike",
             super().__init__(*args, **kwargs)
             kernels.append(self)
 
+        async def start_kernel(self, **kwargs: Any) -> None:
+            # in a session of its own: a Ctrl-C at the terminal reaches the kernel once,
+            # through _interrupt_kernel_on_sigint, not also as the process group's
+            # SIGINT (two interrupts at once could abort its ZMQ loop mid-poll, which
+            # printed libzmq's "Assertion failed: pfd.revents & POLLIN" on stderr)
+            kwargs.setdefault("independent", True)
+            await super().start_kernel(**kwargs)
+
     start = time.perf_counter()
     with _interrupt_kernel_on_sigint(kernels) as state:
         try:

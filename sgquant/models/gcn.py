@@ -10,7 +10,7 @@ coefficients :math:`1/\sqrt{\hat d_u \hat d_v}`). Dropout on each layer's input.
 from __future__ import annotations
 
 import warnings
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +21,7 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from .base import LayerSpec, QuantGNN, check_dropout, use_row_blocks
 from .entry import ModelEntry
 
-__all__ = ["GCN", "ENTRY"]
+__all__ = ["GCN", "SparseProduct", "ENTRY"]
 
 
 class GCN(QuantGNN):
@@ -63,20 +63,22 @@ class GCN(QuantGNN):
             self._norm_cache = (edge_index, (edge_index._version, num_nodes), ei, w)
         return self._norm_cache[2], self._norm_cache[3]
 
-    def adjacency(self, k: int, ei: Tensor, w: Tensor, num_nodes: int) -> Tensor:
-        r"""Layer ``k``'s quantized coefficients as a sparse CSR matrix :math:`\hat A^\top`
-        (rows: targets), for training: the coefficients do not depend on the weights, so
-        it is built once per assignment (:meth:`reset_cache` forgets it) and each step is
-        one sparse-dense product in PyG's ``GCNConv`` instead of per-edge messages."""
+    def adjacency(self, k: int, ei: Tensor, w: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
+        r"""Layer ``k``'s quantized coefficients as sparse CSR matrices :math:`\hat A^\top`
+        (rows: targets) and its transpose, for training: the coefficients do not depend
+        on the weights, so both are built once per assignment (:meth:`reset_cache`
+        forgets them) and each step is one sparse-dense product forward and one backward
+        (:class:`SparseProduct`) instead of per-edge messages."""
         cached = self._adjacency.get(k)
         if cached is not None and cached[0] is ei:
-            return cached[1]
+            return cached[1], cached[2]
         with warnings.catch_warnings():  # torch: "sparse CSR support is in beta"
             warnings.simplefilter("ignore", UserWarning)
-            adj = torch.sparse_coo_tensor(torch.stack([ei[1], ei[0]]), w.detach(),
-                                          (num_nodes, num_nodes)).coalesce().to_sparse_csr()
-        self._adjacency[k] = (ei, adj)
-        return adj
+            adj, adj_t = (torch.sparse_coo_tensor(torch.stack(pair), w.detach(),
+                                                  (num_nodes, num_nodes)).coalesce().to_sparse_csr()
+                          for pair in ((ei[1], ei[0]), (ei[0], ei[1])))
+        self._adjacency[k] = (ei, adj, adj_t)
+        return adj, adj_t
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         """Training aggregates with a sparse product (fast); evaluation with PyG's
@@ -88,7 +90,10 @@ class GCN(QuantGNN):
         for k, conv in enumerate(self.convs):
             wq = self.quant_att(w, k)
             if self.training:
-                h = conv(self.layer_input(h, k), self.adjacency(k, ei, wq, n))
+                xw = conv.lin(self.layer_input(h, k))
+                h = SparseProduct.apply(xw, *self.adjacency(k, ei, wq, n))
+                if conv.bias is not None:
+                    h = h + conv.bias
             else:
                 h = conv(self.layer_input(h, k), ei, wq)
             if k < len(self.convs) - 1:
@@ -126,6 +131,22 @@ class GCN(QuantGNN):
                 h = runner.pack_nodes(F.relu(out), k + 1)
                 out = None
         return out
+
+
+class SparseProduct(torch.autograd.Function):
+    r""":math:`Y = A X` for a constant sparse :math:`A` whose transpose is given:
+    the backward pass is :math:`\partial L / \partial X = A^\top \partial L / \partial Y`
+    with the cached :math:`A^\top` (torch would transpose and sort :math:`A` on every
+    step: half of a GCN epoch on Amazon-Computers)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, adj: Tensor, adj_t: Tensor) -> Tensor:
+        ctx.adj_t = adj_t
+        return torch.sparse.mm(adj, x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Optional[Tensor], None, None]:
+        return torch.sparse.mm(ctx.adj_t, grad), None, None
 
 
 def _inv_sqrt_degree(deg: Tensor) -> Tensor:
