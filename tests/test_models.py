@@ -256,3 +256,32 @@ def test_points_take_their_kinds_options(tiny_graph):
     out = model(tiny_graph.x, tiny_graph.edge_index)
     model.set_bits(BitAssignment.uniform(2, 2))
     assert not torch.equal(out, model(tiny_graph.x, tiny_graph.edge_index))
+
+
+def test_gcn_training_step_reuses_its_transposed_adjacency(tiny_graph):
+    """A GCN training step's backward multiplies by the transpose cached with the
+    adjacency (torch transposed and sorted the CSR matrix on every step), and its
+    gradients are those of PyG's GCNConv on the same sparse adjacency, bit for bit."""
+    from torch.profiler import profile
+
+    x, ei = tiny_graph.x, tiny_graph.edge_index
+    torch.manual_seed(0)
+    net = build_model("gcn", x.size(1), 3, dropout=0.0).train()
+    net(x, ei).sum().backward()  # builds the cached matrices
+    net.zero_grad()
+    with profile() as prof:
+        out = net(x, ei)
+        out.square().sum().backward()
+    ops = {e.key for e in prof.key_averages()}
+    assert not ops & {"aten::_to_sparse_csr", "aten::sort"}, sorted(ops)
+    ours = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    n = x.size(0)
+    e, w = net.normalized_edges(ei, n)
+    h = x
+    for k, conv in enumerate(net.convs):  # PyG's own sparse path, torch's own backward
+        h = conv(h, net.adjacency(k, e, w, n)[0])
+        h = h.relu() if k < len(net.convs) - 1 else h
+    assert torch.equal(h, out)
+    h.square().sum().backward()
+    assert all(torch.equal(a, p.grad) for a, p in zip(ours, net.parameters()))
