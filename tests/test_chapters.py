@@ -394,7 +394,8 @@ def test_peers_reading_chooses_on_validation_and_never_on_test():
     front = pd.DataFrame({"dataset": "Cora", "model": "gcn", "variant": "sgquant",
                           "method": "SGQuant", "average_bits": [1.0, 2.0, 3.0, 9.0],
                           "val": [70.0, 78.0, 77.0, 90.0], "test": [75.0, 71.0, 80.0, 85.0],
-                          "fp32_test": 81.0})
+                          "fp32_seed": [100, 110, 100, 110], "fp32_val": [79.0, 80.0, 79.0, 80.0],
+                          "fp32_test": [81.0, 83.0, 81.0, 83.0]})
     best = best_within_bits(front, 3.0)
     assert best["average_bits"] == 2.0 and best["test"] == 71.0   # not test's 80.0 at 3 bits
     assert best_within_bits(front, 0.5) is None
@@ -405,6 +406,29 @@ def test_peers_reading_chooses_on_validation_and_never_on_test():
     for perm in ([80.0, 85.0, 75.0, 71.0], [85.0, 80.0, 71.0, 75.0]):
         shuffled = front.assign(test=perm)
         assert best_within_bits(shuffled, 3.0)["average_bits"] == 2.0
+
+
+def test_peers_fronts_name_every_search_model_they_pool():
+    """A front pools the searches of several search seeds, each on its own FP32 model: the
+    reading names each model and its FP32 test accuracy, and the figure's FP32 line is
+    their mean with their range shaded (it showed the first model's alone)."""
+    from sgquant.chapters.peers import plot_fronts, reading_peers
+
+    front = pd.DataFrame({"dataset": "Cora", "model": "gcn", "variant": "sgquant",
+                          "method": "SGQuant", "average_bits": [1.0, 2.0, 3.0],
+                          "val": [70.0, 78.0, 79.0], "test": [75.0, 71.0, 80.0],
+                          "fp32_seed": [100, 110, 120], "fp32_val": [79.0, 80.0, 81.0],
+                          "fp32_test": [81.0, 83.0, 82.0]})
+    peers = pd.DataFrame({"dataset": ["Cora"], "model": ["gcn"], "method": ["A2Q"],
+                          "accuracy": [80.0], "accuracy_std": [float("nan")],
+                          "average_bits": [3.0], "protocol": ["theirs"]})
+    text = reading_peers(front, peers)
+    assert "Cora GCN: seed 100 81.0%, 110 83.0%, 120 82.0%" in text
+    ax = plot_fronts(front, peers).axes[0]
+    fp32 = [ln for ln in ax.get_lines() if ln.get_label().startswith("FP32")]
+    assert len(fp32) == 1 and fp32[0].get_ydata()[0] == 82.0
+    assert "mean of the 3 search models" in fp32[0].get_label()
+    assert len(ax.patches) >= 1  # the shaded range
 
 
 def test_chapter_resolves_one_run_settings_and_passes_it_to_its_runs(monkeypatch):
