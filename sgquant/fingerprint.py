@@ -47,9 +47,14 @@ def _plain(value: Any) -> Any:
 
 
 def _field_defaults(cls: type) -> dict[str, Any]:
-    """A dataclass's field defaults (a factory's product for ``default_factory``)."""
+    """A dataclass's field defaults (a factory's product for ``default_factory``); a field
+    whose default is ``None`` (the value comes from elsewhere, a profile or a variant that
+    is fingerprinted itself, or the setting is off) is left out, so a new optional
+    setting does not move the fingerprint, and giving it a default value does."""
     out = {}
     for f in dataclasses.fields(cls):
+        if f.default is None:
+            continue
         if f.default is not dataclasses.MISSING:
             out[f.name] = f.default
         elif f.default_factory is not dataclasses.MISSING:

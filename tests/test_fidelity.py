@@ -2,6 +2,9 @@
 search decisions they must not change."""
 from __future__ import annotations
 
+import re
+from concurrent.futures import Future
+
 import pytest
 import torch
 
@@ -111,3 +114,59 @@ def test_stopping_once_feasible_changes_no_decision_of_a_random_search(tmp_path,
     spent = lambda r: sum(c["epochs"] for p, c in r.cost.items() if p != "fp32")
     assert spent(stop) < spent(full)
     assert (stop.records["epochs_run"] <= full.records["epochs_run"]).all()
+
+
+# ------------------------------------------------------------- epoch budget
+class _EpochOracle(SerialExecutor):
+    """Records shaped like a thrifty search's: a configuration with every hidden field
+    at >= 4 bits keeps FP32 accuracy and stops after one epoch; any other drops and
+    runs the full fine-tune (the quick profile's 3 epochs)."""
+
+    def submit(self, fn, job):
+        from sgquant.assignment import BitAssignment
+        from search_checks import fake_record
+        a = BitAssignment.from_dict(job.assignment)
+        good = min(b for f, b in a.flat().items() if not f.startswith("emb_L1")) >= 4
+        fp32 = job.fp32.summary["val_acc"]
+        record = fake_record(job, fp32 if good else fp32 - 0.2)
+        record["epochs_run"] = 1 if good else 3
+        future = Future()
+        future.set_result(record)
+        return future
+
+
+@pytest.mark.parametrize("method", ["cost-model", "random"])
+def test_an_epoch_budget_runs_rounds_until_its_epochs_are_spent(tmp_path, method):
+    """Rounds of n_mea (budget 8, quick profile: first round 4 for the cost model, then
+    2 a round; random search measures 2 a round) until the candidates' epochs reach the
+    budget: the last round passes it, the one before did not; cheap candidates buy more
+    configurations than the configuration budget; a rerun reads everything back."""
+    from sgquant.search import search
+    spec = SearchSpec(budget=8, epoch_budget=30, seed=1, confirm_top=0)
+    kw = dict(settings=RunSettings.resolve(profile="quick", results=tmp_path),
+              executor=_EpochOracle(), progress=False)
+    result = search("Cora", "gcn", method, spec, **kw)
+    recs = result.records
+    spent = recs["epochs_run"].cumsum()
+    last = recs["iteration"].max()
+    assert spent.iloc[-1] >= 30 and spent[recs["iteration"] < last].iloc[-1] < 30
+    assert result.settings["epochs_spent"] == spent.iloc[-1]
+    sizes = recs.groupby("iteration").size()
+    assert sizes.iloc[1:].tolist() == [2] * (len(sizes) - 1)
+    assert sizes.iloc[0] == (4 if method == "cost-model" else 2)
+    assert len(recs) > 8  # feasible candidates cost one epoch each
+    again = search("Cora", "gcn", method, spec, **kw)
+    assert set(again.records["status"]) == {"cached"}
+    assert again.records["config_key"].tolist() == recs["config_key"].tolist()
+
+
+@pytest.mark.parametrize("epoch_budget, words", [
+    (0, "epoch_budget must be an integer >= 1"), (-5, "epoch_budget must be"),
+    (2.5, "epoch_budget must be"), (2, "epoch_budget 2 is less than one candidate's "
+                                      "fine-tune (3 epochs)")])
+def test_an_epoch_budget_that_cannot_run_is_refused_by_name(tmp_path, epoch_budget, words):
+    from sgquant.search import search
+    with pytest.raises(ValueError, match=re.escape(words)):
+        search("Cora", "gcn", "random", SearchSpec(budget=4, epoch_budget=epoch_budget),
+               settings=RunSettings.resolve(profile="quick", results=tmp_path),
+               executor=_EpochOracle(), progress=False)

@@ -74,9 +74,14 @@ def _search_strategy(mp):
     mp.setattr(strategy, "STRATEGY", strategy.Strategy(trees=11))
 
 
+def _optional_setting_on(mp):
+    from sgquant.search.spec import SearchSpec
+    mp.setattr(SearchSpec.__dataclass_fields__["epoch_budget"], "default", 100)
+
+
 @pytest.mark.parametrize("move", [_registry_lr, _class_dropout, _profile_budget,
                                   _finetune_default, _schedule_preset, _variant_confirmation,
-                                  _search_strategy])
+                                  _search_strategy, _optional_setting_on])
 def test_a_moved_default_moves_the_fingerprint(monkeypatch, move):
     before = fingerprint()
     move(monkeypatch)

@@ -80,7 +80,7 @@ def _spec(args: argparse.Namespace) -> SearchSpec:
             if getattr(args, opt) is not None:
                 raise ValueError(f"--{opt.replace('_', '-')} applies to --method cost-model "
                                  "only, not random")
-    return SearchSpec(budget=args.budget, tolerance=args.tolerance, seed=args.seed,
+    return SearchSpec(budget=args.budget, epoch_budget=args.epoch_budget, tolerance=args.tolerance, seed=args.seed,
                       bit_choices=args.bits, confirm_top=args.confirm_top,
                       confirm_seeds=args.confirm_seeds, variant=args.variant,
                       fidelity=args.fidelity, **rounds)
@@ -119,6 +119,10 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--method", default="cost-model", choices=METHODS)
     p.add_argument("--budget", type=int, default=None,
                    help="configurations to measure (default: the profile's search_budget)")
+    p.add_argument("--epoch-budget", type=int, default=None,
+                   help="fine-tune epochs the candidates may spend (default: none, the "
+                        "budget counts configurations; with it, --budget sets only the "
+                        "rounds' sizes and rounds run until the epochs are spent)")
     p.add_argument("--tolerance", type=float, default=0.5,
                    help="allowed validation accuracy drop, in percentage points (default 0.5)")
     p.add_argument("--seed", type=int, default=0)

@@ -33,7 +33,8 @@ from .features import FeatureCache
 from .rounds import MeasurementRun
 from .result import SearchResult
 from .space import SearchSpace, Sampler, check_bit_choices
-from .spec import COST_MODEL_SETTINGS, SearchSpec, check_budget, check_tolerance
+from .spec import (COST_MODEL_SETTINGS, SearchSpec, check_budget, check_epoch_budget,
+                   check_tolerance)
 from .step import cost_model_step
 from .strategy import check_strategy
 
@@ -128,6 +129,8 @@ def _search(method: str, dataset: str, model: str, spec: SearchSpec, settings: R
     else:
         _reject_cost_model_settings(spec.cost_model_values())
         run_settings = {}
+    if spec.epoch_budget is not None:
+        run_settings.update(_epoch_budget_settings(method, budget, prof, spec, finetune))
     results_dir = _results_folder(settings.results)
     start = time.perf_counter()
     owns = executor is None
@@ -142,12 +145,12 @@ def _search(method: str, dataset: str, model: str, spec: SearchSpec, settings: R
         setup = prepare(dataset, model, seed if spec.fp32_seed is None else spec.fp32_seed,
                         prof, results_dir, settings.data_root, settings.device)
         space = SearchSpace.from_layout(setup.layout, choices)
-        if budget > space.size:
+        if budget > space.size and spec.epoch_budget is None:
             raise ValueError(f"budget {budget} exceeds the {space.size} distinct "
                              f"configurations of the search space (bit choices "
                              f"{list(choices)}, {len(space.free_fields)} free fields)")
         refresh = (lambda: make_executor(workers)) if owns and scheduler is None else None
-        bar = tqdm(total=budget, desc=f"{method} {setup.dataset}/{setup.model_name} seed {seed}",
+        bar = tqdm(total=budget if spec.epoch_budget is None else None, desc=f"{method} {setup.dataset}/{setup.model_name} seed {seed}",
                    unit="config", disable=not progress, leave=False)
         runner = Runner(pool, results_dir, asked_by=f"search {method} seed {seed}")
         run = MeasurementRun(setup, space, setup.fp32["val_acc"] - spec.tolerance / 100.0,
@@ -155,6 +158,8 @@ def _search(method: str, dataset: str, model: str, spec: SearchSpec, settings: R
                              spec.fidelity)
         try:
             _measure_budget(run, method, budget, seed, run_settings)
+            if spec.epoch_budget is not None:
+                run_settings["epochs_spent"] = run.epochs_spent()
             records = pd.DataFrame(run.rows)
             confirm_start = time.perf_counter()
             top, confirmations, means = confirm_choice(run, records, seed, conf)
@@ -184,26 +189,59 @@ def _search(method: str, dataset: str, model: str, spec: SearchSpec, settings: R
         cost=cost_by_purpose(run.runner.spent))
 
 
+def _epoch_budget_settings(method: str, budget: int, prof: Profile, spec: SearchSpec,
+                           finetune: Any) -> dict:
+    """The settings of a search whose budget is in epochs: the budget itself (checked
+    against one full fine-tune) and, for random search, its rounds (the cost model's
+    ``n_mea`` from the profile's iterations)."""
+    full = int(finetune.epochs or prof.finetune_epochs)
+    out: dict = {"epoch_budget": check_epoch_budget(spec.epoch_budget, full)}
+    if method == "random":
+        _, n_mea, _ = resolve_rounds(budget, None, None, prof)
+        out.update(first_round=n_mea, n_mea=n_mea)
+    return out
+
+
+def _rounds_left(run: MeasurementRun, it: int, settings: dict) -> int:
+    """How many configurations round ``it`` (>= 1) measures: ``n_mea`` (fewer where the
+    space runs out); 0 once the budget is spent (``n_iter`` rounds, or, with an epoch
+    budget, the candidates' epochs reaching it)."""
+    epoch_budget = settings.get("epoch_budget")
+    if epoch_budget is None:
+        return settings["n_mea"] if it <= settings["n_iter"] else 0
+    if run.epochs_spent() >= epoch_budget:
+        return 0
+    return min(settings["n_mea"], run.space.size - len(run.rows))
+
+
 def _measure_budget(run: MeasurementRun, method: str, budget: int, seed: int,
                     settings: dict) -> None:
     """Spend the budget: uniform draws (random search, or the cost model's first
-    round), then the cost-model rounds."""
+    round), then the cost-model rounds; with an epoch budget, rounds until its epochs
+    are spent (:func:`_rounds_left`)."""
     space, sampler = run.space, Sampler(run.space, seed)
-    first = budget if method == "random" else settings["first_round"]
+    first = budget if "first_round" not in settings else settings["first_round"]
     run.measure_round(0, np.array([space.vector(a) for a in sampler.draw(first)]),
                       ["uniform"] * first)
     if method == "random":
+        it = 1
+        while settings.get("epoch_budget") is not None and (n := _rounds_left(run, it, settings)):
+            run.measure_round(it, np.array([space.vector(a) for a in sampler.draw(n)]),
+                              ["uniform"] * n)
+            it += 1
         return
     strategy = check_strategy(settings["strategy"])
     anchor = float(run.setup.fp32["val_acc"]) if strategy.fp32_anchor else None
     features = FeatureCache(space, run.setup.layout)
-    for it in range(1, settings["n_iter"] + 1):
+    it = 1
+    while n := _rounds_left(run, it, settings):
         rng = np.random.default_rng([seed, it, 0x5C0A7])
         picks = cost_model_step(space, features, np.array(run.vectors), run.accuracy(),
-                                run.threshold, settings["n_sample"], settings["n_mea"], rng,
+                                run.threshold, settings["n_sample"], n, rng,
                                 seed=seed, strategy=strategy, fp32_accuracy=anchor,
                                 **settings["xgb_params"])
         run.measure_round(it, picks["vectors"], picks["sources"], picks["predicted"])
+        it += 1
 
 
 def _reject_cost_model_settings(values: dict) -> None:

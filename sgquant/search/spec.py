@@ -18,7 +18,8 @@ from ..variants import Confirmation, Variant, get_variant
 from .space import check_bit_choices
 from .strategy import Strategy, check_strategy
 
-__all__ = ["SearchSpec", "COST_MODEL_SETTINGS", "check_tolerance", "check_budget"]
+__all__ = ["SearchSpec", "COST_MODEL_SETTINGS", "check_tolerance", "check_budget",
+           "check_epoch_budget"]
 
 #: fields only a cost-model search takes
 COST_MODEL_SETTINGS = ("n_mea", "n_sample", "n_iter", "strategy", "xgb_params")
@@ -43,9 +44,23 @@ def check_budget(budget: Any) -> int:
                          "configuration") from None
 
 
+def check_epoch_budget(epoch_budget: Any, finetune_epochs: Optional[int] = None) -> int:
+    """``epoch_budget`` (fine-tune epochs the candidates may spend) as an int >= 1 and,
+    when ``finetune_epochs`` is given, at least one candidate's full fine-tune."""
+    try:
+        value = check_int(epoch_budget, "epoch_budget", minimum=1)
+    except ValueError:
+        raise ValueError(f"epoch_budget must be an integer >= 1 (fine-tune epochs the "
+                         f"search's candidates may spend), got {epoch_budget!r}") from None
+    if finetune_epochs is not None and value < finetune_epochs:
+        raise ValueError(f"epoch_budget {value} is less than one candidate's fine-tune "
+                         f"({finetune_epochs} epochs): it cannot measure a configuration")
+    return value
+
+
 @dataclass(frozen=True)
 class SearchSpec:
-    """One search's settings, checked when made (a one-line ``ValueError`` names a bad
+    r"""One search's settings, checked when made (a one-line ``ValueError`` names a bad
     one). ``None`` takes the profile's (``budget``, ``bit_choices``, ``n_iter``,
     ``n_sample``), ``seed``'s (``fp32_seed``), the variant's (``options``, ``finetune``,
     ``confirmation``, whose ``top`` and ``seeds`` ``confirm_top`` and ``confirm_seeds``
@@ -60,9 +75,19 @@ class SearchSpec:
     settings ``xgb_params``; these five (:data:`COST_MODEL_SETTINGS`) a random search
     refuses. ``variant`` (``"sgquant"``, ``"sgquant+"``, an ablation step or a
     :class:`~sgquant.variants.Variant`) is kept as its :class:`~sgquant.variants.Variant`.
+
+    ``epoch_budget`` (default ``None``: the budget counts configurations) makes the budget
+    one of fine-tune epochs, :math:`\sum_c e_c \ge E` ends the search, over the
+    candidates :math:`c` measured so far, each counted with the epochs it ran
+    (``epochs_run`` of :class:`~sgquant.measure.Measurement`: a fidelity that stops hopeless
+    fine-tunes early buys more configurations). The rounds keep the sizes ``budget``
+    gives them (a random search measures in rounds of the cost model's ``n_mea``); rounds
+    run until the epochs spent reach :math:`E` (the last round may pass it) or the
+    space is exhausted.
     """
 
     budget: Optional[int] = None
+    epoch_budget: Optional[int] = None
     tolerance: float = 0.5
     seed: int = 0
     fp32_seed: Optional[int] = None
@@ -83,6 +108,8 @@ class SearchSpec:
     def __post_init__(self) -> None:
         checked = {
             "budget": None if self.budget is None else check_budget(self.budget),
+            "epoch_budget": None if self.epoch_budget is None else check_epoch_budget(
+                self.epoch_budget),
             "tolerance": check_tolerance(self.tolerance),
             "seed": check_int(self.seed, "seed", minimum=0),
             "fp32_seed": check_optional_int(self.fp32_seed, "fp32_seed", minimum=0),
