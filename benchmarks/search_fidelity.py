@@ -11,7 +11,10 @@ both and are left out), the choice, its saving, its validation drop (search FP32
 validation minus the confirmed validation accuracy; 0 when FP32 is kept) and its test
 drop (evaluation FP32 test minus the final fine-tunes' test, means over the evaluation
 seeds; 0 when FP32 is kept), then per (dataset, method) and in all the ratio of thrifty
-to full epochs. Nothing is chosen here: it reports.
+to full epochs. A third arm, ``epochs`` (``--arms``), is thrifty with a budget in epochs
+(``SearchSpec.epoch_budget``): ``--epoch-share`` (default 0.5) of the epochs a search
+with every fine-tune in full spends on its candidates, so it measures as many
+configurations as those epochs buy. Nothing is chosen here: it reports.
 
     .venv/bin/python benchmarks/search_fidelity.py --datasets Cora CiteSeer --model gcn \\
         --seeds 0 1 2 --variant sgquant+
@@ -25,7 +28,7 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from sgquant.checks import check_int_list
+from sgquant.checks import check_int_list, check_number
 from sgquant.models import MODELS
 from sgquant.profiles import PROFILES
 from sgquant.runner import running
@@ -39,7 +42,7 @@ from _args import ScriptParser, check_dataset, run_script  # noqa: E402  (benchm
 #: The FP32 model every search runs on: the development plan's first search model (seed
 #: 100), so that the two fidelities differ in nothing else.
 SEARCH_MODEL = DEVELOPMENT.search_fp32(0)
-FIDELITIES = ("full", "thrifty")
+ARMS = ("full", "thrifty", "epochs")
 
 
 def _final_test_drop(runner, dataset: str, model: str, chosen, variant) -> float:
@@ -54,16 +57,21 @@ def _final_test_drop(runner, dataset: str, model: str, chosen, variant) -> float
     return float(np.mean([100 * (r["fp32_test_acc"] - r["test_acc"]) for r in recs]))
 
 
-def one_search(runner, dataset: str, model: str, method: str, seed: int, fidelity: str,
-               variant: str) -> dict:
-    """One search and its final fine-tunes, as a row."""
-    spec = SearchSpec(seed=seed, fp32_seed=SEARCH_MODEL, variant=variant, fidelity=fidelity)
+def one_search(runner, dataset: str, model: str, method: str, seed: int, arm: str,
+               variant: str, epoch_share: float = 0.5) -> dict:
+    """One search of ``arm`` (:data:`ARMS`) and its final fine-tunes, as a row."""
+    prof = runner.settings.profile
+    epoch_budget = (None if arm != "epochs" else
+                    max(prof.finetune_epochs,
+                        round(epoch_share * prof.search_budget * prof.finetune_epochs)))
+    spec = SearchSpec(seed=seed, fp32_seed=SEARCH_MODEL, variant=variant,
+                      fidelity="full" if arm == "full" else "thrifty", epoch_budget=epoch_budget)
     r = search(dataset, model, method, spec, settings=runner.settings,
                executor=runner.executor, progress=False)
     spent = {p: r.cost.get(p, {}).get("epochs", 0) for p in ("candidate", "confirmation")}
     found = r.chosen is not None
-    return {"dataset": r.dataset, "method": method, "seed": seed, "fidelity": fidelity,
-            "candidate_epochs": spent["candidate"], "confirmation_epochs": spent["confirmation"],
+    return {"dataset": r.dataset, "method": method, "seed": seed, "fidelity": arm,
+            "configurations": len(r.records), "candidate_epochs": spent["candidate"], "confirmation_epochs": spent["confirmation"],
             "epochs": sum(spent.values()), "chosen": str(r.chosen) if found else "FP32",
             "saving": r.chosen_saving if found else 1.0,
             "val_drop": 100 * (r.fp32_val_acc - r.chosen_val_acc_mean) if found else 0.0,
@@ -77,6 +85,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--methods", nargs="+", default=["cost-model", "random"],
                    choices=["cost-model", "random"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--arms", nargs="+", default=list(ARMS[:2]), choices=ARMS,
+                   help="full, thrifty (default both) and epochs (thrifty, budget in epochs)")
+    p.add_argument("--epoch-share", type=float, default=0.5,
+                   help="the epochs arm's budget: this share of a full search's candidate "
+                        "epochs (budget x fine-tune epochs)")
     p.add_argument("--variant", default="sgquant+", choices=list(VARIANTS))
     p.add_argument("--profile", default="default", choices=list(PROFILES))
     p.add_argument("--workers", type=int, default=None)
@@ -84,26 +97,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(argv)
     seeds = check_int_list(args.seeds, "--seeds", minimum=0)
     names = [check_dataset(d, "--datasets") for d in args.datasets]
+    share = check_number(args.epoch_share, "--epoch-share", above=0.0)
     settings = RunSettings.resolve(args.profile, None, None, args.workers, args.results)
     rows = []
     with running(settings) as runner:
         for d in names:
             for method in args.methods:
                 for s in seeds:
-                    for f in FIDELITIES:
-                        rows.append(one_search(runner, d, args.model, method, s, f,
-                                               args.variant))
+                    for arm in args.arms:
+                        rows.append(one_search(runner, d, args.model, method, s, arm,
+                                               args.variant, share))
                         print(pd.DataFrame(rows[-1:]).round(2).to_string(header=len(rows) == 1,
                                                                         index=False),
                               flush=True)
     t = pd.DataFrame(rows)
     wide = t.pivot_table(index=["dataset", "method"], columns="fidelity",
-                         values=["epochs", "saving", "val_drop", "test_drop"], aggfunc="mean")
+                         values=["configurations", "epochs", "saving", "val_drop", "test_drop"],
+                         aggfunc="mean")
     print(f"\nmeans over search seeds {seeds} ({args.variant}, {args.model}, {args.profile}):")
     print(wide.round(2).to_string())
     total = t.groupby("fidelity")["epochs"].sum()
-    print(f"fine-tune epochs, thrifty / full: {total['thrifty'] / total['full']:.2f} "
-          f"({total['thrifty']} / {total['full']})")
+    for arm in [a for a in args.arms if a != "full"]:
+        if "full" in total:
+            print(f"fine-tune epochs, {arm} / full: {total[arm] / total['full']:.2f} "
+                  f"({total[arm]} / {total['full']})")
     return 0
 
 

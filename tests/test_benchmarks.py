@@ -288,3 +288,13 @@ def test_fp32_schedule_refuses_bad_arguments_before_work(tmp_path, nan_graph):
     runs = json.loads(Path(out).read_text())["runs"]
     assert set(runs) == {"gcn/today/0", "gcn/x5-cos100/0"}
     assert runs["gcn/x5-cos100/0"]["epochs_run"] <= 100 and foreign.read_text() == '{"mine": true}'
+
+
+def test_search_fidelity_refuses_bad_arguments_before_work(tmp_path):
+    refusals = [(["--epoch-share", "0"], ("--epoch-share",)),
+                (["--epoch-share", "x"], ("--epoch-share",)),
+                (["--arms", "half"], ("--arms", "half")),
+                (["--seeds", "-1"], ("--seeds",)),
+                (["--datasets", "Nowhere"], ("--datasets", "Nowhere")),
+                (["--profile", "garbage"], ("--profile", "garbage"))]
+    check_refusals("search_fidelity.py", refusals, tmp_path)

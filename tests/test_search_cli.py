@@ -103,16 +103,19 @@ def test_cli_resolves_one_run_settings_and_one_spec(tmp_path, monkeypatch, capsy
     monkeypatch.setattr(search_cli, "search", stop)
     code = main(["search", "--dataset", "Cora", "--model", "gcn", "--profile", "quick",
                  "--workers", "0", "--device", "cpu", "--budget", "4", "--n-iter", "1",
-                 "--results", str(tmp_path)])
+                 "--epoch-budget", "40", "--results", str(tmp_path)])
     assert code == 2 and "stopped here" in capsys.readouterr().err
     run, spec = seen["settings"], seen["spec"]
     assert isinstance(run, RunSettings) and run.profile.name == "quick"
     assert (run.device, run.workers, run.results) == ("cpu", 0, tmp_path.resolve())
     assert (spec.budget, spec.n_iter, spec.variant.name) == (4, 1, "sgquant")
+    assert spec.epoch_budget == 40
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--budget", "0"], "cannot measure a single configuration"),
+    (["--epoch-budget", "0"], "epoch_budget must be an integer >= 1"),
+    (["--epoch-budget", "2"], "epoch_budget 2 is less than one candidate's fine-tune"),
     (["--tolerance", "-1"], "tolerance"),
     (["--bits", "0", "4"], "bit choice 0"),
     (["--method", "random", "--n-mea", "2"], "--n-mea applies to --method cost-model"),
