@@ -150,7 +150,8 @@ def _search(method: str, dataset: str, model: str, spec: SearchSpec, settings: R
                              f"configurations of the search space (bit choices "
                              f"{list(choices)}, {len(space.free_fields)} free fields)")
         refresh = (lambda: make_executor(workers)) if owns and scheduler is None else None
-        bar = tqdm(total=budget if spec.epoch_budget is None else None, desc=f"{method} {setup.dataset}/{setup.model_name} seed {seed}",
+        bar = tqdm(total=budget if spec.epoch_budget is None else None,
+                   desc=f"{method} {setup.dataset}/{setup.model_name} seed {seed}",
                    unit="config", disable=not progress, leave=False)
         runner = Runner(pool, results_dir, asked_by=f"search {method} seed {seed}")
         run = MeasurementRun(setup, space, setup.fp32["val_acc"] - spec.tolerance / 100.0,

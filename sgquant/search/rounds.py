@@ -166,9 +166,11 @@ class MeasurementRun:
 
     def epochs_spent(self) -> int:
         """Fine-tune epochs the candidates measured so far ran (from their records,
-        cached or new, so a rerun counts the same; a failed one counts in full)."""
+        cached or new, so a rerun counts the same; a failed one counts in full, one
+        decided by its evaluation before fine-tuning as one epoch, so that an epoch
+        budget always ends)."""
         full = self.full_epochs()
-        return int(sum(full if r.get("epochs_run") is None else int(r["epochs_run"])
+        return int(sum(full if r.get("epochs_run") is None else max(1, int(r["epochs_run"]))
                        for r in self.rows))
 
     def accuracy(self) -> np.ndarray:
