@@ -5,6 +5,7 @@ from torch_geometric.nn import AGNNConv, GATConv, GCNConv
 from sgquant.assignment import BitAssignment
 from sgquant.data import degree_buckets
 from sgquant.models import MODELS, QuantOptions, build_model
+from sgquant.models.base import dropout
 
 
 def _small(name, in_dim=5, classes=2):
@@ -229,6 +230,29 @@ def test_sparse_input_dropout_matches_dropout_semantics():
     assert 0.4 < (kept > 0).float().mean() < 0.6
     model.eval()
     assert model.input_dropout(xq, 0.5) is xq
+
+
+def test_sparse_input_dropout_writes_one_buffer_per_input():
+    """Each training step overwrites the non-zero entries of one buffer (a fresh dense
+    tensor per step cost more than the layer's product on Coauthor-CS): same storage,
+    the values a fresh tensor would hold, a step's backward unharmed, and a new buffer
+    for another input."""
+    torch.manual_seed(0)
+    model = _small("gcn", in_dim=200).train()
+    x = (torch.rand(500, 200) < 0.05).float()
+    xq = model.quant_input(x)
+    first = model.input_dropout(xq, 0.5)
+    pointer = first.data_ptr()
+    torch.manual_seed(1)
+    second = model.input_dropout(xq, 0.5)
+    assert second.data_ptr() == pointer
+    torch.manual_seed(1)
+    nz = x.reshape(-1).nonzero().view(-1)
+    expected = torch.zeros(x.numel()).index_copy(0, nz, dropout(x.reshape(-1)[nz], 0.5))
+    assert torch.equal(second.reshape(-1), expected)
+    model.convs[0].lin(second).sum().backward()  # the step's backward reads the buffer
+    other = model.quant_input(x.clone())
+    assert model.input_dropout(other, 0.5).data_ptr() != pointer
 
 
 def test_input_cache_follows_in_place_changes():

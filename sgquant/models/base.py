@@ -193,6 +193,7 @@ class QuantGNN(torch.nn.Module):
         self.buckets: Optional[DegreeBuckets] = None
         self.options = QuantOptions()
         self._input_cache: tuple = ()
+        self._dropout_buffer: tuple = ()
 
     # ------------------------------------------------------------- structure
     @property
@@ -245,6 +246,7 @@ class QuantGNN(torch.nn.Module):
         """Forget the cached quantized input and any per-graph state (normalised edges);
         :meth:`set_bits` calls it."""
         self._input_cache = ()
+        self._dropout_buffer: tuple = ()
 
     def _check_graph(self, x: Tensor, edge_index: Tensor) -> None:
         if self.buckets is not None:
@@ -315,7 +317,14 @@ class QuantGNN(torch.nn.Module):
             return dropout(x, p, True)
         flat = x.reshape(-1)
         values = dropout(flat.index_select(0, nonzero), p, True)
-        return torch.zeros_like(flat).index_copy(0, nonzero, values).view_as(x)
+        # the zeros stay where they are: one buffer per cached input, whose non-zero
+        # entries each step overwrites (a fresh dense tensor each step cost more than
+        # the layer's product on Coauthor-CS); the step's backward reads it before the
+        # next step writes it, and autograd refuses (loudly) any other order
+        held = self._dropout_buffer
+        if not held or held[0] is not x:
+            held = self._dropout_buffer = (x, torch.zeros_like(flat))
+        return held[1].index_copy_(0, nonzero, values).view_as(x)
 
     # --------------------------------------------------------- packed kernel
     def node_state(self, runner, edge_index: Tensor, num_nodes: int) -> Optional[Tensor]:
