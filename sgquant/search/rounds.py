@@ -92,7 +92,7 @@ class MeasurementRun:
         """``finetune`` with this run's :class:`~sgquant.fidelity.StopRule` (judged
         against its threshold, less the feasibility slack); ``every_run=False``: a
         confirmation that averages its fine-tunes, which must not stop at the threshold."""
-        epochs = finetune.epochs or self.full_epochs()
+        epochs = finetune.epochs or self.setup.profile.finetune_epochs
         rule = self.fidelity.rule(self.threshold - ACCURACY_SLACK, epochs,
                                   confirmation=confirmation, averaged=not every_run)
         return finetune if rule is None else replace(finetune, stop=rule)
