@@ -309,3 +309,29 @@ def test_gcn_training_step_reuses_its_transposed_adjacency(tiny_graph):
     assert torch.equal(h, out)
     h.square().sum().backward()
     assert all(torch.equal(a, p.grad) for a, p in zip(ours, net.parameters()))
+
+
+def test_grouped_point_writes_one_output_and_copies_no_input():
+    """A point quantized by row groups that partition the rows writes each group into one
+    output (it copied the whole input once per group): same values as quantizing each
+    group alone, rows of a 32-bit group unchanged, gradients straight through."""
+    from torch.profiler import profile
+
+    from sgquant.models.base import QuantPoint
+    torch.manual_seed(0)
+    x = torch.randn(90, 7, requires_grad=True)
+    groups = [torch.arange(0, 90, 3), torch.arange(1, 90, 3), torch.arange(2, 90, 3)]
+    point = QuantPoint("emb_L2")
+    point.configure((2, 4, 8), groups)
+    with profile() as prof:
+        out = point(x)
+    ops = {e.key for e in prof.key_averages()}
+    assert not ops & {"aten::clone", "aten::index_copy"}, sorted(ops)
+    for idx, bits in zip(groups, (2, 4, 8)):
+        assert torch.equal(out[idx], point._fq(x[idx], bits))
+    out.sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))
+    point.configure((2, 32, 8), groups)
+    assert torch.equal(point(x)[groups[1]], x[groups[1]])
+    point.configure((2, 4), groups[:2])  # not every row: the others keep their floats
+    assert torch.equal(point(x)[groups[2]], x[groups[2]])

@@ -139,6 +139,7 @@ class QuantPoint(torch.nn.Module):
         self.bits: Optional[tuple[int, ...]] = None
         self.groups: list[Tensor] = []  # row indices of each group (empty: one group)
         self.options = QuantOptions()
+        self._partition: Optional[int] = None
 
     def configure(self, bits: Optional[Sequence[int]], groups: Sequence[Tensor] = (),
                   options: Optional[QuantOptions] = None) -> None:
@@ -147,6 +148,10 @@ class QuantPoint(torch.nn.Module):
         self.bits = None if bits is None else tuple(int(b) for b in bits)
         self.groups = list(groups)
         self.options = (options or QuantOptions()).for_point(self.name)
+        rows = torch.cat(self.groups) if self.groups else torch.empty(0, dtype=torch.long)
+        # the groups partition rows 0 .. n-1 (degree buckets do): n, else None
+        self._partition = (rows.numel() if rows.numel() and torch.equal(
+            rows.sort().values, torch.arange(rows.numel(), device=rows.device)) else None)
 
     @property
     def active(self) -> bool:
@@ -160,10 +165,13 @@ class QuantPoint(torch.nn.Module):
             return x
         if not self.groups or len(self.bits) == 1:
             return self._fq(x, self.bits[0])
-        out = x
+        # one output written group by group (copying x once per group cost more than
+        # quantizing it on large inputs); from x only where some rows keep their floats
+        every_row = self._partition == x.size(0) and FP32_BITS not in self.bits
+        out = torch.empty_like(x) if every_row else x.clone()
         for idx, bits in zip(self.groups, self.bits):
             if bits != FP32_BITS and idx.numel():
-                out = out.index_copy(0, idx, self._fq(x.index_select(0, idx), bits))
+                out.index_copy_(0, idx, self._fq(x.index_select(0, idx), bits))
         return out
 
     def extra_repr(self) -> str:
