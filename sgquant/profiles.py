@@ -2,12 +2,12 @@
 
 * ``quick``: CI, the whole book in minutes (tiny budgets, one seed, Cora only,
   a small GAT);
-* ``default``: the book on a 2-core CPU in about 30 minutes cold (Cora and CiteSeer,
-  three seeds and three search seeds; GAT with PyG's example width, 8 heads x 8,
-  because the paper's 8 x 256 takes minutes per run on a CPU);
+* ``default``: the book on a 2-core CPU in about 37 minutes cold (Cora and CiteSeer,
+  three seeds and three search seeds, then the held-out evaluation; GAT with PyG's
+  example width, 8 heads x 8, because the paper's 8 x 256 takes minutes per run on a CPU);
 * ``full``: ``default`` plus Amazon-Computers, the three datasets of the book's Table III
-  (hours on a 2-core CPU cold: Amazon-Computers is seven eighths of the work; its
-  measurements are shared with ``default`` through the results cache);
+  (hours on a 2-core CPU cold: its GAT row's nine FP32 models alone take about 100
+  CPU-minutes; its measurements are shared with ``default`` through the results cache);
 * ``paper``: the paper's budgets and Table I architectures on all five
   datasets (GPU recommended).
 
