@@ -125,7 +125,8 @@ def test_peers_compare_only_points_whose_bits_are_ours():
     front = pd.DataFrame({"dataset": ["Cora"] * 2 + ["CiteSeer"] * 2, "model": "gcn",
                           "variant": "sgquant+", "method": "SGQuant+",
                           "average_bits": [1.0, 8.0] * 2, "val": [70.0, 79.0] * 2,
-                          "test": [71.0, 80.0] * 2, "fp32_test": 81.0})
+                          "test": [71.0, 80.0] * 2, "fp32_seed": 100, "fp32_val": 80.0,
+                          "fp32_test": 81.0})
     gat = front.iloc[:2].assign(model="gat")
     text = reading_peers(pd.concat([front, gat]), peers, mismatch={"gat": "8 x 8"})
     lines = {line.split("**")[1] + " " + line.split(",")[0]: line
