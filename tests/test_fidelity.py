@@ -151,6 +151,7 @@ def test_an_epoch_budget_runs_rounds_until_its_epochs_are_spent(tmp_path, method
     last = recs["iteration"].max()
     assert spent.iloc[-1] >= 30 and spent[recs["iteration"] < last].iloc[-1] < 30
     assert result.settings["epochs_spent"] == spent.iloc[-1]
+    assert f"{spent.iloc[-1]} epochs of an epoch budget of 30" in result.summary()
     sizes = recs.groupby("iteration").size()
     assert sizes.iloc[1:].tolist() == [2] * (len(sizes) - 1)
     assert sizes.iloc[0] == (4 if method == "cost-model" else 2)

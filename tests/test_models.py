@@ -251,6 +251,10 @@ def test_sparse_input_dropout_writes_one_buffer_per_input():
     expected = torch.zeros(x.numel()).index_copy(0, nz, dropout(x.reshape(-1)[nz], 0.5))
     assert torch.equal(second.reshape(-1), expected)
     model.convs[0].lin(second).sum().backward()  # the step's backward reads the buffer
+    stale = model.convs[0].lin(model.input_dropout(xq, 0.5))
+    model.input_dropout(xq, 0.5)  # a second step before the first one's backward: refused
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        stale.sum().backward()
     other = model.quant_input(x.clone())
     assert model.input_dropout(other, 0.5).data_ptr() != pointer
 

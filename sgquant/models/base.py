@@ -251,10 +251,10 @@ class QuantGNN(torch.nn.Module):
         return self
 
     def reset_cache(self) -> None:
-        """Forget the cached quantized input and any per-graph state (normalised edges);
-        :meth:`set_bits` calls it."""
+        """Forget the cached quantized input, its dropout buffer and any per-graph state
+        (normalised edges); :meth:`set_bits` calls it."""
         self._input_cache = ()
-        self._dropout_buffer: tuple = ()
+        self._dropout_buffer = ()
 
     def _check_graph(self, x: Tensor, edge_index: Tensor) -> None:
         if self.buckets is not None:

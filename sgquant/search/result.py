@@ -175,7 +175,10 @@ class SearchResult:
         lines = [
             f"{self.method} search, {self.dataset} / {self.model}, seed {self.seed}, "
             f"profile {self.profile}: {self.num_measured} configurations measured "
-            f"({self.num_failed} failed) in {self.wall_seconds:.1f} s",
+            f"({self.num_failed} failed) in {self.wall_seconds:.1f} s" + (
+                f", their fine-tunes {self.settings['epochs_spent']} epochs of an epoch "
+                f"budget of {self.settings['epoch_budget']}"
+                if "epochs_spent" in self.settings else ""),
             f"FP32: val {pct(self.fp32_val_acc)} / test {pct(self.fp32_test_acc)}; "
             f"tolerance {self.tolerance:g} points -> val >= {pct(self.threshold)}",
         ]
