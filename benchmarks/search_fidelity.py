@@ -65,13 +65,15 @@ def one_search(runner, dataset: str, model: str, method: str, seed: int, arm: st
                     max(prof.finetune_epochs,
                         round(epoch_share * prof.search_budget * prof.finetune_epochs)))
     spec = SearchSpec(seed=seed, fp32_seed=SEARCH_MODEL, variant=variant,
-                      fidelity="full" if arm == "full" else "thrifty", epoch_budget=epoch_budget)
+                      fidelity="full" if arm == "full" else "thrifty",
+                      epoch_budget=epoch_budget)
     r = search(dataset, model, method, spec, settings=runner.settings,
                executor=runner.executor, progress=False)
     spent = {p: r.cost.get(p, {}).get("epochs", 0) for p in ("candidate", "confirmation")}
     found = r.chosen is not None
     return {"dataset": r.dataset, "method": method, "seed": seed, "fidelity": arm,
-            "configurations": len(r.records), "candidate_epochs": spent["candidate"], "confirmation_epochs": spent["confirmation"],
+            "configurations": len(r.records), "candidate_epochs": spent["candidate"],
+            "confirmation_epochs": spent["confirmation"],
             "epochs": sum(spent.values()), "chosen": str(r.chosen) if found else "FP32",
             "saving": r.chosen_saving if found else 1.0,
             "val_drop": 100 * (r.fp32_val_acc - r.chosen_val_acc_mean) if found else 0.0,

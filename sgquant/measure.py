@@ -374,7 +374,7 @@ def measurement_key(setup: Setup, assignment: BitAssignment,
     opts = options or QuantOptions()
     ft = finetune or Finetune()
     return {"kind": "measure", "fp32": setup.fp32_key(), "assignment": assignment.to_dict(),
-            "finetune_epochs": ft.epochs or setup.profile.finetune_epochs,
+            "finetune_epochs": ft.epochs_for(setup.profile.finetune_epochs),
             "num_buckets": setup.buckets.num_buckets, "options": opts.to_dict(),
             "finetune": ft.to_dict(), "optimizer": get_model(setup.model_name).hparams,
             "finetune_seed": setup.seed if finetune_seed is None else finetune_seed}
@@ -411,7 +411,7 @@ def finetune_record(setup: Setup, assignment: "BitAssignment | dict", *,
         model = build_for(setup.data, setup.model_name, setup.profile).to(setup.device)
         result = finetune_model(model, setup.data, assignment, setup.fp32_state,
                           buckets=setup.buckets if assignment.num_buckets > 1 else None,
-                          options=opts, epochs=ft.epochs or setup.profile.finetune_epochs,
+                          options=opts, epochs=ft.epochs_for(setup.profile.finetune_epochs),
                           seed=ft_seed, evaluate_before=ft.keep_epoch0, distill=ft.distill,
                           teacher=None if ft.distill is None else setup.teacher(), stop=ft.stop)
     return Measurement(

@@ -139,12 +139,17 @@ class Finetune:
             raise ValueError(f"stop must be a sgquant.fidelity.StopRule or None, "
                              f"got {self.stop!r}")
 
+    def epochs_for(self, profile_epochs: int) -> int:
+        """The epochs of one such fine-tune: ``epochs``, else ``profile_epochs`` (the
+        profile's ``finetune_epochs``)."""
+        return int(self.epochs or profile_epochs)
+
     def scaled(self, factor: int, profile_epochs: int) -> "Finetune":
         """These settings with ``factor`` times the epochs (``epochs=None`` counts as
         ``profile_epochs``); these very settings when ``factor`` is 1."""
         if factor == 1:
             return self
-        return replace(self, epochs=(self.epochs or profile_epochs) * factor)
+        return replace(self, epochs=self.epochs_for(profile_epochs) * factor)
 
     def to_dict(self) -> dict:
         """The settings as a dict (``stop`` only when set, so older records read alike)."""

@@ -3,11 +3,11 @@ search decisions they must not change."""
 from __future__ import annotations
 
 import re
-from concurrent.futures import Future
 
 import pytest
 import torch
 
+from sgquant.assignment import BitAssignment
 from sgquant.fidelity import FIDELITIES, Fidelity, StopRule, get_fidelity
 from sgquant.runner import SerialExecutor
 from sgquant.runner.ledger import record_cost
@@ -17,7 +17,7 @@ from sgquant.settings import RunSettings
 from sgquant.train import Finetune, train_model
 from sgquant.variants import Confirmation, VARIANTS
 
-from search_checks import check_result
+from search_checks import check_result, fake_record
 
 
 @pytest.mark.parametrize("kw, words", [
@@ -123,16 +123,14 @@ class _EpochOracle(SerialExecutor):
     runs the full fine-tune (the quick profile's 3 epochs)."""
 
     def submit(self, fn, job):
-        from sgquant.assignment import BitAssignment
-        from search_checks import fake_record
         a = BitAssignment.from_dict(job.assignment)
         good = min(b for f, b in a.flat().items() if not f.startswith("emb_L1")) >= 4
-        fp32 = job.fp32.summary["val_acc"]
-        record = fake_record(job, fp32 if good else fp32 - 0.2)
-        record["epochs_run"] = 1 if good else 3
-        future = Future()
-        future.set_result(record)
-        return future
+        return super().submit(_record_with_epochs, job, good)
+
+
+def _record_with_epochs(job, good: bool) -> dict:
+    fp32 = job.fp32.summary["val_acc"]
+    return {**fake_record(job, fp32 if good else fp32 - 0.2), "epochs_run": 1 if good else 3}
 
 
 @pytest.mark.parametrize("method", ["cost-model", "random"])

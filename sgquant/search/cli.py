@@ -80,7 +80,8 @@ def _spec(args: argparse.Namespace) -> SearchSpec:
             if getattr(args, opt) is not None:
                 raise ValueError(f"--{opt.replace('_', '-')} applies to --method cost-model "
                                  "only, not random")
-    return SearchSpec(budget=args.budget, epoch_budget=args.epoch_budget, tolerance=args.tolerance, seed=args.seed,
+    return SearchSpec(budget=args.budget, epoch_budget=args.epoch_budget,
+                      tolerance=args.tolerance, seed=args.seed,
                       bit_choices=args.bits, confirm_top=args.confirm_top,
                       confirm_seeds=args.confirm_seeds, variant=args.variant,
                       fidelity=args.fidelity, **rounds)

@@ -195,8 +195,8 @@ def _epoch_budget_settings(method: str, budget: int, prof: Profile, spec: Search
     """The settings of a search whose budget is in epochs: the budget itself (checked
     against one full fine-tune) and, for random search, its rounds (the cost model's
     ``n_mea`` from the profile's iterations)."""
-    full = int(finetune.epochs or prof.finetune_epochs)
-    out: dict = {"epoch_budget": check_epoch_budget(spec.epoch_budget, full)}
+    out: dict = {"epoch_budget": check_epoch_budget(
+        spec.epoch_budget, finetune.epochs_for(prof.finetune_epochs))}
     if method == "random":
         _, n_mea, _ = resolve_rounds(budget, None, None, prof)
         out.update(first_round=n_mea, n_mea=n_mea)
@@ -208,8 +208,8 @@ def _rounds_left(run: MeasurementRun, it: int, settings: dict) -> int:
     space runs out); 0 once the budget is spent (``n_iter`` rounds, or, with an epoch
     budget, the candidates' epochs reaching it)."""
     epoch_budget = settings.get("epoch_budget")
-    if epoch_budget is None:
-        return settings["n_mea"] if it <= settings["n_iter"] else 0
+    if epoch_budget is None:  # a random search's one round has no n_iter
+        return settings["n_mea"] if it <= settings.get("n_iter", 0) else 0
     if run.epochs_spent() >= epoch_budget:
         return 0
     return min(settings["n_mea"], run.space.size - len(run.rows))
@@ -221,12 +221,12 @@ def _measure_budget(run: MeasurementRun, method: str, budget: int, seed: int,
     round), then the cost-model rounds; with an epoch budget, rounds until its epochs
     are spent (:func:`_rounds_left`)."""
     space, sampler = run.space, Sampler(run.space, seed)
-    first = budget if "first_round" not in settings else settings["first_round"]
+    first = settings.get("first_round", budget)
     run.measure_round(0, np.array([space.vector(a) for a in sampler.draw(first)]),
                       ["uniform"] * first)
     if method == "random":
         it = 1
-        while settings.get("epoch_budget") is not None and (n := _rounds_left(run, it, settings)):
+        while n := _rounds_left(run, it, settings):
             run.measure_round(it, np.array([space.vector(a) for a in sampler.draw(n)]),
                               ["uniform"] * n)
             it += 1

@@ -92,7 +92,7 @@ class MeasurementRun:
         """``finetune`` with this run's :class:`~sgquant.fidelity.StopRule` (judged
         against its threshold, less the feasibility slack); ``every_run=False``: a
         confirmation that averages its fine-tunes, which must not stop at the threshold."""
-        epochs = finetune.epochs or self.setup.profile.finetune_epochs
+        epochs = finetune.epochs_for(self.setup.profile.finetune_epochs)
         rule = self.fidelity.rule(self.threshold - ACCURACY_SLACK, epochs,
                                   confirmation=confirmation, averaged=not every_run)
         return finetune if rule is None else replace(finetune, stop=rule)
@@ -160,16 +160,12 @@ class MeasurementRun:
                               self.options, self.runner, self.data_root, None, self.bar,
                               self.finetune, self.fidelity)
 
-    def full_epochs(self) -> int:
-        """Epochs of one candidate's full fine-tune (its settings', else the profile's)."""
-        return int(self.finetune.epochs or self.setup.profile.finetune_epochs)
-
     def epochs_spent(self) -> int:
         """Fine-tune epochs the candidates measured so far ran (from their records,
         cached or new, so a rerun counts the same; a failed one counts in full, one
         decided by its evaluation before fine-tuning as one epoch, so that an epoch
         budget always ends)."""
-        full = self.full_epochs()
+        full = self.finetune.epochs_for(self.setup.profile.finetune_epochs)
         return int(sum(full if r.get("epochs_run") is None else max(1, int(r["epochs_run"]))
                        for r in self.rows))
 

@@ -79,8 +79,8 @@ class SearchSpec:
     ``epoch_budget`` (default ``None``: the budget counts configurations) makes the budget
     one of fine-tune epochs, :math:`\sum_c e_c \ge E` ends the search, over the
     candidates :math:`c` measured so far, each counted with the epochs it ran, at least
-    one (``epochs_run`` of :class:`~sgquant.measure.Measurement`: a fidelity that stops hopeless
-    fine-tunes early buys more configurations). The rounds keep the sizes ``budget``
+    one (``epochs_run`` of :class:`~sgquant.measure.Measurement`: a fidelity that stops
+    hopeless fine-tunes early buys more configurations). The rounds keep the sizes ``budget``
     gives them (a random search measures in rounds of the cost model's ``n_mea``); rounds
     run until the epochs spent reach :math:`E` (the last round may pass it) or the
     space is exhausted.
